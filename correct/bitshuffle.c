@@ -1,0 +1,282 @@
+/* bitshuffle.c - bitshuffle/LZ4 chunks (format in morgul/bitshuffle.h).
+ *
+ * The scalar transpose here is the reference: it works on 8 elements at a
+ * time, gathering byte j of each into a 64-bit word and transposing that 8x8
+ * bit matrix, so bit b of those 8 bytes lands in one byte of plane 8j+b.
+ * The AVX2 kernel (bitshuffle_avx2.c) must give the same bytes; tests check
+ * both against each other and against the reference HDF5 plugin. */
+#include "morgul/bitshuffle.h"
+
+#include <lz4.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bitshuffle_kernels.h"
+
+struct mg_bshuf_ctx {
+    size_t elem_size;
+    mg_bshuf_impl impl;
+    LZ4_stream_t *lz4;
+    uint8_t *block;   /* one transposed block */
+    uint8_t *scratch; /* kernel scratch: one block again */
+};
+
+int mg_cpu_has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+
+size_t mg_bshuf_default_block(size_t elem_size)
+{
+    size_t b = MG_BSHUF_TARGET_BLOCK_BYTES / elem_size;
+    b = b / 8 * 8;
+    return b < 128 ? 128 : b;
+}
+
+size_t mg_bshuf_bound(size_t n, size_t elem_size)
+{
+    size_t block = mg_bshuf_default_block(elem_size);
+    size_t full = n / block, rest = (n % block) / 8 * 8;
+    size_t bound = MG_BSHUF_HEADER_BYTES;
+    bound += full * (4 + (size_t)LZ4_compressBound((int)(block * elem_size)));
+    if (rest)
+        bound += 4 + (size_t)LZ4_compressBound((int)(rest * elem_size));
+    bound += (n % 8) * elem_size;
+    return bound;
+}
+
+int mg_bshuf_cd_values(size_t elem_size, unsigned cd[5])
+{
+    cd[0] = 0; /* format version 0.3: what the plugin records */
+    cd[1] = 3;
+    cd[2] = (unsigned)elem_size;
+    cd[3] = 0; /* default block size */
+    cd[4] = 2; /* LZ4 */
+    return 5;
+}
+
+mg_bshuf_ctx *mg_bshuf_ctx_new(size_t elem_size, mg_bshuf_impl impl, mg_error *err)
+{
+    if (elem_size != 1 && elem_size != 2 && elem_size != 4 && elem_size != 8) {
+        mg_error_set(err, MG_EINVAL, "bitshuffle: element size %zu is not 1, 2, 4 or 8", elem_size);
+        return NULL;
+    }
+    if (impl == MG_BSHUF_AUTO)
+        impl = mg_cpu_has_avx2() ? MG_BSHUF_AVX2 : MG_BSHUF_SCALAR;
+    else if (impl == MG_BSHUF_AVX2 && !mg_cpu_has_avx2()) {
+        mg_error_set(err, MG_EINVAL, "bitshuffle: this CPU has no AVX2; use the scalar kernel");
+        return NULL;
+    }
+    mg_bshuf_ctx *c = calloc(1, sizeof *c);
+    size_t block_bytes = mg_bshuf_default_block(elem_size) * elem_size;
+    if (c) {
+        c->elem_size = elem_size;
+        c->impl = impl;
+        c->lz4 = LZ4_createStream();
+        c->block = aligned_alloc(64, block_bytes);
+        c->scratch = aligned_alloc(64, block_bytes);
+    }
+    if (!c || !c->lz4 || !c->block || !c->scratch) {
+        mg_bshuf_ctx_free(c);
+        mg_error_set(err, MG_ENOMEM, "bitshuffle: out of memory for a compression context");
+        return NULL;
+    }
+    return c;
+}
+
+void mg_bshuf_ctx_free(mg_bshuf_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->lz4)
+        LZ4_freeStream(ctx->lz4);
+    free(ctx->block);
+    free(ctx->scratch);
+    free(ctx);
+}
+
+mg_bshuf_impl mg_bshuf_ctx_impl(const mg_bshuf_ctx *ctx) { return ctx->impl; }
+
+/* Transposes an 8x8 bit matrix held as 8 bytes (byte r, bit c) into
+ * (byte c, bit r): three rounds of swapping off-diagonal blocks. */
+static inline uint64_t transpose8x8(uint64_t x)
+{
+    uint64_t t;
+    t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAull;
+    x = x ^ t ^ (t << 7);
+    t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCull;
+    x = x ^ t ^ (t << 14);
+    t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ull;
+    x = x ^ t ^ (t << 28);
+    return x;
+}
+
+void mg_bshuf_transpose_groups(const void *in, void *out, size_t n, size_t es, size_t g0,
+                               size_t g1)
+{
+    const uint8_t *src = in;
+    uint8_t *dst = out;
+    size_t nb = n / 8;
+    for (size_t g = g0; g < g1; g++) {
+        const uint8_t *e = src + g * 8 * es;
+        for (size_t j = 0; j < es; j++) {
+            uint64_t x = 0;
+            for (unsigned t = 0; t < 8; t++)
+                x |= (uint64_t)e[t * es + j] << (8 * t);
+            x = transpose8x8(x);
+            for (unsigned k = 0; k < 8; k++)
+                dst[(j * 8 + k) * nb + g] = (uint8_t)(x >> (8 * k));
+        }
+    }
+}
+
+void mg_bshuf_transpose_scalar(const void *in, void *out, size_t n, size_t es)
+{
+    mg_bshuf_transpose_groups(in, out, n, es, 0, n / 8);
+}
+
+void mg_bshuf_untranspose_scalar(const void *in, void *out, size_t n, size_t es)
+{
+    const uint8_t *src = in;
+    uint8_t *dst = out;
+    size_t nb = n / 8;
+    for (size_t g = 0; g < nb; g++) {
+        uint8_t *e = dst + g * 8 * es;
+        for (size_t j = 0; j < es; j++) {
+            uint64_t x = 0;
+            for (unsigned k = 0; k < 8; k++)
+                x |= (uint64_t)src[(j * 8 + k) * nb + g] << (8 * k);
+            x = transpose8x8(x);
+            for (unsigned t = 0; t < 8; t++)
+                e[t * es + j] = (uint8_t)(x >> (8 * t));
+        }
+    }
+}
+
+void mg_bshuf_transpose(mg_bshuf_ctx *ctx, const void *in, void *out, size_t n)
+{
+    if (ctx->impl == MG_BSHUF_AVX2)
+        mg_bshuf_transpose_avx2(in, out, n, ctx->elem_size, ctx->scratch);
+    else
+        mg_bshuf_transpose_scalar(in, out, n, ctx->elem_size);
+}
+
+void mg_bshuf_untranspose(mg_bshuf_ctx *ctx, const void *in, void *out, size_t n)
+{
+    mg_bshuf_untranspose_scalar(in, out, n, ctx->elem_size);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int64_t mg_bshuf_compress(mg_bshuf_ctx *ctx, const void *in, size_t n, void *out, size_t cap,
+                          mg_error *err)
+{
+    const size_t es = ctx->elem_size;
+    const size_t block = mg_bshuf_default_block(es);
+    if (cap < mg_bshuf_bound(n, es))
+        return mg_error_set(err, MG_EINVAL, "bitshuffle: output buffer of %zu bytes is below the bound %zu",
+                            cap, mg_bshuf_bound(n, es));
+    uint8_t *o = out;
+    uint64_t total = (uint64_t)n * es;
+    for (int i = 0; i < 8; i++)
+        o[i] = (uint8_t)(total >> (56 - 8 * i));
+    put_be32(o + 8, (uint32_t)(block * es));
+    size_t pos = MG_BSHUF_HEADER_BYTES;
+    const uint8_t *src = in;
+    size_t done = 0;
+    while (done + 8 <= n) {
+        size_t b = n - done >= block ? block : (n - done) / 8 * 8;
+        mg_bshuf_transpose(ctx, src + done * es, ctx->block, b);
+        /* A fresh stream per block: every block is an independent LZ4 block,
+         * as the format requires, without re-zeroing the 16 KiB table. */
+        LZ4_resetStream_fast(ctx->lz4);
+        int c = LZ4_compress_fast_continue(ctx->lz4, (const char *)ctx->block, (char *)o + pos + 4,
+                                           (int)(b * es), (int)(cap - pos - 4), 1);
+        if (c <= 0)
+            return mg_error_set(err, MG_EDATA, "bitshuffle: LZ4 failed on a block of %zu bytes", b * es);
+        put_be32(o + pos, (uint32_t)c);
+        pos += 4 + (size_t)c;
+        done += b;
+    }
+    size_t left = (n - done) * es;
+    memcpy(o + pos, src + done * es, left);
+    pos += left;
+    return (int64_t)pos;
+}
+
+int64_t mg_bshuf_decompress(mg_bshuf_ctx *ctx, const void *in, size_t len, void *out,
+                            size_t out_bytes, mg_error *err)
+{
+    const size_t es = ctx->elem_size;
+    const uint8_t *p = in;
+    if (len < MG_BSHUF_HEADER_BYTES)
+        return mg_error_set(err, MG_EFORMAT, "bitshuffle chunk of %zu bytes is shorter than its header", len);
+    uint64_t total = 0;
+    for (int i = 0; i < 8; i++)
+        total = total << 8 | p[i];
+    uint32_t block_bytes = get_be32(p + 8);
+    if (total != out_bytes || total % es)
+        return mg_error_set(err, MG_EFORMAT,
+                            "bitshuffle chunk holds %llu bytes, expected %zu (element size %zu)",
+                            (unsigned long long)total, out_bytes, es);
+    size_t block = block_bytes / es;
+    if (block_bytes % es || block == 0 || block % 8 || block_bytes > MG_BSHUF_TARGET_BLOCK_BYTES * 64)
+        return mg_error_set(err, MG_EFORMAT, "bitshuffle chunk has an invalid block size of %u bytes",
+                            block_bytes);
+    uint8_t *tmp = ctx->block;
+    uint8_t *big = NULL;
+    if (block_bytes > mg_bshuf_default_block(es) * es) {
+        big = malloc(block_bytes);
+        if (!big)
+            return mg_error_set(err, MG_ENOMEM, "bitshuffle: out of memory for a %u-byte block", block_bytes);
+        tmp = big;
+    }
+    size_t n = total / es, done = 0, pos = MG_BSHUF_HEADER_BYTES;
+    uint8_t *dst = out;
+    int rc = 0;
+    while (done + 8 <= n) {
+        size_t b = n - done >= block ? block : (n - done) / 8 * 8;
+        if (pos + 4 > len) {
+            rc = mg_error_set(err, MG_EFORMAT, "bitshuffle chunk is truncated at byte %zu", pos);
+            break;
+        }
+        uint32_t c = get_be32(p + pos);
+        pos += 4;
+        if (c > len - pos) {
+            rc = mg_error_set(err, MG_EFORMAT, "bitshuffle block at byte %zu claims %u bytes beyond the chunk",
+                              pos - 4, c);
+            break;
+        }
+        int d = LZ4_decompress_safe((const char *)p + pos, (char *)tmp, (int)c, (int)(b * es));
+        if (d != (int)(b * es)) {
+            rc = mg_error_set(err, MG_EFORMAT, "bitshuffle block at byte %zu does not decode to %zu bytes",
+                              pos - 4, b * es);
+            break;
+        }
+        mg_bshuf_untranspose(ctx, tmp, dst + done * es, b);
+        pos += c;
+        done += b;
+    }
+    if (!rc) {
+        size_t left = (n - done) * es;
+        if (len - pos != left)
+            rc = mg_error_set(err, MG_EFORMAT, "bitshuffle chunk has %zu trailing bytes, expected %zu",
+                              len - pos, left);
+        else
+            memcpy(dst + done * es, p + pos, left);
+    }
+    free(big);
+    return rc ? rc : (int64_t)out_bytes;
+}

@@ -1,0 +1,18 @@
+/* bitshuffle_kernels.h - private: the transpose kernels behind bitshuffle.c.
+ * A kernel transposes one block of n elements (n % 8 == 0) into bit planes
+ * (see morgul/bitshuffle.h for the layout). */
+#ifndef MORGUL_BITSHUFFLE_KERNELS_H
+#define MORGUL_BITSHUFFLE_KERNELS_H
+
+#include <stddef.h>
+
+void mg_bshuf_transpose_scalar(const void *in, void *out, size_t n, size_t elem_size);
+void mg_bshuf_untranspose_scalar(const void *in, void *out, size_t n, size_t elem_size);
+/* AVX2 transpose; needs a scratch of n * elem_size bytes for element sizes
+ * other than 2. */
+void mg_bshuf_transpose_avx2(const void *in, void *out, size_t n, size_t elem_size, void *scratch);
+/* Scalar transpose of the 8-element groups [g0, g1) only (for kernel tails). */
+void mg_bshuf_transpose_groups(const void *in, void *out, size_t n, size_t elem_size, size_t g0,
+                               size_t g1);
+
+#endif

@@ -1,0 +1,440 @@
+/* rawfile.c - raw frames to HDF5 (contract and layout in morgul/rawfile.h). */
+#include "morgul/rawfile.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <hdf5.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "morgul/bitshuffle.h"
+#include "morgul/h5filter.h"
+
+#define META_BLOCK 256 /* frames of metadata buffered before a write */
+#define DATA_GROW 64   /* frames the data extent grows by */
+
+enum { M_INDEX, M_FN, M_PACKETS, M_MASK, M_BUNCH, M_TS, M_EXP, M_DAQ, M_COUNT };
+
+static const struct meta_def {
+    const char *path;
+    int per_module; /* 0: (frames), 1: (frames, modules), 16: (frames, modules, 16) */
+    size_t size;    /* bytes per element */
+} META[M_COUNT] = {
+    [M_INDEX] = {"frames/index", 0, 8},
+    [M_FN] = {"frames/frame_number", 1, 8},
+    [M_PACKETS] = {"frames/packets_received", 1, 2},
+    [M_MASK] = {"frames/packet_mask", 16, 1},
+    [M_BUNCH] = {"frames/bunch_id", 1, 8},
+    [M_TS] = {"frames/timestamp", 1, 8},
+    [M_EXP] = {"frames/exposure_length", 1, 4},
+    [M_DAQ] = {"frames/daq_info", 1, 4},
+};
+
+static hid_t meta_type(int i)
+{
+    switch (META[i].size) {
+    case 8: return H5T_STD_U64LE;
+    case 4: return H5T_STD_U32LE;
+    case 2: return H5T_STD_U16LE;
+    default: return H5T_STD_U8LE;
+    }
+}
+
+struct mg_rawfile {
+    mg_rawfile_config cfg;
+    char prefix[4096];
+    char master[4200];
+    int nmod;
+    uint64_t per_file;
+    /* current data file */
+    hid_t file, data, meta[M_COUNT];
+    int file_no;           /* 1-based */
+    uint64_t in_file;      /* frames in the current file */
+    uint64_t data_extent;
+    uint64_t meta_written; /* frames of metadata in the file */
+    uint8_t *mbuf[M_COUNT];
+    uint64_t mbuf_n;
+    /* all files */
+    uint64_t total, bytes;
+    uint64_t *file_frames; /* frames per file */
+    int files_cap;
+};
+
+static void data_path(const mg_rawfile *f, int no, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s_data_%06d.h5", f->prefix, no);
+}
+
+static size_t row_elems(const mg_rawfile *f, int i)
+{
+    return META[i].per_module == 0 ? 1 : (size_t)f->nmod * (size_t)META[i].per_module;
+}
+
+static hid_t create_extendable(hid_t loc, const char *path, hid_t type, int rank, const hsize_t *tail,
+                               hsize_t chunk_frames, const hid_t *dcpl_in)
+{
+    hsize_t dims[4] = {0}, maxd[4] = {H5S_UNLIMITED}, chunk[4] = {chunk_frames};
+    for (int i = 1; i < rank; i++)
+        dims[i] = maxd[i] = chunk[i] = tail[i - 1];
+    hid_t space = H5Screate_simple(rank, dims, maxd);
+    hid_t dcpl = dcpl_in ? H5Pcopy(*dcpl_in) : H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, rank, chunk);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t d = H5Dcreate2(loc, path, type, space, lcpl, dcpl, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    return d;
+}
+
+static int write_detector(hid_t loc, const mg_detector *det)
+{
+    hid_t g = H5Gcreate2(loc, "detector", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return -1;
+    int n = det->nmodules;
+    hid_t str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, MG_NAME_MAX);
+    H5Tset_strpad(str, H5T_STR_NULLTERM);
+    hsize_t one = 1, nm = (hsize_t)n;
+    hid_t s1 = H5Screate(H5S_SCALAR), sn = H5Screate_simple(1, &nm, NULL);
+    hid_t a = H5Acreate2(g, "name", str, s1, H5P_DEFAULT, H5P_DEFAULT);
+    char name[MG_NAME_MAX] = {0};
+    snprintf(name, sizeof name, "%s", det->name);
+    H5Awrite(a, str, name);
+    H5Aclose(a);
+    char(*names)[MG_NAME_MAX] = calloc((size_t)n, MG_NAME_MAX);
+    int32_t *rows = calloc((size_t)n, 4), *cols = calloc((size_t)n, 4), *ifs = calloc((size_t)n, 4);
+    int32_t *ports = calloc((size_t)n * 2, 4);
+    int rc = -1;
+    if (names && rows && cols && ifs && ports) {
+        for (int m = 0; m < n; m++) {
+            snprintf(names[m], MG_NAME_MAX, "%s", det->modules[m].name);
+            rows[m] = det->modules[m].row;
+            cols[m] = det->modules[m].column;
+            ifs[m] = det->modules[m].interfaces;
+            ports[2 * m] = det->modules[m].ports[0];
+            ports[2 * m + 1] = det->modules[m].interfaces > 1 ? det->modules[m].ports[1] : 0;
+        }
+        hsize_t pd[2] = {nm, 2};
+        hid_t sp = H5Screate_simple(2, pd, NULL);
+        struct {
+            const char *n;
+            hid_t t, s;
+            const void *v;
+        } ds[] = {{"module_name", str, sn, names},     {"module_row", H5T_STD_I32LE, sn, rows},
+                  {"module_column", H5T_STD_I32LE, sn, cols}, {"module_interfaces", H5T_STD_I32LE, sn, ifs},
+                  {"module_ports", H5T_STD_I32LE, sp, ports}};
+        rc = 0;
+        for (size_t i = 0; i < sizeof ds / sizeof *ds; i++) {
+            hid_t d = H5Dcreate2(g, ds[i].n, ds[i].t, ds[i].s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            hid_t mt = ds[i].t == str ? str : H5T_NATIVE_INT32;
+            if (d < 0 || H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds[i].v) < 0)
+                rc = -1;
+            if (d >= 0)
+                H5Dclose(d);
+        }
+        H5Sclose(sp);
+    }
+    (void)one;
+    free(names);
+    free(rows);
+    free(cols);
+    free(ifs);
+    free(ports);
+    H5Sclose(s1);
+    H5Sclose(sn);
+    H5Tclose(str);
+    H5Gclose(g);
+    return rc;
+}
+
+static int set_version_attr(hid_t file)
+{
+    hid_t str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, 32);
+    hid_t s1 = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(file, "morgul_version", str, s1, H5P_DEFAULT, H5P_DEFAULT);
+    char v[32] = {0};
+    snprintf(v, sizeof v, "%s", MG_VERSION);
+    int rc = a >= 0 && H5Awrite(a, str, v) >= 0 ? 0 : -1;
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(s1);
+    H5Tclose(str);
+    return rc;
+}
+
+static int open_data_file(mg_rawfile *f, mg_error *err)
+{
+    char path[4200];
+    f->file_no++;
+    data_path(f, f->file_no, path, sizeof path);
+    f->file = H5Fcreate(path, f->cfg.overwrite ? H5F_ACC_TRUNC : H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+    if (f->file < 0)
+        return mg_error_set(err, MG_EIO, "cannot create %s (%s); check the directory exists, is writable and has space",
+                            path, access(path, F_OK) == 0 ? "it exists; use --overwrite" : strerror(errno));
+    hsize_t tail[3] = {(hsize_t)f->nmod, MG_MODULE_ROWS, MG_MODULE_COLS};
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    unsigned cd[5];
+    mg_bshuf_cd_values(2, cd);
+    H5Pset_filter(dcpl, MG_BSHUF_FILTER_ID, H5Z_FLAG_OPTIONAL, 5, cd);
+    f->data = create_extendable(f->file, "data", H5T_STD_U16LE, 4, tail, 1, &dcpl);
+    H5Pclose(dcpl);
+    int bad = f->data < 0;
+    for (int i = 0; i < M_COUNT; i++) {
+        hsize_t t[2] = {(hsize_t)f->nmod, 16};
+        int rank = META[i].per_module == 0 ? 1 : META[i].per_module == 1 ? 2 : 3;
+        f->meta[i] = create_extendable(f->file, META[i].path, meta_type(i), rank, t, META_BLOCK, NULL);
+        bad |= f->meta[i] < 0;
+    }
+    bad |= write_detector(f->file, f->cfg.det) < 0;
+    bad |= set_version_attr(f->file) < 0;
+    f->in_file = f->data_extent = f->meta_written = 0;
+    if (bad)
+        return mg_error_set(err, MG_EIO, "cannot lay out datasets in %s", path);
+    if (f->file_no > f->files_cap) {
+        int cap = f->files_cap ? f->files_cap * 2 : 16;
+        uint64_t *n = realloc(f->file_frames, sizeof(uint64_t) * (size_t)cap);
+        if (!n)
+            return mg_error_set(err, MG_ENOMEM, "out of memory");
+        memset(n + f->files_cap, 0, sizeof(uint64_t) * (size_t)(cap - f->files_cap));
+        f->file_frames = n;
+        f->files_cap = cap;
+    }
+    return 0;
+}
+
+static int flush_meta(mg_rawfile *f, mg_error *err)
+{
+    if (!f->mbuf_n)
+        return 0;
+    for (int i = 0; i < M_COUNT; i++) {
+        int rank = META[i].per_module == 0 ? 1 : META[i].per_module == 1 ? 2 : 3;
+        hsize_t ext[3] = {f->meta_written + f->mbuf_n, (hsize_t)f->nmod, 16};
+        hsize_t start[3] = {f->meta_written, 0, 0}, count[3] = {f->mbuf_n, (hsize_t)f->nmod, 16};
+        if (H5Dset_extent(f->meta[i], ext) < 0)
+            return mg_error_set(err, MG_EIO, "cannot extend %s in data file %d", META[i].path, f->file_no);
+        hid_t fs = H5Dget_space(f->meta[i]);
+        hid_t ms = H5Screate_simple(rank, count, NULL);
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+        herr_t r = H5Dwrite(f->meta[i], meta_type(i), ms, fs, H5P_DEFAULT, f->mbuf[i]);
+        H5Sclose(ms);
+        H5Sclose(fs);
+        if (r < 0)
+            return mg_error_set(err, MG_EIO, "cannot write %s in data file %d (disk full?)", META[i].path,
+                                f->file_no);
+    }
+    f->meta_written += f->mbuf_n;
+    f->mbuf_n = 0;
+    return 0;
+}
+
+static int close_data_file(mg_rawfile *f, mg_error *err)
+{
+    if (f->file < 0)
+        return 0;
+    int rc = flush_meta(f, err);
+    hsize_t ext[4] = {f->in_file, (hsize_t)f->nmod, MG_MODULE_ROWS, MG_MODULE_COLS};
+    if (!rc && H5Dset_extent(f->data, ext) < 0)
+        rc = mg_error_set(err, MG_EIO, "cannot set the final size of data file %d", f->file_no);
+    for (int i = 0; i < M_COUNT; i++)
+        if (f->meta[i] >= 0)
+            H5Dclose(f->meta[i]);
+    if (f->data >= 0)
+        H5Dclose(f->data);
+    if (H5Fclose(f->file) < 0 && !rc)
+        rc = mg_error_set(err, MG_EIO, "closing data file %d failed (disk full?)", f->file_no);
+    f->file_frames[f->file_no - 1] = f->in_file;
+    f->file = -1;
+    return rc;
+}
+
+mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
+{
+    if (mg_h5_register_bitshuffle(err))
+        return NULL;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are reported through mg_error */
+    mg_rawfile *f = calloc(1, sizeof *f);
+    if (!f) {
+        mg_error_set(err, MG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    f->cfg = *cfg;
+    f->file = -1;
+    f->nmod = cfg->det->nmodules;
+    f->per_file = cfg->frames_per_file ? cfg->frames_per_file : 1000;
+    if (!cfg->prefix || !*cfg->prefix || strlen(cfg->prefix) >= sizeof f->prefix - 32) {
+        mg_error_set(err, MG_EINVAL, "give an output prefix (-o DIR/NAME)");
+        goto fail;
+    }
+    snprintf(f->prefix, sizeof f->prefix, "%s", cfg->prefix);
+    snprintf(f->master, sizeof f->master, "%s_master.h5", f->prefix);
+    /* never overwrite: refuse if the master or any data file of this prefix exists */
+    char pattern[4200];
+    snprintf(pattern, sizeof pattern, "%s_data_*.h5", f->prefix);
+    glob_t g;
+    int have = glob(pattern, 0, NULL, &g) == 0;
+    if (!cfg->overwrite && (access(f->master, F_OK) == 0 || have)) {
+        mg_error_set(err, MG_EEXIST, "%s exists; choose another output name or pass --overwrite",
+                     access(f->master, F_OK) == 0 ? f->master : g.gl_pathv[0]);
+        if (have)
+            globfree(&g);
+        goto fail;
+    }
+    if (have) {
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            unlink(g.gl_pathv[i]);
+        globfree(&g);
+    }
+    if (cfg->overwrite)
+        unlink(f->master);
+    for (int i = 0; i < M_COUNT; i++) {
+        f->meta[i] = -1;
+        f->mbuf[i] = malloc(row_elems(f, i) * META[i].size * META_BLOCK);
+        if (!f->mbuf[i]) {
+            mg_error_set(err, MG_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    if (open_data_file(f, err))
+        goto fail;
+    return f;
+fail:
+    if (f->file >= 0)
+        close_data_file(f, NULL);
+    for (int i = 0; i < M_COUNT; i++)
+        free(f->mbuf[i]);
+    free(f->file_frames);
+    free(f);
+    return NULL;
+}
+
+int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *mods, const void *chunk,
+                     size_t chunk_bytes, mg_error *err)
+{
+    if (f->in_file == f->per_file) {
+        if (close_data_file(f, err) || open_data_file(f, err))
+            return err ? err->code : MG_EIO;
+    }
+    if (f->in_file == f->data_extent) {
+        f->data_extent += DATA_GROW;
+        hsize_t ext[4] = {f->data_extent, (hsize_t)f->nmod, MG_MODULE_ROWS, MG_MODULE_COLS};
+        if (H5Dset_extent(f->data, ext) < 0)
+            return mg_error_set(err, MG_EIO, "cannot extend /data in data file %d", f->file_no);
+    }
+    hsize_t off[4] = {f->in_file, 0, 0, 0};
+    if (H5Dwrite_chunk(f->data, H5P_DEFAULT, 0, off, chunk_bytes, chunk) < 0)
+        return mg_error_set(err, MG_EIO, "writing frame %lld to data file %d failed (disk full? %s)",
+                            (long long)index, f->file_no, strerror(errno));
+    uint64_t r = f->mbuf_n;
+    ((uint64_t *)f->mbuf[M_INDEX])[r] = (uint64_t)index;
+    for (int m = 0; m < f->nmod; m++) {
+        size_t at = r * (size_t)f->nmod + (size_t)m;
+        ((uint64_t *)f->mbuf[M_FN])[at] = mods[m].frame_number;
+        ((uint16_t *)f->mbuf[M_PACKETS])[at] = mods[m].packets;
+        memcpy(f->mbuf[M_MASK] + at * 16, mods[m].mask, 16);
+        ((uint64_t *)f->mbuf[M_BUNCH])[at] = mods[m].bunch_id;
+        ((uint64_t *)f->mbuf[M_TS])[at] = mods[m].timestamp;
+        ((uint32_t *)f->mbuf[M_EXP])[at] = mods[m].exposure_length;
+        ((uint32_t *)f->mbuf[M_DAQ])[at] = mods[m].daq_info;
+    }
+    f->mbuf_n++;
+    f->in_file++;
+    f->total++;
+    f->bytes += chunk_bytes;
+    if (f->mbuf_n == META_BLOCK)
+        return flush_meta(f, err);
+    return 0;
+}
+
+/* One virtual dataset in the master joining `path` of every data file. */
+static int make_vds(mg_rawfile *f, hid_t master, const char *path, hid_t type, int rank, const hsize_t *tail)
+{
+    hsize_t dims[4] = {f->total};
+    for (int i = 1; i < rank; i++)
+        dims[i] = tail[i - 1];
+    hid_t vspace = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    uint64_t off = 0;
+    for (int j = 0; j < f->file_no; j++) {
+        uint64_t n = f->file_frames[j];
+        if (!n)
+            continue;
+        char full[4200], *base;
+        data_path(f, j + 1, full, sizeof full);
+        base = strrchr(full, '/');
+        base = base ? base + 1 : full;
+        hsize_t sd[4] = {n};
+        for (int i = 1; i < rank; i++)
+            sd[i] = tail[i - 1];
+        hid_t sspace = H5Screate_simple(rank, sd, NULL);
+        hsize_t start[4] = {off}, count[4] = {n};
+        for (int i = 1; i < rank; i++)
+            count[i] = tail[i - 1];
+        H5Sselect_hyperslab(vspace, H5S_SELECT_SET, start, NULL, count, NULL);
+        /* relative name: the master finds its data files beside itself */
+        H5Pset_virtual(dcpl, vspace, base, path, sspace);
+        H5Sclose(sspace);
+        off += n;
+    }
+    H5Sselect_all(vspace);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t d = H5Dcreate2(master, path, type, vspace, lcpl, dcpl, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    H5Sclose(vspace);
+    if (d < 0)
+        return -1;
+    H5Dclose(d);
+    return 0;
+}
+
+int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err)
+{
+    int rc = close_data_file(f, err);
+    hid_t m = H5Fcreate(f->master, f->cfg.overwrite ? H5F_ACC_TRUNC : H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+    if (m < 0) {
+        if (!rc)
+            rc = mg_error_set(err, MG_EIO, "cannot create the master file %s", f->master);
+    } else {
+        int bad = 0;
+        hsize_t tail[3] = {(hsize_t)f->nmod, MG_MODULE_ROWS, MG_MODULE_COLS};
+        bad |= make_vds(f, m, "data", H5T_STD_U16LE, 4, tail);
+        for (int i = 0; i < M_COUNT; i++) {
+            hsize_t t[2] = {(hsize_t)f->nmod, 16};
+            int rank = META[i].per_module == 0 ? 1 : META[i].per_module == 1 ? 2 : 3;
+            bad |= make_vds(f, m, META[i].path, meta_type(i), rank, t);
+        }
+        bad |= write_detector(m, f->cfg.det) < 0;
+        bad |= set_version_attr(m) < 0;
+        hid_t g = H5Gcreate2(m, "run", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t s1 = H5Screate(H5S_SCALAR);
+        for (int i = 0; i < n && g >= 0; i++) {
+            hid_t d = H5Dcreate2(g, counters[i].name, H5T_STD_U64LE, s1, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            bad |= d < 0 || H5Dwrite(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &counters[i].value) < 0;
+            if (d >= 0)
+                H5Dclose(d);
+        }
+        H5Sclose(s1);
+        if (g >= 0)
+            H5Gclose(g);
+        bad |= H5Fclose(m) < 0;
+        if (bad && !rc)
+            rc = mg_error_set(err, MG_EIO, "writing the master file %s failed (disk full?)", f->master);
+    }
+    for (int i = 0; i < M_COUNT; i++)
+        free(f->mbuf[i]);
+    free(f->file_frames);
+    free(f);
+    return rc;
+}
+
+uint64_t mg_rawfile_frames(const mg_rawfile *f) { return f->total; }
+uint64_t mg_rawfile_bytes(const mg_rawfile *f) { return f->bytes; }
+const char *mg_rawfile_master_path(const mg_rawfile *f) { return f->master; }

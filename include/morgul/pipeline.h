@@ -1,0 +1,58 @@
+/* morgul/pipeline.h - assembled frames to files: collector -> workers ->
+ * writer.
+ *
+ *   collector thread   takes frames from the assembler in frame order and
+ *                      deals them round-robin to the workers' input queues
+ *   worker threads     compress each frame (bitshuffle/LZ4, one chunk per
+ *                      frame), copy its records, give the frame buffer back
+ *   writer thread      takes results from the workers in the same
+ *                      round-robin order, so frames reach the file in order
+ *
+ * All queues are mg_ring SPSC queues placed on the NUMA node of their
+ * workers.  A write error stops the run (the stop flag is raised) and is
+ * returned by mg_pipeline_finish; frames still arriving are counted, not
+ * written, so the producers never block forever.
+ */
+#ifndef MORGUL_PIPELINE_H
+#define MORGUL_PIPELINE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "morgul/assembler.h"
+#include "morgul/bitshuffle.h"
+#include "morgul/error.h"
+#include "morgul/rawfile.h"
+#include "morgul/topology.h"
+
+typedef struct mg_pipeline_config {
+    mg_assembler *assembler;
+    mg_rawfile *out;
+    int workers;                 /* compression threads, default 1 */
+    int queue_depth;             /* frames per worker queue, default 4 */
+    mg_bshuf_impl impl;
+    mg_topology *topo;
+    const mg_thread_plan *plan;  /* where to bind threads; NULL = do not bind */
+    _Atomic int *stop;           /* raised on a fatal error so the receivers stop */
+} mg_pipeline_config;
+
+typedef struct mg_pipeline_stats {
+    uint64_t frames_written;
+    uint64_t frames_discarded;   /* after a write error */
+    uint64_t bytes_raw, bytes_compressed;
+    uint32_t queue_fill, queue_capacity; /* frames waiting in worker queues now */
+    uint32_t queue_fill_max;
+} mg_pipeline_stats;
+
+typedef struct mg_pipeline mg_pipeline;
+
+mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err);
+
+/* Waits until every frame the assembler will give has been written, stops the
+ * threads and frees the pipeline (not the assembler or the file).  Returns
+ * the first error of any stage. */
+int mg_pipeline_finish(mg_pipeline *p, mg_pipeline_stats *final_stats, mg_error *err);
+
+void mg_pipeline_get_stats(mg_pipeline *p, mg_pipeline_stats *s);
+
+#endif

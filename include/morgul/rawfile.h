@@ -1,0 +1,65 @@
+/* morgul/rawfile.h - raw frames to HDF5: data files that roll over every N
+ * frames and a master file that joins them (format in docs/file-formats.md).
+ *
+ *   <prefix>_data_000001.h5, _000002.h5, ...   up to frames_per_file each
+ *       /data                     uint16 (frames, modules, 512, 1024),
+ *                                 one frame per chunk, bitshuffle/LZ4 (32008)
+ *       /frames/index             uint64 (frames)          aligned frame index
+ *       /frames/frame_number      uint64 (frames, modules) the module's own
+ *       /frames/packets_received  uint16 (frames, modules) of 128
+ *       /frames/packet_mask       uint8  (frames, modules, 16) bit q%8 of byte q/8
+ *       /frames/bunch_id, timestamp (uint64), exposure_length, daq_info (uint32)
+ *       /detector/...             names and positions of the modules
+ *   <prefix>_master.h5
+ *       the same paths as virtual datasets over all data files, plus /run
+ *       (counters of the run) and /detector.
+ *
+ * Chunks arrive already compressed (mg_bshuf_compress) and are written with
+ * H5Dwrite_chunk.  Nothing is ever overwritten unless `overwrite` is set;
+ * then stale data files of the same prefix are removed first.  Metadata is
+ * buffered and written in blocks; mg_rawfile_close leaves every file complete
+ * and valid.  Single-threaded: the writer thread owns it.
+ */
+#ifndef MORGUL_RAWFILE_H
+#define MORGUL_RAWFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "morgul/assembler.h"
+#include "morgul/detector.h"
+#include "morgul/error.h"
+
+typedef struct mg_rawfile_config {
+    const char *prefix;         /* "/data/run1/lyso" -> lyso_master.h5, lyso_data_000001.h5 */
+    const mg_detector *det;
+    uint64_t frames_per_file;   /* 0 = 1000 */
+    int overwrite;
+} mg_rawfile_config;
+
+/* One counter of the run, stored in the master file under /run. */
+typedef struct mg_counter {
+    const char *name;
+    uint64_t value;
+} mg_counter;
+
+typedef struct mg_rawfile mg_rawfile;
+
+/* Checks that no output exists (unless overwrite) and creates the first data
+ * file.  The error names the file in the way and the option to use. */
+mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err);
+
+/* Appends one frame: its compressed chunk (all modules) and its records. */
+int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *modules, const void *chunk,
+                     size_t chunk_bytes, mg_error *err);
+
+/* Closes the data file and writes the master file with `n` run counters.
+ * Frees f whatever happens. */
+int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err);
+
+uint64_t mg_rawfile_frames(const mg_rawfile *f);
+uint64_t mg_rawfile_bytes(const mg_rawfile *f);
+/* Path of the master file (valid until close). */
+const char *mg_rawfile_master_path(const mg_rawfile *f);
+
+#endif

@@ -1,0 +1,293 @@
+/* sim_content.c - frame content for the simulator: pattern, dark, photons
+ * and frames from files.
+ *
+ * Dark and photon frames are built from per-pixel pedestals (synthetic or
+ * from files), gaussian noise from a fast seeded generator, and for photons
+ * a gain map: ADC = pedestal[g] + photons * gain[g] * E + noise, where the
+ * gain g is the lowest one whose ADC stays in range, as the detector's
+ * automatic gain switching does.  Beyond G2's range the word is 0xC000. */
+#include "sim_content.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "morgul/jungfrau.h"
+
+struct sim_content {
+    mg_sim_config cfg;
+    int nmod;
+    float *ped;      /* [3][pixels] shared by all modules (files hold one module) */
+    float *noise0;   /* G0 noise per pixel, or NULL */
+    double *gain;    /* [3][pixels] ADU/keV */
+    uint16_t *frames;/* MG_SIM_FRAMES */
+    size_t nframes;
+    float *image;    /* photons scratch */
+    uint64_t rng;
+};
+
+static inline uint64_t next_u64(uint64_t *s)
+{
+    /* xorshift64*: fast, good enough for noise, exactly repeatable */
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 2685821657736338717ull;
+}
+
+static inline double uniform(uint64_t *s) { return (double)(next_u64(s) >> 11) * (1.0 / 9007199254740992.0); }
+
+static inline void gauss2(uint64_t *s, double *a, double *b)
+{
+    double u = uniform(s), v = uniform(s);
+    if (u < 1e-300)
+        u = 1e-300;
+    double r = sqrt(-2.0 * log(u));
+    *a = r * cos(2 * M_PI * v);
+    *b = r * sin(2 * M_PI * v);
+}
+
+static int read_file(const char *path, void *dst, size_t bytes, size_t *got, mg_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mg_error_set(err, MG_EIO, "cannot open %s: %s", path, strerror(errno));
+    size_t n = fread(dst, 1, bytes, f);
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    if (got)
+        *got = n;
+    else if (n != bytes || extra)
+        return mg_error_set(err, MG_EFORMAT, "%s: expected %zu bytes, it has %s%zu", path, bytes,
+                            extra ? "more than " : "", n);
+    return 0;
+}
+
+sim_content *sim_content_new(const mg_sim_config *cfg, mg_error *err)
+{
+    sim_content *c = calloc(1, sizeof *c);
+    if (!c) {
+        mg_error_set(err, MG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    c->cfg = *cfg;
+    c->nmod = cfg->det->nmodules;
+    c->rng = cfg->seed * 0x9E3779B97F4A7C15ull + 12345;
+    const size_t P = MG_MODULE_PIXELS;
+    if (cfg->content == MG_SIM_DARK || cfg->content == MG_SIM_PHOTONS) {
+        c->ped = malloc(3 * P * sizeof(float));
+        if (!c->ped)
+            goto nomem;
+        /* synthetic pedestals in the typical ranges, different for every pixel */
+        uint64_t s = 0xC0FFEE;
+        for (size_t i = 0; i < P; i++) {
+            c->ped[i] = (float)(2000 + 1000 * uniform(&s));
+            c->ped[P + i] = (float)(13500 + 200 * uniform(&s));
+            c->ped[2 * P + i] = (float)(14000 + 200 * uniform(&s));
+        }
+        if (cfg->pedestal_files && *cfg->pedestal_files) {
+            char buf[4096];
+            snprintf(buf, sizeof buf, "%s", cfg->pedestal_files);
+            char *save = NULL, *tok = strtok_r(buf, ",", &save);
+            for (int g = 0; g < 3 && tok; g++, tok = strtok_r(NULL, ",", &save))
+                if (read_file(tok, c->ped + g * P, P * sizeof(float), NULL, err))
+                    goto fail;
+        }
+        if (cfg->noise_file && *cfg->noise_file) {
+            c->noise0 = malloc(P * sizeof(float));
+            if (!c->noise0)
+                goto nomem;
+            if (read_file(cfg->noise_file, c->noise0, P * sizeof(float), NULL, err))
+                goto fail;
+        }
+    }
+    if (cfg->content == MG_SIM_PHOTONS) {
+        c->gain = malloc(3 * P * sizeof(double));
+        c->image = malloc(P * sizeof(float));
+        if (!c->gain || !c->image)
+            goto nomem;
+        for (size_t i = 0; i < P; i++) {
+            c->gain[i] = 41.0;
+            c->gain[P + i] = -1.44;
+            c->gain[2 * P + i] = -0.115;
+        }
+        if (cfg->gainmap_file && *cfg->gainmap_file) {
+            size_t got = 0;
+            double *g6 = malloc(6 * P * sizeof(double));
+            if (!g6)
+                goto nomem;
+            int rc = read_file(cfg->gainmap_file, g6, 6 * P * sizeof(double), &got, err);
+            if (!rc && got != 3 * P * sizeof(double) && got != 6 * P * sizeof(double))
+                rc = mg_error_set(err, MG_EFORMAT, "gain map %s has %zu bytes; a PSI gain map has 3 or 6 planes of "
+                                  "512x1024 float64 (%zu or %zu bytes)", cfg->gainmap_file, got,
+                                  3 * P * sizeof(double), 6 * P * sizeof(double));
+            if (!rc)
+                memcpy(c->gain, g6, 3 * P * sizeof(double));
+            free(g6);
+            if (rc)
+                goto fail;
+        }
+    }
+    if (cfg->content == MG_SIM_FRAMES) {
+        if (!cfg->frame_files || !*cfg->frame_files) {
+            mg_error_set(err, MG_EINVAL, "content 'frames' needs files of raw frames (--frames-file A.bin,B.bin)");
+            goto fail;
+        }
+        char buf[8192];
+        snprintf(buf, sizeof buf, "%s", cfg->frame_files);
+        char *save = NULL;
+        for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            FILE *f = fopen(tok, "rb");
+            if (!f) {
+                mg_error_set(err, MG_EIO, "cannot open %s: %s", tok, strerror(errno));
+                goto fail;
+            }
+            fseek(f, 0, SEEK_END);
+            long sz = ftell(f);
+            fseek(f, 0, SEEK_SET);
+            if (sz <= 0 || sz % MG_MODULE_BYTES) {
+                fclose(f);
+                mg_error_set(err, MG_EFORMAT, "%s holds %ld bytes, not a whole number of 512x1024 uint16 frames "
+                             "(%d bytes each)", tok, sz, MG_MODULE_BYTES);
+                goto fail;
+            }
+            size_t n = (size_t)sz / MG_MODULE_BYTES;
+            uint16_t *nf = realloc(c->frames, (c->nframes + n) * MG_MODULE_BYTES);
+            if (!nf) {
+                fclose(f);
+                goto nomem;
+            }
+            c->frames = nf;
+            size_t got = fread(c->frames + c->nframes * P, MG_MODULE_BYTES, n, f);
+            fclose(f);
+            if (got != n) {
+                mg_error_set(err, MG_EIO, "reading %s failed", tok);
+                goto fail;
+            }
+            c->nframes += n;
+        }
+    }
+    return c;
+nomem:
+    mg_error_set(err, MG_ENOMEM, "out of memory for simulator content");
+fail:
+    sim_content_free(c);
+    return NULL;
+}
+
+void sim_content_free(sim_content *c)
+{
+    if (!c)
+        return;
+    free(c->ped);
+    free(c->noise0);
+    free(c->gain);
+    free(c->frames);
+    free(c->image);
+    free(c);
+}
+
+static inline uint16_t word(unsigned g, double adc)
+{
+    long a = lround(adc);
+    if (a < 0)
+        a = 0;
+    if (a > 0x3FFF)
+        a = 0x3FFF;
+    static const unsigned bits[3] = {MG_GAIN_BITS_G0, MG_GAIN_BITS_G1, MG_GAIN_BITS_G2};
+    return (uint16_t)(bits[g] << 14 | (unsigned)a);
+}
+
+/* The gain a dark frame k is taken in, and its DAQ bits. */
+static unsigned dark_gain(const mg_sim_config *cfg, uint64_t k, uint32_t *daq)
+{
+    unsigned g = (unsigned)cfg->gain;
+    if (cfg->pedestal_mode_frames > 0 && cfg->pedestal_mode_loops > 0) {
+        uint64_t F = (uint64_t)cfg->pedestal_mode_frames, FL = F * (uint64_t)cfg->pedestal_mode_loops;
+        g = 0;
+        if (k < 2 * FL && (k + 1) % F == 0)
+            g = k < FL ? 1 : 2;
+    }
+    *daq = g == 1 ? MG_DAQ_FORCE_G1 : g == 2 ? MG_DAQ_FORCE_G2 : 0;
+    return g;
+}
+
+uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out)
+{
+    const mg_sim_config *cfg = &c->cfg;
+    const size_t P = MG_MODULE_PIXELS;
+    uint64_t fn = cfg->first_frame + k;
+    uint32_t daq = 0;
+    switch (cfg->content) {
+    case MG_SIM_PATTERN:
+        for (uint32_t i = 0; i < P; i++)
+            out[i] = mg_sim_pattern_word((unsigned)m, fn, i);
+        break;
+    case MG_SIM_FRAMES:
+        memcpy(out, c->frames + ((k * (uint64_t)c->nmod + (uint64_t)m) % c->nframes) * P, MG_MODULE_BYTES);
+        break;
+    case MG_SIM_DARK: {
+        unsigned g = dark_gain(cfg, k, &daq);
+        double sd = cfg->noise[g] > 0 ? cfg->noise[g] : (g == 0 ? 12 : g == 1 ? 4 : 3);
+        const float *ped = c->ped + g * P;
+        for (size_t i = 0; i < P; i += 2) {
+            double a, b;
+            gauss2(&c->rng, &a, &b);
+            double s0 = sd, s1 = sd;
+            if (g == 0 && c->noise0)
+                s0 = c->noise0[i], s1 = c->noise0[i + 1];
+            out[i] = word(g, ped[i] + a * s0);
+            out[i + 1] = word(g, ped[i + 1] + b * s1);
+        }
+        break;
+    }
+    case MG_SIM_PHOTONS: {
+        const double E = cfg->energy_kev > 0 ? cfg->energy_kev : 12.4;
+        float *img = c->image;
+        /* smooth background falling off from the module centre */
+        for (size_t r = 0; r < MG_MODULE_ROWS; r++)
+            for (size_t col = 0; col < MG_MODULE_COLS; col++) {
+                double dr = ((double)r - 256) / 512, dc = ((double)col - 512) / 1024;
+                img[r * MG_MODULE_COLS + col] = (float)(0.3 / (1 + 8 * (dr * dr + dc * dc)));
+            }
+        int spots = cfg->spots > 0 ? cfg->spots : 200;
+        for (int s = 0; s < spots; s++) {
+            double r0 = uniform(&c->rng) * MG_MODULE_ROWS, c0 = uniform(&c->rng) * MG_MODULE_COLS;
+            double peak = exp(uniform(&c->rng) * log(20000.0)); /* 1 .. 20000 photons, many weak */
+            for (int dr = -3; dr <= 3; dr++)
+                for (int dc = -3; dc <= 3; dc++) {
+                    long r = (long)r0 + dr, cc = (long)c0 + dc;
+                    if (r < 0 || r >= MG_MODULE_ROWS || cc < 0 || cc >= MG_MODULE_COLS)
+                        continue;
+                    img[r * MG_MODULE_COLS + cc] += (float)(peak * exp(-(dr * dr + dc * dc) / 1.5));
+                }
+        }
+        for (size_t i = 0; i < P; i += 2) {
+            double nz[2];
+            gauss2(&c->rng, &nz[0], &nz[1]);
+            for (int h = 0; h < 2; h++) {
+                size_t p = i + (size_t)h;
+                /* whole photons: a Poisson-like count (rounded mean plus a coin for the fraction) */
+                double mean = img[p];
+                double n = floor(mean) + (uniform(&c->rng) < mean - floor(mean) ? 1 : 0);
+                uint16_t w = MG_WORD_SATURATED;
+                for (unsigned g = 0; g < 3; g++) {
+                    double sd = g == 0 ? (c->noise0 ? c->noise0[p] : 12) : g == 1 ? 4 : 3;
+                    double adc = c->ped[g * P + p] + n * c->gain[g * P + p] * E + nz[h] * sd;
+                    if (adc >= 0 && adc <= (g == 0 ? 14000 : 16000) && (g == 0 || adc < c->ped[g * P + p] + 50)) {
+                        w = word(g, adc);
+                        break;
+                    }
+                }
+                out[p] = w;
+            }
+        }
+        break;
+    }
+    }
+    return daq;
+}
