@@ -40,6 +40,7 @@ struct mg_pipeline {
     int collector_started, writer_started;
     _Atomic uint64_t written, discarded, raw, comp;
     _Atomic uint32_t fill_max;
+    _Atomic int collector_done;
     pthread_mutex_t err_lock;
     mg_error err;
     int failed;
@@ -94,6 +95,7 @@ static void *collector_main(void *arg)
                 e->end = 1;
                 mg_ring_publish(&x->in);
             }
+            atomic_store(&p->collector_done, 1);
             return NULL;
         }
         j->end = 0;
@@ -170,7 +172,7 @@ static void *writer_main(void *arg)
         mg_module_frame *mods = (mg_module_frame *)(r + 1);
         if (!p->failed && r->bytes) {
             mg_error e = {0};
-            if (mg_rawfile_write(p->cfg.out, r->index, mods, mods + p->nmod, r->bytes, &e))
+            if (p->cfg.out && mg_rawfile_write(p->cfg.out, r->index, mods, mods + p->nmod, r->bytes, &e))
                 fail(p, &e);
             else {
                 atomic_fetch_add(&p->written, 1);
@@ -280,3 +282,5 @@ void mg_pipeline_get_stats(mg_pipeline *p, mg_pipeline_stats *s)
     }
     s->queue_fill_max = atomic_load(&p->fill_max);
 }
+
+int mg_pipeline_collector_done(mg_pipeline *p) { return atomic_load(&p->collector_done); }

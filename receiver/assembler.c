@@ -188,7 +188,7 @@ static inline void note_newest(mg_assembler *a, int64_t k)
         ;
 }
 
-mg_packet_verdict mg_asm_push(mg_assembler *a, int l, const void *buf, size_t len, uint64_t now_ns)
+int mg_asm_push(mg_assembler *a, int l, const void *buf, size_t len, uint64_t now_ns)
 {
     link *k = &a->links[l];
     const mg_jf_header *h;
@@ -201,7 +201,7 @@ mg_packet_verdict mg_asm_push(mg_assembler *a, int l, const void *buf, size_t le
         if (k->flushed && v == MG_PACKET_OK)
             v = MG_PACKET_BAD_FRAME;
         k->st.rejected[v]++;
-        return v;
+        return 0;
     }
     /* frame index */
     int mslot = a->cfg.align == MG_ALIGN_NONE ? 0 : k->module;
@@ -216,17 +216,17 @@ mg_packet_verdict mg_asm_push(mg_assembler *a, int l, const void *buf, size_t le
     }
     if (fn < first) {
         k->st.before_start++;
-        return MG_PACKET_OK;
+        return 0;
     }
     int64_t f = fn - first;
     int64_t newest = atomic_load_explicit(&a->newest, memory_order_relaxed);
     if (newest >= 0 && f > newest + (int64_t)a->cfg.max_jump) {
         k->st.rejected[MG_PACKET_BAD_FRAME]++;
-        return MG_PACKET_BAD_FRAME;
+        return 0;
     }
     if (a->cfg.max_frames && (uint64_t)f >= a->cfg.max_frames) {
         k->st.after_end++;
-        return MG_PACKET_OK;
+        return 0;
     }
     unsigned p = h->packet_number;
     if (f < k->last_frame || (f == k->last_frame && p < k->last_packet))
@@ -237,7 +237,7 @@ mg_packet_verdict mg_asm_push(mg_assembler *a, int l, const void *buf, size_t le
     }
     if (f < k->base) {
         k->st.late++;
-        return MG_PACKET_OK;
+        return 0;
     }
     if (f >= k->base + a->W)
         advance(a, l, f - a->W + 1);
@@ -245,8 +245,12 @@ mg_packet_verdict mg_asm_push(mg_assembler *a, int l, const void *buf, size_t le
     k->last_ns = now_ns;
     slot *s = slot_of(a, f);
     if (atomic_load_explicit(&s->released, memory_order_acquire) < f - a->S) {
+        if (a->cfg.lossless) {
+            k->st.bytes -= len;
+            return MG_ASM_RETRY;
+        }
         k->st.overrun++;
-        return MG_PACKET_OK;
+        return 0;
     }
     link_frame *lf = &s->lf[l];
     if (lf->frame != f) {
@@ -262,7 +266,7 @@ mg_packet_verdict mg_asm_push(mg_assembler *a, int l, const void *buf, size_t le
     uint64_t bit = 1ull << (p & 63);
     if (lf->mask[p >> 6] & bit) {
         k->st.duplicates++;
-        return MG_PACKET_OK;
+        return 0;
     }
     size_t row = (size_t)k->iface * 256 + (size_t)p * MG_ROWS_PER_PACKET;
     memcpy(s->data + (size_t)k->module * MG_MODULE_PIXELS + row * MG_MODULE_COLS, px, MG_PACKET_DATA_BYTES);
@@ -271,7 +275,7 @@ mg_packet_verdict mg_asm_push(mg_assembler *a, int l, const void *buf, size_t le
     k->st.packets++;
     if (lf->packets == k->ppi && f == k->base)
         advance(a, l, f + 1);
-    return MG_PACKET_OK;
+    return 0;
 }
 
 void mg_asm_tick(mg_assembler *a, int l, uint64_t now_ns)

@@ -25,6 +25,8 @@ struct sim_content {
     uint16_t *frames;/* MG_SIM_FRAMES */
     size_t nframes;
     float *image;    /* photons scratch */
+    float *background; /* photons: the smooth part, computed once */
+    float *gtable;   /* 65536 standard normal values: a table draw per pixel */
     uint64_t rng;
 };
 
@@ -41,14 +43,29 @@ static inline uint64_t next_u64(uint64_t *s)
 
 static inline double uniform(uint64_t *s) { return (double)(next_u64(s) >> 11) * (1.0 / 9007199254740992.0); }
 
-static inline void gauss2(uint64_t *s, double *a, double *b)
+
+/* A standard normal value from a table of 65536 quantiles: one random draw
+ * gives four noise values, fast enough to send fresh noise at line rate. */
+static inline float table_gauss(const float *t, uint64_t r, int i) { return t[(r >> (16 * i)) & 0xFFFF]; }
+
+static float *make_gauss_table(void)
 {
-    double u = uniform(s), v = uniform(s);
-    if (u < 1e-300)
-        u = 1e-300;
-    double r = sqrt(-2.0 * log(u));
-    *a = r * cos(2 * M_PI * v);
-    *b = r * sin(2 * M_PI * v);
+    float *t = malloc(65536 * sizeof(float));
+    if (!t)
+        return NULL;
+    /* inverse normal CDF at the bin centres, by bisection on erfc */
+    for (int i = 0; i < 65536; i++) {
+        double p = (i + 0.5) / 65536.0, lo = -9, hi = 9;
+        for (int it = 0; it < 60; it++) {
+            double mid = 0.5 * (lo + hi);
+            if (0.5 * erfc(-mid / sqrt(2.0)) < p)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        t[i] = (float)(0.5 * (lo + hi));
+    }
+    return t;
 }
 
 static int read_file(const char *path, void *dst, size_t bytes, size_t *got, mg_error *err)
@@ -80,7 +97,8 @@ sim_content *sim_content_new(const mg_sim_config *cfg, mg_error *err)
     const size_t P = MG_MODULE_PIXELS;
     if (cfg->content == MG_SIM_DARK || cfg->content == MG_SIM_PHOTONS) {
         c->ped = malloc(3 * P * sizeof(float));
-        if (!c->ped)
+        c->gtable = make_gauss_table();
+        if (!c->ped || !c->gtable)
             goto nomem;
         /* synthetic pedestals in the typical ranges, different for every pixel */
         uint64_t s = 0xC0FFEE;
@@ -108,8 +126,15 @@ sim_content *sim_content_new(const mg_sim_config *cfg, mg_error *err)
     if (cfg->content == MG_SIM_PHOTONS) {
         c->gain = malloc(3 * P * sizeof(double));
         c->image = malloc(P * sizeof(float));
-        if (!c->gain || !c->image)
+        c->background = malloc(P * sizeof(float));
+        if (!c->gain || !c->image || !c->background)
             goto nomem;
+        /* smooth background falling off from the module centre */
+        for (size_t r = 0; r < MG_MODULE_ROWS; r++)
+            for (size_t col = 0; col < MG_MODULE_COLS; col++) {
+                double dr = ((double)r - 256) / 512, dc = ((double)col - 512) / 1024;
+                c->background[r * MG_MODULE_COLS + col] = (float)(0.3 / (1 + 8 * (dr * dr + dc * dc)));
+            }
         for (size_t i = 0; i < P; i++) {
             c->gain[i] = 41.0;
             c->gain[P + i] = -1.44;
@@ -188,6 +213,8 @@ void sim_content_free(sim_content *c)
     free(c->gain);
     free(c->frames);
     free(c->image);
+    free(c->background);
+    free(c->gtable);
     free(c);
 }
 
@@ -234,26 +261,19 @@ uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out)
         unsigned g = dark_gain(cfg, k, &daq);
         double sd = cfg->noise[g] > 0 ? cfg->noise[g] : (g == 0 ? 12 : g == 1 ? 4 : 3);
         const float *ped = c->ped + g * P;
-        for (size_t i = 0; i < P; i += 2) {
-            double a, b;
-            gauss2(&c->rng, &a, &b);
-            double s0 = sd, s1 = sd;
-            if (g == 0 && c->noise0)
-                s0 = c->noise0[i], s1 = c->noise0[i + 1];
-            out[i] = word(g, ped[i] + a * s0);
-            out[i + 1] = word(g, ped[i + 1] + b * s1);
+        for (size_t i = 0; i < P; i += 4) {
+            uint64_t r = next_u64(&c->rng);
+            for (int h = 0; h < 4; h++) {
+                double sdp = g == 0 && c->noise0 ? c->noise0[i + (size_t)h] : sd;
+                out[i + (size_t)h] = word(g, ped[i + (size_t)h] + table_gauss(c->gtable, r, h) * sdp);
+            }
         }
         break;
     }
     case MG_SIM_PHOTONS: {
         const double E = cfg->energy_kev > 0 ? cfg->energy_kev : 12.4;
         float *img = c->image;
-        /* smooth background falling off from the module centre */
-        for (size_t r = 0; r < MG_MODULE_ROWS; r++)
-            for (size_t col = 0; col < MG_MODULE_COLS; col++) {
-                double dr = ((double)r - 256) / 512, dc = ((double)col - 512) / 1024;
-                img[r * MG_MODULE_COLS + col] = (float)(0.3 / (1 + 8 * (dr * dr + dc * dc)));
-            }
+        memcpy(img, c->background, P * sizeof(float));
         int spots = cfg->spots > 0 ? cfg->spots : 200;
         for (int s = 0; s < spots; s++) {
             double r0 = uniform(&c->rng) * MG_MODULE_ROWS, c0 = uniform(&c->rng) * MG_MODULE_COLS;
@@ -267,17 +287,18 @@ uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out)
                 }
         }
         for (size_t i = 0; i < P; i += 2) {
-            double nz[2];
-            gauss2(&c->rng, &nz[0], &nz[1]);
+            uint64_t rnd = next_u64(&c->rng);
             for (int h = 0; h < 2; h++) {
                 size_t p = i + (size_t)h;
-                /* whole photons: a Poisson-like count (rounded mean plus a coin for the fraction) */
+                /* whole photons: the mean's integer part plus a coin for its fraction */
                 double mean = img[p];
-                double n = floor(mean) + (uniform(&c->rng) < mean - floor(mean) ? 1 : 0);
+                double coin = (double)((rnd >> (32 + 16 * h)) & 0xFFFF) / 65536.0;
+                double n = floor(mean) + (coin < mean - floor(mean) ? 1 : 0);
+                double nz = table_gauss(c->gtable, rnd, h);
                 uint16_t w = MG_WORD_SATURATED;
                 for (unsigned g = 0; g < 3; g++) {
                     double sd = g == 0 ? (c->noise0 ? c->noise0[p] : 12) : g == 1 ? 4 : 3;
-                    double adc = c->ped[g * P + p] + n * c->gain[g * P + p] * E + nz[h] * sd;
+                    double adc = c->ped[g * P + p] + n * c->gain[g * P + p] * E + nz * sd;
                     if (adc >= 0 && adc <= (g == 0 ? 14000 : 16000) && (g == 0 || adc < c->ped[g * P + p] + 50)) {
                         w = word(g, adc);
                         break;

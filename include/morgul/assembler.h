@@ -51,6 +51,7 @@ typedef struct mg_asm_config {
     uint64_t frame_timeout_ns; /* mg_asm_tick closes a link's open frames after this long without a packet; default 100 ms */
     mg_topology *topo;      /* where buffers are placed (may be NULL) */
     int numa_node;          /* NUMA node for the buffers, -1 = no preference */
+    int lossless;           /* offline sources: wait for buffers instead of counting overruns */
 } mg_asm_config;
 
 /* Per-link counters.  Written only by the link's thread; read by others as a
@@ -100,9 +101,13 @@ mg_assembler *mg_asm_new(const mg_asm_config *cfg, mg_error *err);
 void mg_asm_free(mg_assembler *a);
 
 /* Offers one datagram of `len` bytes to `link` at time now_ns (CLOCK_MONOTONIC,
- * used for timeouts).  Returns the verdict (MG_PACKET_OK if it was accepted
- * or counted as duplicate/late/overrun).  Link thread only. */
-mg_packet_verdict mg_asm_push(mg_assembler *a, int link, const void *buf, size_t len, uint64_t now_ns);
+ * used for timeouts).  Every datagram ends up accepted or counted (refused by
+ * reason, duplicate, late, overrun ...).  Returns 0, or with `lossless` set,
+ * MG_ASM_RETRY when the frame's buffer is still busy downstream: nothing was
+ * counted, and the caller (an offline source) offers it again later.  Link
+ * thread only. */
+#define MG_ASM_RETRY 1
+int mg_asm_push(mg_assembler *a, int link, const void *buf, size_t len, uint64_t now_ns);
 
 /* Housekeeping for a link with or without traffic: closes frames the
  * detector-wide window has passed and, after frame_timeout_ns without a

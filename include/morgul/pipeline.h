@@ -27,7 +27,7 @@
 
 typedef struct mg_pipeline_config {
     mg_assembler *assembler;
-    mg_rawfile *out;
+    mg_rawfile *out;             /* NULL: compress and count, write nothing */
     int workers;                 /* compression threads, default 1 */
     int queue_depth;             /* frames per worker queue, default 4 */
     mg_bshuf_impl impl;
@@ -54,5 +54,9 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err);
 int mg_pipeline_finish(mg_pipeline *p, mg_pipeline_stats *final_stats, mg_error *err);
 
 void mg_pipeline_get_stats(mg_pipeline *p, mg_pipeline_stats *s);
+
+/* True once the assembler has said no more frames will come (max_frames
+ * reached, or every link flushed) and the collector has passed that on. */
+int mg_pipeline_collector_done(mg_pipeline *p);
 
 #endif

@@ -1,0 +1,127 @@
+/* options.c - option parsing shared by the subcommands, and the signal flag. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "morgul/cli.h"
+
+int mg_opt_u64(const char *cmd, const char *opt, const char *v, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!v || *v == '-' || !*v) {
+        fprintf(stderr, "morgul %s: %s needs a whole number >= 0\n", cmd, opt);
+        return -1;
+    }
+    unsigned long long x = strtoull(v, &end, 0);
+    if (errno || *end) {
+        fprintf(stderr, "morgul %s: %s '%s' is not a whole number\n", cmd, opt, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int mg_opt_int(const char *cmd, const char *opt, const char *v, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = v ? strtol(v, &end, 0) : 0;
+    if (!v || errno || *end || end == v || x < lo || x > hi) {
+        fprintf(stderr, "morgul %s: %s '%s' must be a whole number from %ld to %ld\n", cmd, opt, v ? v : "", lo, hi);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+int mg_opt_double(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = v ? strtod(v, &end) : NAN;
+    if (!v || errno || *end || end == v || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "morgul %s: %s '%s' must be a number from %g to %g\n", cmd, opt, v ? v : "", lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+const char *const mg_detopt_help =
+    "detector (an INI file, or flags for modules stacked in one column):\n"
+    "  --config FILE           detector description (see docs/detector-config.md)\n"
+    "  --modules N             number of modules (default 1)\n"
+    "  --interfaces N          1 or 2 interfaces per module (default 1)\n"
+    "  --host ADDR             address to listen on / send to (default 127.0.0.1)\n"
+    "  --port N                first UDP port; one per module interface (default 50001)\n"
+    "  --module-names A,B      module names, e.g. M420,M418 (default M000, M001, ...)\n"
+    "  --detector-name NAME    (default jungfrau)\n";
+
+void mg_detopt_init(mg_detopt *o)
+{
+    memset(o, 0, sizeof *o);
+    o->modules = 1;
+    o->interfaces = 1;
+    o->port = MG_DEFAULT_PORT;
+    o->host = "127.0.0.1";
+}
+
+int mg_detopt_take(mg_detopt *o, const char *cmd, const char *opt, const char *val)
+{
+    int r = 1;
+    if (!strcmp(opt, "config"))
+        o->config = val;
+    else if (!strcmp(opt, "modules"))
+        r = mg_opt_int(cmd, "--modules", val, 1, MG_MAX_MODULES, &o->modules) ? -1 : 1;
+    else if (!strcmp(opt, "interfaces"))
+        r = mg_opt_int(cmd, "--interfaces", val, 1, 2, &o->interfaces) ? -1 : 1;
+    else if (!strcmp(opt, "port"))
+        r = mg_opt_int(cmd, "--port", val, 1, 65535, &o->port) ? -1 : 1;
+    else if (!strcmp(opt, "host"))
+        o->host = val;
+    else if (!strcmp(opt, "module-names"))
+        o->names = val;
+    else if (!strcmp(opt, "detector-name"))
+        o->name = val;
+    else
+        return 0;
+    o->given = 1;
+    return r;
+}
+
+int mg_detopt_build(const mg_detopt *o, mg_detector *det, mg_error *err)
+{
+    if (o->config) {
+        if (o->names || o->modules != 1 || o->interfaces != 1 || o->port != MG_DEFAULT_PORT)
+            return mg_error_set(err, MG_EINVAL, "--config describes the detector; do not combine it with --modules, "
+                                                "--interfaces, --port or --module-names");
+        return mg_detector_load(det, o->config, err);
+    }
+    return mg_detector_simple(det, o->name, o->modules, o->interfaces, o->host, o->port, o->names, err);
+}
+
+static _Atomic int stop_flag;
+
+static void on_signal(int sig)
+{
+    if (atomic_load(&stop_flag)) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    atomic_store(&stop_flag, 1);
+}
+
+_Atomic int *mg_cli_stop_flag(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    return &stop_flag;
+}

@@ -1,0 +1,47 @@
+/* morgul/cli.h - the `morgul` command's subcommands and the option helpers
+ * they share.  Each mg_cmd_* takes the subcommand's argv (argv[0] is the
+ * subcommand name) and returns the process exit status: 0 success, 1 the run
+ * failed or lost data it was asked not to, 2 bad usage. */
+#ifndef MORGUL_CLI_H
+#define MORGUL_CLI_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "morgul/detector.h"
+#include "morgul/error.h"
+
+int mg_cmd_simulate(int argc, char **argv);
+int mg_cmd_receive(int argc, char **argv);
+int mg_cmd_replay(int argc, char **argv);
+int mg_cmd_plan(int argc, char **argv);
+int mg_cmd_bench(int argc, char **argv);
+
+/* Numbers from option values; on a bad value they print "morgul NAME:
+ * --opt VALUE: why" and return -1. */
+int mg_opt_u64(const char *cmd, const char *opt, const char *v, uint64_t *out);
+int mg_opt_int(const char *cmd, const char *opt, const char *v, long lo, long hi, int *out);
+int mg_opt_double(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out);
+
+/* The detector options every subcommand shares:
+ *   --config FILE | --modules N --interfaces N --host ADDR --port N
+ *   --module-names A,B --detector-name NAME
+ * mg_detopt_take returns 1 if it consumed the option (and its value),
+ * 0 if the option is not a detector option, -1 on a bad value. */
+typedef struct mg_detopt {
+    const char *config;
+    int modules, interfaces, port;
+    const char *host, *names, *name;
+    int given; /* any of them appeared */
+} mg_detopt;
+
+void mg_detopt_init(mg_detopt *o);
+int mg_detopt_take(mg_detopt *o, const char *cmd, const char *opt, const char *val);
+int mg_detopt_build(const mg_detopt *o, mg_detector *det, mg_error *err);
+extern const char *const mg_detopt_help;
+
+/* SIGINT and SIGTERM raise the returned flag instead of killing the process;
+ * a second signal kills it as usual. */
+_Atomic int *mg_cli_stop_flag(void);
+
+#endif

@@ -1,0 +1,99 @@
+/* morgul/run.h - one acquisition from start to valid files: a packet source
+ * (live UDP sockets or a pcap replay) feeding the assembler, the pipeline
+ * and the raw writer, with live progress and an honest summary.
+ *
+ * A run ends when max_frames frames are done, when nothing arrived for
+ * idle_timeout seconds, when *stop is raised (SIGINT/SIGTERM), when a replay
+ * reaches the end of its file, or on a fatal error (a full disk, say).  In
+ * every case the links are flushed, the frames already assembled are written
+ * and the files closed, so the output is always valid; the summary and the
+ * master file's /run group say exactly what was received and lost.
+ */
+#ifndef MORGUL_RUN_H
+#define MORGUL_RUN_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "morgul/assembler.h"
+#include "morgul/bitshuffle.h"
+#include "morgul/detector.h"
+#include "morgul/error.h"
+
+typedef struct mg_run_config {
+    mg_detector det;
+    /* assembly */
+    int window, buffer_frames;
+    mg_align align;
+    int check_position;
+    uint64_t max_frames;        /* 0 = no limit */
+    /* output */
+    const char *output;         /* prefix; NULL = no files (counting only) */
+    int overwrite;
+    uint64_t frames_per_file;
+    int workers;
+    mg_bshuf_impl impl;
+    /* threads */
+    const char *topology;       /* hwloc XML or synthetic, NULL = this machine */
+    const char *cpus;           /* explicit cores */
+    int no_pin;
+    /* ending and reporting */
+    double idle_timeout;        /* seconds, 0 = wait for ever */
+    int progress;               /* a line per second on `log` */
+    int quiet;
+    FILE *log;                  /* messages and progress; stderr if NULL */
+    _Atomic int *stop;          /* raised by a signal handler; may be NULL */
+    _Atomic int *ready;         /* set once every port listens (may be NULL) */
+    /* live receiving */
+    int rcvbuf_mb;              /* socket receive buffer, MiB; default 256 */
+    int batch;                  /* datagrams per recvmmsg; default 64 */
+    /* replay */
+    const char *pcap;
+    int realtime;               /* pace by the capture's time stamps */
+    double speed;               /* with realtime: 2 = twice as fast */
+} mg_run_config;
+
+typedef struct mg_run_summary {
+    int nlinks, nmodules;
+    mg_link_stats link[MG_MAX_LINKS];
+    mg_link_stats total;        /* sums over links */
+    mg_asm_totals frames;
+    uint64_t frames_written, frames_discarded;
+    uint64_t bytes_raw, bytes_compressed;
+    uint64_t packets_lost;      /* missing from frames written + whole frames missing */
+    uint64_t unexpected_port;   /* replay: datagrams on ports outside the detector */
+    uint64_t capture_skipped;   /* replay: records that were not UDP, fragments, truncated */
+    uint32_t queue_fill_max, queue_capacity;
+    double seconds;
+    double cpu_seconds;         /* user + system of the whole process */
+    int stopped_by;             /* why the run ended: see mg_run_end_reason */
+    char master[4200];
+} mg_run_summary;
+
+enum { MG_END_FRAMES = 1, MG_END_IDLE, MG_END_SIGNAL, MG_END_EOF, MG_END_ERROR };
+const char *mg_run_end_reason(int stopped_by);
+
+/* Live: receives on the detector's UDP ports. */
+int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err);
+
+/* Offline: feeds cfg->pcap through the same assembly and writing. */
+int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err);
+
+/* Retransmits a capture's UDP payloads to `dest` ("HOST" keeps each
+ * datagram's port; "HOST:PORT" moves the capture's lowest port to PORT and
+ * the others by the same offset), as fast as possible or paced by the
+ * capture's time stamps.  Prints what it sent to `log`. */
+int mg_replay_send(const char *pcap, const char *dest, int realtime, double speed, FILE *log, _Atomic int *stop,
+                   mg_error *err);
+
+/* Prints the summary block a person reads at the end of a run. */
+void mg_run_print_summary(const mg_run_summary *s, FILE *out);
+
+/* Fills `det` from what a capture holds: one link per UDP port that carries
+ * JUNGFRAU packets; two interfaces per module if no packet number exceeds 63;
+ * module positions from the header rows and columns.  Prints what it found
+ * to `log` (may be NULL). */
+int mg_detector_from_capture(mg_detector *det, const char *pcap, FILE *log, mg_error *err);
+
+#endif

@@ -1,0 +1,235 @@
+/* cmd_receive.c - `morgul receive`, `morgul replay` and `morgul plan`:
+ * command-line front ends of morgul/run.h. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "morgul/cli.h"
+#include "morgul/run.h"
+#include "morgul/topology.h"
+
+static const char *const run_help =
+    "output:\n"
+    "  -o, --output PREFIX     write PREFIX_master.h5 and PREFIX_data_NNNNNN.h5\n"
+    "      --no-write          assemble and compress, write nothing (tests, benchmarks)\n"
+    "      --overwrite         replace existing files of PREFIX (never done otherwise)\n"
+    "      --frames-per-file N data files roll over every N frames (default 1000)\n"
+    "      --workers N         compression threads (default 1)\n"
+    "      --scalar            use the scalar bitshuffle kernel instead of AVX2\n"
+    "assembly:\n"
+    "  -n, --frames N          stop after frame N (frames counted from the first one seen)\n"
+    "      --window N          frames kept open for late and reordered packets (default 16)\n"
+    "      --buffer-frames N   frame buffers in all (default max(64, 4 x window))\n"
+    "      --align first|none  first: each module's first frame number is its frame 0 (default);\n"
+    "                          none: all modules must send the same frame numbers\n"
+    "      --no-position-check accept packets whose header row/column differ from the configuration\n"
+    "ending and reporting:\n"
+    "      --idle-timeout S    end the run after S seconds without packets (default: never)\n"
+    "      --progress          print a line of counters every second\n"
+    "  -q, --quiet             no plan or summary, errors only\n"
+    "threads:\n"
+    "      --cpus LIST         cores for the receivers, then workers, then writer (e.g. 2,3,8-11)\n"
+    "      --no-pin            do not pin threads\n"
+    "      --topology SRC      plan for an hwloc XML file or synthetic topology (plan only)\n";
+
+enum {
+    O_NOWRITE = 1000, O_OVERWRITE, O_FPF, O_WORKERS, O_SCALAR, O_WINDOW, O_BUFFERS, O_ALIGN, O_NOPOS, O_IDLE,
+    O_PROGRESS, O_CPUS, O_NOPIN, O_TOPO, O_RCVBUF, O_BATCH, O_REALTIME, O_SPEED, O_SEND, O_HELP,
+    O_DET /* detector options: O_DET + index */
+};
+
+static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
+                                        "detector-name"};
+
+static struct option opts[] = {
+    {"output", required_argument, 0, 'o'},  {"no-write", no_argument, 0, O_NOWRITE},
+    {"overwrite", no_argument, 0, O_OVERWRITE}, {"frames-per-file", required_argument, 0, O_FPF},
+    {"workers", required_argument, 0, O_WORKERS}, {"scalar", no_argument, 0, O_SCALAR},
+    {"frames", required_argument, 0, 'n'},  {"window", required_argument, 0, O_WINDOW},
+    {"buffer-frames", required_argument, 0, O_BUFFERS}, {"align", required_argument, 0, O_ALIGN},
+    {"no-position-check", no_argument, 0, O_NOPOS}, {"idle-timeout", required_argument, 0, O_IDLE},
+    {"progress", no_argument, 0, O_PROGRESS}, {"quiet", no_argument, 0, 'q'},
+    {"cpus", required_argument, 0, O_CPUS}, {"no-pin", no_argument, 0, O_NOPIN},
+    {"topology", required_argument, 0, O_TOPO}, {"rcvbuf", required_argument, 0, O_RCVBUF},
+    {"batch", required_argument, 0, O_BATCH}, {"realtime", no_argument, 0, O_REALTIME},
+    {"speed", required_argument, 0, O_SPEED}, {"send", required_argument, 0, O_SEND},
+    {"help", no_argument, 0, 'h'},
+    {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
+    {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
+    {"port", required_argument, 0, O_DET + 4}, {"module-names", required_argument, 0, O_DET + 5},
+    {"detector-name", required_argument, 0, O_DET + 6}, {0, 0, 0, 0},
+};
+
+typedef enum { CMD_RECEIVE, CMD_REPLAY, CMD_PLAN } which;
+
+static void usage(which w, FILE *out)
+{
+    if (w == CMD_RECEIVE)
+        fprintf(out, "usage: morgul receive [options]\n\n"
+                     "Receives a JUNGFRAU detector's UDP packets, one pinned thread per module interface,\n"
+                     "assembles frames and writes them raw to bitshuffle/LZ4 HDF5.\n\n");
+    else if (w == CMD_REPLAY)
+        fprintf(out, "usage: morgul replay [options] FILE.pcap\n\n"
+                     "Feeds a capture through the same assembly and writing as `morgul receive`, as fast as\n"
+                     "possible (or --realtime), or retransmits it with --send HOST[:PORT].  Without detector\n"
+                     "options the detector is worked out from the capture.\n\n"
+                     "replay:\n"
+                     "      --realtime          pace by the capture's time stamps\n"
+                     "      --speed X           with --realtime, X times faster\n"
+                     "      --send HOST[:PORT]  send the datagrams over UDP instead (PORT: new lowest port)\n");
+    else
+        fprintf(out, "usage: morgul plan [options]\n\n"
+                     "Prints the detector description and the thread and memory plan `morgul receive` would use,\n"
+                     "for this machine or for --topology (an hwloc XML export or a synthetic description such as\n"
+                     "\"pack:2 numa:1 core:8 pu:1\").\n\n");
+    fputs(mg_detopt_help, out);
+    fputs(run_help, out);
+    if (w == CMD_RECEIVE)
+        fprintf(out, "live receiving:\n"
+                     "      --rcvbuf MB         socket receive buffer (default 256)\n"
+                     "      --batch N           datagrams per recvmmsg call (default 64)\n");
+}
+
+static int run_cmd(which w, int argc, char **argv)
+{
+    const char *cmd = w == CMD_RECEIVE ? "receive" : w == CMD_REPLAY ? "replay" : "plan";
+    mg_run_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.check_position = 1;
+    cfg.speed = 1;
+    mg_detopt dopt;
+    mg_detopt_init(&dopt);
+    const char *send = NULL;
+    int no_write = 0, c, bad = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:n:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': cfg.output = optarg; break;
+        case O_NOWRITE: no_write = 1; break;
+        case O_OVERWRITE: cfg.overwrite = 1; break;
+        case O_FPF: bad |= mg_opt_u64(cmd, "--frames-per-file", optarg, &cfg.frames_per_file); break;
+        case O_WORKERS: bad |= mg_opt_int(cmd, "--workers", optarg, 1, 64, &cfg.workers); break;
+        case O_SCALAR: cfg.impl = MG_BSHUF_SCALAR; break;
+        case 'n': bad |= mg_opt_u64(cmd, "--frames", optarg, &cfg.max_frames); break;
+        case O_WINDOW: bad |= mg_opt_int(cmd, "--window", optarg, 1, 4096, &cfg.window); break;
+        case O_BUFFERS: bad |= mg_opt_int(cmd, "--buffer-frames", optarg, 2, 1 << 20, &cfg.buffer_frames); break;
+        case O_ALIGN:
+            if (!strcmp(optarg, "first"))
+                cfg.align = MG_ALIGN_FIRST;
+            else if (!strcmp(optarg, "none"))
+                cfg.align = MG_ALIGN_NONE;
+            else {
+                fprintf(stderr, "morgul %s: --align is 'first' or 'none'\n", cmd);
+                bad = 1;
+            }
+            break;
+        case O_NOPOS: cfg.check_position = 0; break;
+        case O_IDLE: bad |= mg_opt_double(cmd, "--idle-timeout", optarg, 0, 1e9, &cfg.idle_timeout); break;
+        case O_PROGRESS: cfg.progress = 1; break;
+        case 'q': cfg.quiet = 1; break;
+        case O_CPUS: cfg.cpus = optarg; break;
+        case O_NOPIN: cfg.no_pin = 1; break;
+        case O_TOPO: cfg.topology = optarg; break;
+        case O_RCVBUF: bad |= mg_opt_int(cmd, "--rcvbuf", optarg, 1, 1 << 16, &cfg.rcvbuf_mb); break;
+        case O_BATCH: bad |= mg_opt_int(cmd, "--batch", optarg, 1, 1024, &cfg.batch); break;
+        case O_REALTIME: cfg.realtime = 1; break;
+        case O_SPEED: bad |= mg_opt_double(cmd, "--speed", optarg, 1e-6, 1e6, &cfg.speed); break;
+        case O_SEND: send = optarg; break;
+        case 'h': usage(w, stdout); return 0;
+        default:
+            if (c >= O_DET && c < O_DET + 7) {
+                if (mg_detopt_take(&dopt, cmd, det_names[c - O_DET], optarg) < 0)
+                    bad = 1;
+                break;
+            }
+            fprintf(stderr, "morgul %s: see 'morgul %s --help'\n", cmd, cmd);
+            return 2;
+        }
+    }
+    if (bad)
+        return 2;
+    mg_error err = {0};
+    if (w == CMD_REPLAY) {
+        if (optind != argc - 1) {
+            fprintf(stderr, "morgul replay: give one capture file (morgul replay [options] FILE.pcap)\n");
+            return 2;
+        }
+        cfg.pcap = argv[optind];
+        if (send) {
+            if (mg_replay_send(cfg.pcap, send, cfg.realtime, cfg.speed, stderr, mg_cli_stop_flag(), &err)) {
+                fprintf(stderr, "morgul replay: %s\n", err.message);
+                return 1;
+            }
+            return 0;
+        }
+    } else if (optind != argc) {
+        fprintf(stderr, "morgul %s: unexpected argument '%s'\n", cmd, argv[optind]);
+        return 2;
+    }
+    if (w == CMD_REPLAY && !dopt.given) {
+        if (mg_detector_from_capture(&cfg.det, cfg.pcap, cfg.quiet ? NULL : stderr, &err)) {
+            fprintf(stderr, "morgul replay: %s\n", err.message);
+            return 1;
+        }
+    } else if (mg_detopt_build(&dopt, &cfg.det, &err)) {
+        fprintf(stderr, "morgul %s: %s\n", cmd, err.message);
+        return 2;
+    }
+    if (w == CMD_PLAN) {
+        mg_topology *t = mg_topology_open(cfg.topology, &err);
+        if (!t) {
+            fprintf(stderr, "morgul plan: %s\n", err.message);
+            return 1;
+        }
+        int nl = mg_detector_links(&cfg.det);
+        char ifn[MG_MAX_LINKS][32];
+        const char *ifp[MG_MAX_LINKS];
+        for (int l = 0; l < nl; l++) {
+            int m, i;
+            mg_detector_link(&cfg.det, l, &m, &i);
+            /* a bind address may also name the interface directly (planning for another machine) */
+            mg_interface_of_address(cfg.det.modules[m].bind, ifn[l], sizeof ifn[l]);
+            if (!ifn[l][0])
+                snprintf(ifn[l], sizeof ifn[l], "%s", cfg.det.modules[m].bind);
+            ifp[l] = ifn[l];
+        }
+        mg_thread_plan plan;
+        int rc = mg_topology_plan(t, nl, ifp, cfg.workers > 0 ? cfg.workers : 1, cfg.cpus, &plan, &err);
+        if (!rc) {
+            mg_detector_print(&cfg.det, stdout);
+            for (int l = 0; l < nl; l++)
+                printf("  link %d NIC %s\n", l, ifp[l][0] ? ifp[l] : "(unknown)");
+            mg_topology_print_plan(&plan, stdout);
+        } else
+            fprintf(stderr, "morgul plan: %s\n", err.message);
+        mg_topology_close(t);
+        return rc ? 1 : 0;
+    }
+    if (!cfg.output && !no_write) {
+        fprintf(stderr, "morgul %s: say where to write (-o DIR/NAME) or pass --no-write\n", cmd);
+        return 2;
+    }
+    if (no_write)
+        cfg.output = NULL;
+    if (cfg.topology) {
+        fprintf(stderr, "morgul %s: --topology is for 'morgul plan'; a run uses this machine's topology\n", cmd);
+        return 2;
+    }
+    cfg.stop = mg_cli_stop_flag();
+    cfg.log = stderr;
+    mg_run_summary sum;
+    memset(&sum, 0, sizeof sum);
+    int rc = w == CMD_RECEIVE ? mg_run_receive(&cfg, &sum, &err) : mg_run_replay(&cfg, &sum, &err);
+    if (!cfg.quiet && (rc == 0 || sum.total.bytes))
+        mg_run_print_summary(&sum, stderr);
+    if (rc) {
+        fprintf(stderr, "morgul %s: %s\n", cmd, err.message);
+        return 1;
+    }
+    return 0;
+}
+
+int mg_cmd_receive(int argc, char **argv) { return run_cmd(CMD_RECEIVE, argc, argv); }
+int mg_cmd_replay(int argc, char **argv) { return run_cmd(CMD_REPLAY, argc, argv); }
+int mg_cmd_plan(int argc, char **argv) { return run_cmd(CMD_PLAN, argc, argv); }

@@ -1,0 +1,194 @@
+/* cmd_simulate.c - `morgul simulate`: command-line front end of
+ * morgul/simulate.h. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "morgul/cli.h"
+#include "morgul/simulate.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: morgul simulate [options]\n\n"
+            "Sends real JUNGFRAU packets over UDP (one port per module interface) or writes them to a pcap file.\n\n");
+    fputs(mg_detopt_help, out);
+    fprintf(out,
+            "frames:\n"
+            "  -n, --frames N          frames to send (default 100)\n"
+            "      --rate HZ           frames per second; 0 = as fast as possible (default 0)\n"
+            "      --first-frame N     frame number of the first frame (default 1)\n"
+            "      --exposure-us X     exposure length in the header (default 10 us)\n"
+            "      --bunch-id N        bunch id of the first frame (+1 per frame)\n"
+            "      --timestamp N       timestamp of the first frame (10 MHz ticks; + frame period per frame)\n"
+            "      --daq-info X        bits or'ed into every packet's DAQ info\n"
+            "content:\n"
+            "      --content KIND      pattern (default), dark, photons or frames\n"
+            "      --gain G            dark: g0, g1 or g2 (forced switching; sets DAQ info bits 12/13)\n"
+            "      --pedestal-mode F,L dark: firmware pedestal mode, every F-th frame forced, L loops per gain\n"
+            "      --noise ADU         dark/photons: G0 noise (default 12; G1 4, G2 3)\n"
+            "      --pedestal FILES    G0.bin[,G1.bin,G2.bin]: float32 512x1024 pedestals (default synthetic)\n"
+            "      --noise-file FILE   float32 512x1024 G0 noise per pixel\n"
+            "      --gainmap FILE      photons: PSI gain map .bin (default typical 41 / -1.44 / -0.115 ADU/keV)\n"
+            "      --energy KEV        photons: photon energy (default 12.4)\n"
+            "      --spots N           photons: Bragg spots per frame (default 200)\n"
+            "      --frames-file FILES frames: raw uint16 512x1024 frames, comma-separated files\n"
+            "faults (probabilities per packet, repeatable with --seed):\n"
+            "      --drop R  --duplicate R  --reorder R  --delay R\n"
+            "      --delay-frames N    a delayed packet arrives after N later frames began (default 2)\n"
+            "      --seed N            (default 1)\n"
+            "      --fault-log FILE    CSV of every injected fault\n"
+            "output:\n"
+            "      --pcap FILE         write a capture (Ethernet/IPv4/UDP) instead of sending\n"
+            "      --overwrite         replace an existing capture\n"
+            "      --dest ADDR         send to ADDR instead of each module's address\n");
+}
+
+enum { O_RATE = 1000, O_FIRST, O_EXP, O_BUNCH, O_TS, O_DAQ, O_CONTENT, O_GAIN, O_PMODE, O_NOISE, O_PED, O_NOISEF,
+       O_GMAP, O_ENERGY, O_SPOTS, O_FFILE, O_DROP, O_DUP, O_REORDER, O_DELAY, O_DELAYF, O_SEED, O_FLOG, O_PCAP,
+       O_OVERWRITE, O_DEST, O_DET };
+
+static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
+                                        "detector-name"};
+
+int mg_cmd_simulate(int argc, char **argv)
+{
+    static struct option opts[] = {
+        {"frames", required_argument, 0, 'n'}, {"rate", required_argument, 0, O_RATE},
+        {"first-frame", required_argument, 0, O_FIRST}, {"exposure-us", required_argument, 0, O_EXP},
+        {"bunch-id", required_argument, 0, O_BUNCH}, {"timestamp", required_argument, 0, O_TS},
+        {"daq-info", required_argument, 0, O_DAQ}, {"content", required_argument, 0, O_CONTENT},
+        {"gain", required_argument, 0, O_GAIN}, {"pedestal-mode", required_argument, 0, O_PMODE},
+        {"noise", required_argument, 0, O_NOISE}, {"pedestal", required_argument, 0, O_PED},
+        {"noise-file", required_argument, 0, O_NOISEF}, {"gainmap", required_argument, 0, O_GMAP},
+        {"energy", required_argument, 0, O_ENERGY}, {"spots", required_argument, 0, O_SPOTS},
+        {"frames-file", required_argument, 0, O_FFILE}, {"drop", required_argument, 0, O_DROP},
+        {"duplicate", required_argument, 0, O_DUP}, {"reorder", required_argument, 0, O_REORDER},
+        {"delay", required_argument, 0, O_DELAY}, {"delay-frames", required_argument, 0, O_DELAYF},
+        {"seed", required_argument, 0, O_SEED}, {"fault-log", required_argument, 0, O_FLOG},
+        {"pcap", required_argument, 0, O_PCAP}, {"overwrite", no_argument, 0, O_OVERWRITE},
+        {"dest", required_argument, 0, O_DEST}, {"help", no_argument, 0, 'h'},
+        {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
+        {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
+        {"port", required_argument, 0, O_DET + 4}, {"module-names", required_argument, 0, O_DET + 5},
+        {"detector-name", required_argument, 0, O_DET + 6}, {0, 0, 0, 0},
+    };
+    const char *cmd = "simulate";
+    mg_sim_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    mg_detector det;
+    cfg.det = &det;
+    cfg.frames = 100;
+    cfg.first_frame = 1;
+    cfg.exposure_length = 100;
+    cfg.seed = 1;
+    mg_detopt dopt;
+    mg_detopt_init(&dopt);
+    double exp_us = 10;
+    int c, bad = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+        uint64_t u;
+        switch (c) {
+        case 'n': bad |= mg_opt_u64(cmd, "--frames", optarg, &cfg.frames); break;
+        case O_RATE: bad |= mg_opt_double(cmd, "--rate", optarg, 0, 1e6, &cfg.rate); break;
+        case O_FIRST: bad |= mg_opt_u64(cmd, "--first-frame", optarg, &cfg.first_frame); break;
+        case O_EXP:
+            bad |= mg_opt_double(cmd, "--exposure-us", optarg, 0, 429496729, &exp_us);
+            break;
+        case O_BUNCH: bad |= mg_opt_u64(cmd, "--bunch-id", optarg, &cfg.bunch_id); break;
+        case O_TS: bad |= mg_opt_u64(cmd, "--timestamp", optarg, &cfg.timestamp); break;
+        case O_DAQ:
+            bad |= mg_opt_u64(cmd, "--daq-info", optarg, &u);
+            cfg.daq_info = (uint32_t)u;
+            break;
+        case O_CONTENT:
+            if (!strcmp(optarg, "pattern"))
+                cfg.content = MG_SIM_PATTERN;
+            else if (!strcmp(optarg, "dark"))
+                cfg.content = MG_SIM_DARK;
+            else if (!strcmp(optarg, "photons"))
+                cfg.content = MG_SIM_PHOTONS;
+            else if (!strcmp(optarg, "frames"))
+                cfg.content = MG_SIM_FRAMES;
+            else {
+                fprintf(stderr, "morgul simulate: --content is pattern, dark, photons or frames\n");
+                bad = 1;
+            }
+            break;
+        case O_GAIN:
+            if (!strcmp(optarg, "g0") || !strcmp(optarg, "0"))
+                cfg.gain = 0;
+            else if (!strcmp(optarg, "g1") || !strcmp(optarg, "1"))
+                cfg.gain = 1;
+            else if (!strcmp(optarg, "g2") || !strcmp(optarg, "2"))
+                cfg.gain = 2;
+            else {
+                fprintf(stderr, "morgul simulate: --gain is g0, g1 or g2\n");
+                bad = 1;
+            }
+            break;
+        case O_PMODE:
+            if (sscanf(optarg, "%d,%d", &cfg.pedestal_mode_frames, &cfg.pedestal_mode_loops) != 2 ||
+                cfg.pedestal_mode_frames < 1 || cfg.pedestal_mode_loops < 1) {
+                fprintf(stderr, "morgul simulate: --pedestal-mode F,L with F frames >= 1 and L loops >= 1\n");
+                bad = 1;
+            }
+            break;
+        case O_NOISE: bad |= mg_opt_double(cmd, "--noise", optarg, 0, 10000, &cfg.noise[0]); break;
+        case O_PED: cfg.pedestal_files = optarg; break;
+        case O_NOISEF: cfg.noise_file = optarg; break;
+        case O_GMAP: cfg.gainmap_file = optarg; break;
+        case O_ENERGY: bad |= mg_opt_double(cmd, "--energy", optarg, 0.1, 1000, &cfg.energy_kev); break;
+        case O_SPOTS: bad |= mg_opt_int(cmd, "--spots", optarg, 0, 1000000, &cfg.spots); break;
+        case O_FFILE: cfg.frame_files = optarg; break;
+        case O_DROP: bad |= mg_opt_double(cmd, "--drop", optarg, 0, 1, &cfg.drop); break;
+        case O_DUP: bad |= mg_opt_double(cmd, "--duplicate", optarg, 0, 1, &cfg.duplicate); break;
+        case O_REORDER: bad |= mg_opt_double(cmd, "--reorder", optarg, 0, 1, &cfg.reorder); break;
+        case O_DELAY: bad |= mg_opt_double(cmd, "--delay", optarg, 0, 1, &cfg.delay); break;
+        case O_DELAYF: bad |= mg_opt_int(cmd, "--delay-frames", optarg, 1, 1000, &cfg.delay_frames); break;
+        case O_SEED: bad |= mg_opt_u64(cmd, "--seed", optarg, &cfg.seed); break;
+        case O_FLOG: cfg.fault_log = optarg; break;
+        case O_PCAP: cfg.pcap_path = optarg; break;
+        case O_OVERWRITE: cfg.overwrite = 1; break;
+        case O_DEST: cfg.dest_host = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default:
+            if (c >= O_DET && c < O_DET + 7) {
+                if (mg_detopt_take(&dopt, cmd, det_names[c - O_DET], optarg) < 0)
+                    bad = 1;
+                break;
+            }
+            fprintf(stderr, "morgul simulate: see 'morgul simulate --help'\n");
+            return 2;
+        }
+    }
+    if (bad)
+        return 2;
+    if (optind != argc) {
+        fprintf(stderr, "morgul simulate: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    cfg.exposure_length = (uint32_t)(exp_us * 10 + 0.5);
+    mg_error err = {0};
+    if (mg_detopt_build(&dopt, &det, &err)) {
+        fprintf(stderr, "morgul simulate: %s\n", err.message);
+        return 2;
+    }
+    cfg.stop = mg_cli_stop_flag();
+    mg_sim_stats st;
+    int rc = mg_simulate(&cfg, &st, &err);
+    fprintf(stderr,
+            "simulate: %llu frames, %llu packets (%.3f GB) in %.2f s = %.0f frames/s, %.2f GB/s; injected: dropped %llu, "
+            "duplicated %llu, reordered %llu, delayed %llu\n",
+            (unsigned long long)st.frames, (unsigned long long)st.packets, (double)st.bytes / 1e9, st.seconds,
+            st.seconds > 0 ? (double)st.frames / st.seconds : 0, st.seconds > 0 ? (double)st.bytes / st.seconds / 1e9 : 0,
+            (unsigned long long)st.dropped, (unsigned long long)st.duplicated, (unsigned long long)st.reordered,
+            (unsigned long long)st.delayed);
+    if (rc) {
+        fprintf(stderr, "morgul simulate: %s\n", err.message);
+        return 1;
+    }
+    return 0;
+}

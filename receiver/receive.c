@@ -1,0 +1,221 @@
+/* receive.c - live receiving: one thread per link on its UDP socket
+ * (see morgul/run.h).
+ *
+ * Each thread is pinned to its core near the NIC, reads up to `batch`
+ * datagrams per recvmmsg into its own staging buffers and offers them to the
+ * assembler, which copies the pixels into place.  A 2 ms receive timeout
+ * gives it a heartbeat for the assembler's window and timeouts even when its
+ * link is silent.  The kernel's drop counter for the socket (SO_RXQ_OVFL)
+ * arrives with every batch and is reported as kernel drops. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "run_internal.h"
+
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40
+#endif
+
+#define DGRAM_CAP 9216 /* anything longer than a jumbo frame is cut and counted as wrong size */
+
+typedef struct rx_link {
+    run *r;
+    int link;
+    int fd;
+    int core;
+    pthread_t th;
+    int started;
+    _Atomic int *stop;
+    _Atomic uint64_t last_ns;
+} rx_link;
+
+static void *rx_main(void *arg)
+{
+    rx_link *x = arg;
+    run *r = x->r;
+    if (r->pin)
+        mg_topology_bind_thread(r->topo, x->core, NULL);
+    int batch = r->cfg->batch > 0 ? r->cfg->batch : 64;
+    if (batch > 1024)
+        batch = 1024;
+    uint8_t *bufs = malloc((size_t)batch * DGRAM_CAP);
+    struct mmsghdr *msgs = calloc((size_t)batch, sizeof *msgs);
+    struct iovec *iov = calloc((size_t)batch, sizeof *iov);
+    char (*ctl)[CMSG_SPACE(sizeof(uint32_t))] = calloc((size_t)batch, sizeof *ctl);
+    if (!bufs || !msgs || !iov || !ctl) {
+        atomic_store(&r->stop_internal, 1);
+        fprintf(r->log, "link %d: out of memory for receive buffers; stopping\n", x->link);
+        goto out;
+    }
+    for (int i = 0; i < batch; i++) {
+        iov[i].iov_base = bufs + (size_t)i * DGRAM_CAP;
+        iov[i].iov_len = DGRAM_CAP;
+    }
+    while (!atomic_load_explicit(x->stop, memory_order_relaxed)) {
+        for (int i = 0; i < batch; i++) {
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_control = ctl[i];
+            msgs[i].msg_hdr.msg_controllen = sizeof ctl[i];
+            msgs[i].msg_hdr.msg_flags = 0;
+        }
+        int n = recvmmsg(x->fd, msgs, (unsigned)batch, MSG_WAITFORONE, NULL);
+        uint64_t now = mg_now_ns();
+        if (n > 0) {
+            for (int i = 0; i < n; i++) {
+                size_t len = msgs[i].msg_len;
+                /* a datagram cut at DGRAM_CAP is longer than any packet: passing
+                 * the larger length gets it refused as wrong size (only the
+                 * length is looked at for such a datagram) */
+                if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
+                    len = DGRAM_CAP + 1;
+                mg_asm_push(r->a, x->link, iov[i].iov_base, len, now);
+            }
+            struct msghdr *h = &msgs[n - 1].msg_hdr;
+            for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+                    uint32_t drops;
+                    memcpy(&drops, CMSG_DATA(c), sizeof drops);
+                    mg_asm_set_kernel_drops(r->a, x->link, drops);
+                }
+            atomic_store_explicit(&x->last_ns, now, memory_order_relaxed);
+        }
+        mg_asm_tick(r->a, x->link, now);
+    }
+out:
+    mg_asm_flush(r->a, x->link);
+    free(bufs);
+    free(msgs);
+    free(iov);
+    free(ctl);
+    return NULL;
+}
+
+static int open_socket(run *r, int link, int *fd_out, mg_error *err)
+{
+    const mg_detector *d = &r->cfg->det;
+    int m, i;
+    mg_detector_link(d, link, &m, &i);
+    const mg_module *mod = &d->modules[m];
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(mod->ports[i]);
+    if (inet_pton(AF_INET, mod->bind, &a.sin_addr) != 1)
+        return mg_error_set(err, MG_ECONFIG, "module %s: bind address '%s' is not an IPv4 address", mod->name,
+                            mod->bind);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0)
+        return mg_error_set(err, MG_ESYS, "cannot open a UDP socket: %s", strerror(errno));
+    int want = (r->cfg->rcvbuf_mb > 0 ? r->cfg->rcvbuf_mb : 256) << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want))
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+    int got = 0;
+    socklen_t gl = sizeof got;
+    getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl);
+    if (got / 2 < want && !r->cfg->quiet) /* the kernel reports twice what it accounts */
+        fprintf(r->log,
+                "warning: port %u: the kernel capped the receive buffer at %d MiB of %d MiB asked; packets may be "
+                "dropped at high rates. Run as root, or raise net.core.rmem_max (sysctl -w "
+                "net.core.rmem_max=%d)\n",
+                mod->ports[i], got / 2 >> 20, want >> 20, want);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+    struct timeval tv = {0, 2000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a)) {
+        int e = errno;
+        close(fd);
+        return mg_error_set(err, MG_ESYS, "module %s interface %d: cannot listen on %s:%u: %s%s", mod->name, i,
+                            mod->bind, mod->ports[i], strerror(e),
+                            e == EADDRINUSE ? " (is another receiver running?)"
+                            : e == EADDRNOTAVAIL ? " (no interface has this address)" : "");
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
+{
+    run r;
+    int nlinks = mg_detector_links(&cfg->det);
+    rx_link *rx = calloc((size_t)nlinks, sizeof *rx);
+    _Atomic int stop_rx;
+    atomic_init(&stop_rx, 0);
+    if (!rx)
+        return mg_error_set(err, MG_ENOMEM, "out of memory");
+    for (int l = 0; l < nlinks; l++)
+        rx[l].fd = -1;
+    int rc = run_setup(&r, cfg, 0, err);
+    int ended = MG_END_ERROR;
+    /* every socket is bound before any thread starts: a port in use fails the run cleanly */
+    for (int l = 0; l < nlinks && !rc; l++)
+        rc = open_socket(&r, l, &rx[l].fd, err);
+    for (int l = 0; l < nlinks && !rc; l++) {
+        rx[l].r = &r;
+        rx[l].link = l;
+        rx[l].core = r.plan.link_core[l];
+        rx[l].stop = &stop_rx;
+        atomic_init(&rx[l].last_ns, 0);
+        if (pthread_create(&rx[l].th, NULL, rx_main, &rx[l]))
+            rc = mg_error_set(err, MG_ESYS, "cannot start receiving thread %d", l);
+        else
+            rx[l].started = 1;
+    }
+    if (!rc && cfg->ready)
+        atomic_store(cfg->ready, 1);
+    if (!rc && !cfg->quiet)
+        fprintf(r.log, "receiving on %d port(s)%s; Ctrl-C ends the run with valid files\n", nlinks,
+                cfg->max_frames ? "" : " until stopped");
+    uint64_t idle_ns = (uint64_t)(cfg->idle_timeout * 1e9);
+    while (!rc) {
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
+        if (cfg->stop && atomic_load(cfg->stop)) {
+            ended = MG_END_SIGNAL;
+            break;
+        }
+        if (atomic_load(&r.stop_internal)) {
+            ended = MG_END_ERROR;
+            break;
+        }
+        if (mg_pipeline_collector_done(r.pipe)) {
+            ended = MG_END_FRAMES;
+            break;
+        }
+        if (idle_ns) {
+            uint64_t last = r.t0, now = mg_now_ns();
+            for (int l = 0; l < nlinks; l++) {
+                uint64_t t = atomic_load(&rx[l].last_ns);
+                if (t > last)
+                    last = t;
+            }
+            if (now - last > idle_ns) {
+                ended = MG_END_IDLE;
+                break;
+            }
+        }
+        run_progress(&r, 0);
+    }
+    /* stop the receivers; each flushes its link, so the collector can finish */
+    atomic_store(&stop_rx, 1);
+    for (int l = 0; l < nlinks; l++)
+        if (rx[l].started)
+            pthread_join(rx[l].th, NULL);
+        else if (r.a)
+            mg_asm_flush(r.a, l);
+    for (int l = 0; l < nlinks; l++)
+        if (rx[l].fd >= 0)
+            close(rx[l].fd);
+    run_progress(&r, 1);
+    rc = run_finish(&r, sum, ended, rc, err);
+    free(rx);
+    return rc;
+}

@@ -1,0 +1,33 @@
+/* run_internal.h - private: the state a run shares between run.c and its
+ * packet sources (receive.c, replay.c). */
+#ifndef MORGUL_RUN_INTERNAL_H
+#define MORGUL_RUN_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "morgul/pipeline.h"
+#include "morgul/rawfile.h"
+#include "morgul/run.h"
+#include "morgul/topology.h"
+
+typedef struct run {
+    const mg_run_config *cfg;
+    FILE *log;
+    mg_topology *topo;
+    mg_thread_plan plan;
+    int pin;
+    mg_assembler *a;
+    mg_rawfile *out;
+    mg_pipeline *pipe;
+    _Atomic int stop_internal; /* raised by the pipeline on a fatal error */
+    uint64_t t0, last_progress, last_bytes;
+    uint64_t unexpected_port, capture_skipped;
+} run;
+
+uint64_t mg_now_ns(void);
+int run_setup(run *r, const mg_run_config *cfg, int lossless, mg_error *err);
+void run_progress(run *r, int force);
+/* Waits for the pipeline, closes the files, fills the summary, frees all. */
+int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err);
+
+#endif
