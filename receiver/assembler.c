@@ -236,7 +236,14 @@ int mg_asm_push(mg_assembler *a, int l, const void *buf, size_t len, uint64_t no
         k->last_packet = p;
     }
     if (f < k->base) {
-        k->st.late++;
+        /* a second copy of a packet of a frame this link has closed is a
+         * duplicate, not a late packet (the record still says so until the
+         * buffer is reused) */
+        const link_frame *old = &slot_of(a, f)->lf[l];
+        if (old->frame == f && (old->mask[p >> 6] >> (p & 63) & 1))
+            k->st.duplicates++;
+        else
+            k->st.late++;
         return 0;
     }
     if (f >= k->base + a->W)

@@ -1,0 +1,137 @@
+"""simulate -> receive over real UDP sockets on loopback, with the `pattern`
+content: every pixel written equals what was sent; with each fault injected,
+every lost packet shows in packets_received and the bitmask, and nothing
+else is wrong."""
+import csv
+
+import numpy as np
+import pytest
+
+from conftest import Receiver, mask_bits, morgul, pattern, read_run
+
+
+def check_run(prefix, nmod, ifaces, frames, first=1, dropped=()):
+    """Compares the files with what the simulator sent minus `dropped`
+    ((module, frame_number, module_packet) triples)."""
+    r = read_run(prefix)
+    lost = {}
+    for m, fn, q in dropped:
+        lost.setdefault((m, fn), set()).add(q)
+    # frames in which every packet of every module was dropped are not written
+    whole = {fn for fn in range(first, first + frames) if all(len(lost.get((m, fn), ())) == 128 for m in range(nmod))}
+    expect_fn = [fn for fn in range(first, first + frames) if fn not in whole]
+    assert r["frame_number"][:, 0].tolist() == expect_fn
+    for i, fn in enumerate(expect_fn):
+        for m in range(nmod):
+            assert r["frame_number"][i, m] == fn
+            missing = lost.get((m, fn), set())
+            bits = mask_bits(r["packet_mask"][i, m])
+            assert r["packets_received"][i, m] == 128 - len(missing), (fn, m)
+            assert set(np.flatnonzero(~bits)) == missing, (fn, m)
+            want = pattern(m, fn).copy()
+            for q in missing:
+                want[4 * q:4 * q + 4] = 0xFFFF
+            np.testing.assert_array_equal(r["data"][i, m], want, err_msg=f"frame {fn} module {m}")
+    assert r["run"]["frames_written"] == len(expect_fn)
+    assert r["run"]["packets_lost"] == sum(len(v) for v in lost.values())
+    assert r["run"]["kernel_drops"] == 0
+    return r
+
+
+def dropped_from_log(path, ifaces):
+    out = []
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            if row["kind"] == "drop":
+                q = int(row["interface"]) * (128 // ifaces) + int(row["packet"])
+                out.append((int(row["module"]), int(row["frame_number"]), q))
+    return out
+
+
+def faults_of(path, kind):
+    with open(path) as f:
+        return sum(1 for row in csv.DictReader(f) if row["kind"] == kind)
+
+
+@pytest.mark.parametrize("nmod,ifaces", [(1, 1), (2, 2)])
+def test_pattern_exact(tmp, port, nmod, ifaces):
+    prefix = tmp / "run"
+    rx = Receiver("--modules", nmod, "--interfaces", ifaces, "--port", port, "-o", prefix, "-n", 60,
+                  "--idle-timeout", 5, "--frames-per-file", 25).start()
+    morgul("simulate", "--modules", nmod, "--interfaces", ifaces, "--port", port, "-n", 60, "--rate", 300)
+    assert rx.wait() == 0, rx.output
+    check_run(prefix, nmod, ifaces, 60)
+    # rolled over into three data files, joined by the master
+    assert sorted(p.name for p in tmp.glob("run_data_*.h5")) == [f"run_data_00000{i}.h5" for i in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("nmod,ifaces", [(1, 1), (2, 2)])
+def test_drop(tmp, port, nmod, ifaces):
+    prefix, log = tmp / "run", tmp / "faults.csv"
+    rx = Receiver("--modules", nmod, "--interfaces", ifaces, "--port", port, "-o", prefix, "-n", 40,
+                  "--idle-timeout", 2).start()
+    morgul("simulate", "--modules", nmod, "--interfaces", ifaces, "--port", port, "-n", 40, "--rate", 300,
+           "--drop", 0.02, "--seed", 7, "--fault-log", log)
+    rx.wait()
+    dropped = dropped_from_log(log, ifaces)
+    assert len(dropped) > 20
+    r = check_run(prefix, nmod, ifaces, 40, dropped=dropped)
+    assert r["run"]["frames_partial"] > 0
+
+
+def test_drop_whole_frames(tmp, port):
+    """A frame of which no packet arrives is not written but counted missing."""
+    prefix, log = tmp / "run", tmp / "faults.csv"
+    rx = Receiver("--port", port, "-o", prefix, "-n", 30, "--idle-timeout", 2).start()
+    morgul("simulate", "--port", port, "-n", 30, "--rate", 300, "--drop", 0.97, "--seed", 3, "--fault-log", log)
+    rx.wait()
+    r = check_run(prefix, 1, 1, 30, dropped=dropped_from_log(log, 1))
+    assert r["run"]["frames_missing"] + r["run"]["frames_written"] == 30 or r["run"]["frames_written"] < 30
+
+
+@pytest.mark.parametrize("kind", ["duplicate", "reorder", "delay"])
+def test_faults_without_loss(tmp, port, kind):
+    """Duplicated, reordered and delayed packets (delay 2 frames < window 16)
+    lose nothing and are counted."""
+    prefix, log = tmp / "run", tmp / "faults.csv"
+    rx = Receiver("--modules", 2, "--interfaces", 2, "--port", port, "-o", prefix, "-n", 40,
+                  "--idle-timeout", 2).start()
+    morgul("simulate", "--modules", 2, "--interfaces", 2, "--port", port, "-n", 40, "--rate", 300, f"--{kind}",
+           0.02, "--seed", 11, "--fault-log", log)
+    rx.wait()
+    n = faults_of(log, kind)
+    assert n > 20
+    r = check_run(prefix, 2, 2, 40)
+    assert r["run"]["frames_complete"] == 40
+    if kind == "duplicate":
+        assert r["run"]["packets_duplicated"] == n
+    else:
+        assert r["run"]["packets_out_of_order"] >= n * (1 if kind == "reorder" else 0.9)
+
+
+def test_delay_beyond_window(tmp, port):
+    """Packets delayed past the window are late: their frames are partial,
+    the packets counted late, nothing else wrong."""
+    prefix, log = tmp / "run", tmp / "faults.csv"
+    rx = Receiver("--port", port, "-o", prefix, "-n", 40, "--idle-timeout", 2, "--window", 2).start()
+    morgul("simulate", "--port", port, "-n", 40, "--rate", 300, "--delay", 0.01, "--delay-frames", 4, "--seed", 5,
+           "--fault-log", log)
+    rx.wait()
+    delayed = []
+    import csv as _csv
+    with open(log) as f:
+        for row in _csv.DictReader(f):
+            # a packet held back 4 frames with a window of 2 misses its frame,
+            # except in the last 2 frames: the held packets follow frame 40 at once
+            if row["kind"] == "delay" and int(row["frame_number"]) <= 40 - 2:
+                delayed.append((0, int(row["frame_number"]), int(row["packet"])))
+    r = check_run(prefix, 1, 1, 40, dropped=delayed)
+    assert r["run"]["packets_late"] == len(delayed)
+
+
+def test_fault_injection_is_repeatable(tmp):
+    a, b = tmp / "a.csv", tmp / "b.csv"
+    for log in (a, b):
+        morgul("simulate", "-n", 10, "--drop", 0.05, "--reorder", 0.05, "--seed", 9, "--fault-log", log, "--pcap",
+               tmp / "x.pcap", "--overwrite")
+    assert a.read_text() == b.read_text()
