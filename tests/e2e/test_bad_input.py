@@ -1,0 +1,210 @@
+"""Bad input is counted and reported, never a crash, a hang or a corrupt
+file: malformed datagrams, wrong detector type, packet numbers out of range,
+wrong header positions, packets on unexpected ports, corrupt and truncated
+captures, broken detector descriptions, existing outputs.  Also the other
+capture link types and legacy 8246-byte datagrams."""
+import socket
+import struct
+
+import numpy as np
+import pytest
+
+from conftest import Receiver, morgul, pattern, read_run
+
+
+def header(frame=1, packet=0, dtype=3, version=2, row=0, col=0):
+    return struct.pack("<QIIQQHHHHIHBB", frame, 100, packet, 0, 0, 0, row, col, 0, 0, 0, dtype, version)
+
+
+def test_garbage_datagrams_are_counted(tmp, port):
+    prefix = tmp / "run"
+    rx = Receiver("--port", port, "-o", prefix, "-n", 20, "--idle-timeout", 2).start()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dst = ("127.0.0.1", port)
+    body = bytes(8192)
+    bad = {
+        "rejected_wrong_size": [b"x" * 100, b"", header() + body + b"xy", b"z" * 20000],
+        "rejected_wrong_detector_type": [header(dtype=1) + body, header(dtype=4) + body],
+        "rejected_wrong_version": [header(version=1) + body],
+        "rejected_packet_number": [header(packet=128) + body, header(packet=70000) + body],
+        "rejected_position": [header(row=5) + body, header(col=3) + body],
+    }
+    for dgrams in bad.values():
+        for d in dgrams:
+            s.sendto(d, dst)
+    morgul("simulate", "--port", port, "-n", 20, "--rate", 200)
+    assert rx.wait() == 0, rx.output
+    r = read_run(prefix)
+    for name, dgrams in bad.items():
+        assert r["run"][name] == len(dgrams), name
+    # the good data is untouched
+    assert r["run"]["frames_complete"] == 20
+    for i in range(20):
+        np.testing.assert_array_equal(r["data"][i, 0], pattern(0, i + 1))
+    assert "refused   11 datagrams" in rx.output
+
+
+def test_implausible_frame_number(tmp, port):
+    """One packet with a wild frame number must not wreck the run."""
+    prefix = tmp / "run"
+    rx = Receiver("--port", port, "-o", prefix, "-n", 20, "--idle-timeout", 2).start()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(header(frame=1) + bytes(8192), ("127.0.0.1", port))  # a genuine-looking first packet
+    s.sendto(header(frame=1 << 40) + bytes(8192), ("127.0.0.1", port))
+    morgul("simulate", "--port", port, "-n", 20, "--rate", 200, "--first-frame", 2)
+    assert rx.wait() == 0, rx.output
+    r = read_run(prefix)
+    assert r["run"]["rejected_frame_number"] == 1
+    assert r["frame_number"][:, 0].tolist() == list(range(1, 21))
+    assert r["packets_received"][0, 0] == 1 and r["run"]["frames_complete"] == 19
+
+
+def test_unexpected_ports_in_replay(tmp):
+    cap = tmp / "two.pcap"
+    morgul("simulate", "--modules", 2, "-n", 5, "--pcap", cap)
+    out = morgul("replay", cap, "--modules", 1, "-o", tmp / "r").stdout
+    r = read_run(tmp / "r")
+    assert r["run"]["unexpected_port"] == 5 * 128
+    assert r["run"]["frames_complete"] == 5
+    assert "on ports not in the detector description: 640" in out
+
+
+def test_truncated_capture(tmp):
+    cap = tmp / "c.pcap"
+    morgul("simulate", "-n", 6, "--pcap", cap)
+    data = cap.read_bytes()
+    cut = tmp / "cut.pcap"
+    cut.write_bytes(data[:len(data) * 2 // 3 + 1000])
+    p = morgul("replay", cut, "--modules", 1, "-o", tmp / "r", check=False)
+    assert p.returncode == 1
+    assert "truncated" in p.stdout and "records" in p.stdout
+    r = read_run(tmp / "r")  # what was read before is written, and the files are valid
+    assert 3 <= len(r["index"]) <= 5
+    np.testing.assert_array_equal(r["data"][0, 0], pattern(0, 1))
+
+
+def test_not_a_capture(tmp):
+    junk = tmp / "junk.pcap"
+    junk.write_bytes(b"this is not a capture" * 100)
+    p = morgul("replay", junk, "-o", tmp / "r", check=False)
+    assert p.returncode == 1 and "junk.pcap" in p.stdout
+    assert not list(tmp.glob("r_*"))
+
+
+def test_capture_without_detector_packets(tmp):
+    cap = tmp / "c.pcap"
+    write_pcap(cap, 1, [(50001, b"hello")])
+    p = morgul("replay", cap, "-o", tmp / "r", check=False)
+    assert p.returncode == 1 and "no JUNGFRAU packets" in p.stdout
+
+
+@pytest.mark.parametrize("text,line,words", [
+    ("[detector]\nname = x\n\n[x-00]\nmodule = M1\nprot = 5\n", 6, "unknown key 'prot'"),
+    ("[detector]\nport = 99999\n", 2, "not a UDP port"),
+    ("[detector]\n[x-00]\nrow = 0\n", 2, "no 'module"),
+    ("name = x\n", 1, "before any [section]"),
+    ("[detector]\n[x-00]\nmodule = M1\ninterfaces = 3\n", 4, "must be 1 or 2"),
+    ("[detector]\n[x-00]\nmodule = M1\n[x-01]\nmodule = M1\nrow = 1\n", None, "used twice"),
+    ("[detector]\n[x-00]\nmodule = M1\nports = 50001, 50002\n", 2, "1 interface(s) but 2 port(s)"),
+    ("[detector\n", 1, "section header"),
+])
+def test_broken_config_names_the_line(tmp, text, line, words):
+    ini = tmp / "bad.ini"
+    ini.write_text(text)
+    p = morgul("receive", "--config", ini, "-o", tmp / "r", check=False)
+    assert p.returncode == 2
+    assert words in p.stdout
+    if line:
+        assert f"bad.ini:{line}:" in p.stdout
+    assert not list(tmp.glob("r_*"))
+
+
+def test_existing_output_is_not_overwritten(tmp):
+    cap = tmp / "c.pcap"
+    morgul("simulate", "-n", 3, "--pcap", cap)
+    morgul("replay", cap, "-o", tmp / "r")
+    before = {p.name: p.read_bytes() for p in tmp.glob("r_*")}
+    p = morgul("replay", cap, "-o", tmp / "r", check=False)
+    assert p.returncode == 1 and "--overwrite" in p.stdout
+    assert {p.name: p.read_bytes() for p in tmp.glob("r_*")} == before
+    morgul("replay", cap, "-o", tmp / "r", "--overwrite")
+    p = morgul("simulate", "-n", 3, "--pcap", cap, check=False)
+    assert p.returncode == 1 and "exists" in p.stdout
+
+
+def test_bad_options(tmp):
+    for args in (["receive"], ["receive", "--modules", "0", "--no-write"], ["simulate", "--drop", "2"],
+                 ["simulate", "--rate", "-1"], ["receive", "--no-write", "--cpus", "99"], ["nonsense"]):
+        p = morgul(*args, check=False)
+        assert p.returncode in (1, 2), args
+        assert p.stdout.strip(), args
+
+
+# ---- other link types and legacy datagrams ----
+
+def read_pcap(path):
+    data = path.read_bytes()
+    magic, = struct.unpack_from("<I", data)
+    assert magic in (0xA1B2C3D4, 0xA1B23C4D)
+    off, recs = 24, []
+    while off < len(data):
+        sec, frac, incl, orig = struct.unpack_from("<IIII", data, off)
+        recs.append((sec, frac, data[off + 16:off + 16 + incl]))
+        off += 16 + incl
+    return magic, recs
+
+
+def write_records(path, magic, linktype, recs):
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, 65535, linktype))
+        for sec, frac, frame in recs:
+            f.write(struct.pack("<IIII", sec, frac, len(frame), len(frame)))
+            f.write(frame)
+
+
+def write_pcap(path, linktype, datagrams):
+    """Ethernet/IPv4/UDP records from (port, payload) pairs."""
+    recs = []
+    for port, payload in datagrams:
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), 0, 0, 64, 17, 0, bytes([127, 0, 0, 2]),
+                         bytes([127, 0, 0, 1]))
+        udp = struct.pack("!HHHH", 4000, port, 8 + len(payload), 0)
+        recs.append((0, 0, bytes(12) + b"\x08\x00" + ip + udp + payload))
+    write_records(path, 0xA1B2C3D4, linktype, recs)
+
+
+def convert(src, dst, kind):
+    magic, recs = read_pcap(src)
+    out = []
+    for sec, frac, frame in recs:
+        ip = frame[14:]
+        if kind == "cooked":
+            out.append((sec, frac, struct.pack("!HHH8sH", 0, 772, 6, bytes(8), 0x0800) + ip))
+        elif kind == "raw":
+            out.append((sec, frac, ip))
+        elif kind == "vlan":
+            out.append((sec, frac, frame[:12] + b"\x81\x00\x00\x05" + frame[12:]))
+        elif kind == "legacy":  # 6 empty bytes before the header: IP and UDP lengths grow by 6
+            ihl = (ip[0] & 15) * 4
+            tot, = struct.unpack_from("!H", ip, 2)
+            ulen, = struct.unpack_from("!H", ip, ihl + 4)
+            new = bytearray(ip[:ihl + 8] + bytes(6) + ip[ihl + 8:])
+            struct.pack_into("!H", new, 2, tot + 6)
+            struct.pack_into("!H", new, 10, 0)
+            struct.pack_into("!H", new, ihl + 4, ulen + 6)
+            out.append((sec, frac, frame[:14] + bytes(new)))
+    linktype = {"cooked": 113, "raw": 101, "vlan": 1, "legacy": 1}[kind]
+    write_records(dst, magic, linktype, out)
+
+
+@pytest.mark.parametrize("kind", ["cooked", "raw", "vlan", "legacy"])
+def test_link_types_and_legacy_datagrams(tmp, kind):
+    cap, conv = tmp / "c.pcap", tmp / f"{kind}.pcap"
+    morgul("simulate", "--modules", 2, "--interfaces", 2, "-n", 4, "--pcap", cap)
+    convert(cap, conv, kind)
+    morgul("replay", conv, "-o", tmp / "r")
+    r = read_run(tmp / "r")
+    assert r["run"]["frames_complete"] == 4
+    for i in range(4):
+        for m in range(2):
+            np.testing.assert_array_equal(r["data"][i, m], pattern(m, i + 1))
