@@ -229,12 +229,6 @@ int mg_asm_push(mg_assembler *a, int l, const void *buf, size_t len, uint64_t no
         return 0;
     }
     unsigned p = h->packet_number;
-    if (f < k->last_frame || (f == k->last_frame && p < k->last_packet))
-        k->st.out_of_order++;
-    else {
-        k->last_frame = f;
-        k->last_packet = p;
-    }
     if (f < k->base) {
         /* a second copy of a packet of a frame this link has closed is a
          * duplicate, not a late packet (the record still says so until the
@@ -277,6 +271,13 @@ int mg_asm_push(mg_assembler *a, int l, const void *buf, size_t len, uint64_t no
     }
     size_t row = (size_t)k->iface * 256 + (size_t)p * MG_ROWS_PER_PACKET;
     memcpy(s->data + (size_t)k->module * MG_MODULE_PIXELS + row * MG_MODULE_COLS, px, MG_PACKET_DATA_BYTES);
+    /* out of order: accepted after a later packet of this link */
+    if (f < k->last_frame || (f == k->last_frame && p < k->last_packet))
+        k->st.out_of_order++;
+    else {
+        k->last_frame = f;
+        k->last_packet = p;
+    }
     lf->mask[p >> 6] |= bit;
     lf->packets++;
     k->st.packets++;
