@@ -1,8 +1,309 @@
-/* cmd_bench.c - `morgul bench` (filled in below) */
+/* cmd_bench.c - `morgul bench`: throughput of morgul's stages against
+ * baselines on the same data in the same run, reported as ratios.
+ *
+ *   compress   bitshuffle/LZ4 of real frames: morgul AVX2 and scalar vs the
+ *              reference bitshuffle library (Debian's HDF5 plugin, loaded
+ *              with dlopen) and vs memcpy
+ *   replay     a 2-module capture through assembly, compression and writing
+ *              to tmpfs, vs reading the same capture alone
+ *   loopback   simulate -> receive over UDP on loopback: the sender's highest
+ *              rate, packets lost, the receiver's CPU use
+ *
+ * Results go to standard output as a table and, with --markdown, as the
+ * rows docs/performance.md keeps. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <getopt.h>
+#include <glob.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "morgul/bitshuffle.h"
+#include "morgul/capture.h"
 #include "morgul/cli.h"
+#include "morgul/jungfrau.h"
+#include "morgul/run.h"
+#include "morgul/simulate.h"
+
+#define REFERENCE_PLUGIN "/usr/lib/x86_64-linux-gnu/hdf5/serial/plugins/libh5bshuf.so"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Loads every mod5_raw*.bin (or any *.bin of 1 MiB frames) in `dir`. */
+static uint16_t *load_frames(const char *dir, size_t *nframes)
+{
+    char pat[1024];
+    snprintf(pat, sizeof pat, "%s/*raw*.bin", dir);
+    glob_t g;
+    *nframes = 0;
+    if (glob(pat, 0, NULL, &g))
+        return NULL;
+    uint16_t *all = malloc(g.gl_pathc * MG_MODULE_BYTES);
+    for (size_t i = 0; all && i < g.gl_pathc; i++) {
+        FILE *f = fopen(g.gl_pathv[i], "rb");
+        if (f && fread(all + *nframes * MG_MODULE_PIXELS, 1, MG_MODULE_BYTES, f) == MG_MODULE_BYTES)
+            (*nframes)++;
+        if (f)
+            fclose(f);
+    }
+    globfree(&g);
+    return all;
+}
+
+typedef int64_t (*ref_compress_fn)(const void *in, void *out, size_t size, size_t elem_size, size_t block_size);
+
+static int bench_compress(const char *dir, int seconds_x10, const char *ref_path, int markdown)
+{
+    size_t n = 0;
+    uint16_t *frames = load_frames(dir, &n);
+    if (!n) {
+        fprintf(stderr, "morgul bench compress: no raw frames (*raw*.bin, 512x1024 uint16) in %s; give --frames-dir\n",
+                dir);
+        free(frames);
+        return 1;
+    }
+    void *lib = dlopen(ref_path, RTLD_NOW | RTLD_LOCAL);
+    ref_compress_fn ref = lib ? (ref_compress_fn)dlsym(lib, "bshuf_compress_lz4") : NULL;
+    if (!ref)
+        fprintf(stderr, "note: reference compressor not available (%s): %s\n", ref_path, dlerror());
+    size_t cap = mg_bshuf_bound(MG_MODULE_PIXELS, 2);
+    uint8_t *out = malloc(cap);
+    uint8_t *copy = malloc(MG_MODULE_BYTES);
+    mg_bshuf_ctx *avx = mg_cpu_has_avx2() ? mg_bshuf_ctx_new(2, MG_BSHUF_AVX2, NULL) : NULL;
+    mg_bshuf_ctx *sca = mg_bshuf_ctx_new(2, MG_BSHUF_SCALAR, NULL);
+    const char *names[4] = {"memcpy (baseline: read + write)", "reference bitshuffle (Debian plugin)",
+                            "morgul scalar", "morgul AVX2"};
+    double best[4] = {0}, bytes_out[4] = {0};
+    /* interleave the contenders round by round so they see the same machine state */
+    double budget = seconds_x10 / 10.0, t_end = now_s() + budget;
+    int rounds = 0;
+    while (now_s() < t_end || rounds < 3) {
+        for (int k = 0; k < 4; k++) {
+            if ((k == 1 && !ref) || (k == 3 && !avx))
+                continue;
+            double t0 = now_s(), total = 0;
+            for (size_t i = 0; i < n; i++) {
+                const uint16_t *fr = frames + i * MG_MODULE_PIXELS;
+                if (k == 0) {
+                    memcpy(copy, fr, MG_MODULE_BYTES);
+                    total += MG_MODULE_BYTES;
+                    __asm__ volatile("" ::"r"(copy) : "memory");
+                } else if (k == 1)
+                    total += (double)ref(fr, out, MG_MODULE_PIXELS, 2, 0) + MG_BSHUF_HEADER_BYTES;
+                else
+                    total += (double)mg_bshuf_compress(k == 2 ? sca : avx, fr, MG_MODULE_PIXELS, out, cap, NULL);
+            }
+            double rate = (double)n * MG_MODULE_BYTES / (now_s() - t0) / 1e9;
+            if (rate > best[k])
+                best[k] = rate;
+            bytes_out[k] = total / (double)n;
+        }
+        rounds++;
+    }
+    printf("compress: %zu real frames from %s, best of %d rounds (GB/s of raw input, 1 thread)\n", n, dir, rounds);
+    for (int k = 0; k < 4; k++)
+        if (best[k] > 0)
+            printf("  %-38s %6.2f GB/s  %8.0f bytes/frame%s\n", names[k], best[k], bytes_out[k],
+                   k == 0 ? "" : "");
+    if (ref && avx) {
+        printf("  morgul AVX2 / reference: speed x%.2f, size %+.2f%%\n", best[3] / best[1],
+               100 * (bytes_out[3] - bytes_out[1]) / bytes_out[1]);
+        printf("  morgul scalar / reference: speed x%.2f; AVX2 / scalar: x%.2f\n", best[2] / best[1], best[3] / best[2]);
+    }
+    if (markdown && ref && avx)
+        printf("| compress real frames | %.2f GB/s | reference %.2f GB/s | x%.2f | size %+.2f %% |\n", best[3], best[1],
+               best[3] / best[1], 100 * (bytes_out[3] - bytes_out[1]) / bytes_out[1]);
+    mg_bshuf_ctx_free(avx);
+    mg_bshuf_ctx_free(sca);
+    free(out);
+    free(copy);
+    free(frames);
+    if (lib)
+        dlclose(lib);
+    return 0;
+}
+
+/* A scratch directory on tmpfs for captures and outputs. */
+static int scratch_dir(char *dir, size_t cap)
+{
+    snprintf(dir, cap, "/dev/shm/morgul-bench-%d", (int)getpid());
+    if (mkdir(dir, 0700) && errno != EEXIST) {
+        fprintf(stderr, "morgul bench: cannot create %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void remove_prefix(const char *prefix)
+{
+    char pat[1100];
+    snprintf(pat, sizeof pat, "%s*", prefix);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            unlink(g.gl_pathv[i]);
+        globfree(&g);
+    }
+}
+
+/* Builds a capture of `frames` frames of `nmod` modules from real frames
+ * (or photons when there are none). */
+static int make_capture(const char *path, int nmod, uint64_t frames, const char *frames_dir, mg_detector *det)
+{
+    mg_error e = {0};
+    if (mg_detector_simple(det, "bench", nmod, 1, "127.0.0.1", 50001, NULL, &e))
+        return fprintf(stderr, "%s\n", e.message), -1;
+    char files[8192] = "";
+    char pat[1024];
+    snprintf(pat, sizeof pat, "%s/*raw*.bin", frames_dir);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            snprintf(files + strlen(files), sizeof files - strlen(files), "%s%s", i ? "," : "", g.gl_pathv[i]);
+        globfree(&g);
+    }
+    mg_sim_config sc = {.det = det, .content = files[0] ? MG_SIM_FRAMES : MG_SIM_PHOTONS, .frames = frames,
+                        .first_frame = 1, .frame_files = files, .seed = 1, .pcap_path = path, .overwrite = 1};
+    if (mg_simulate(&sc, NULL, &e))
+        return fprintf(stderr, "morgul bench: making the capture failed: %s\n", e.message), -1;
+    return 0;
+}
+
+static int bench_replay(const char *frames_dir, int loops, int markdown)
+{
+    char dir[256], cap[512], out[512];
+    if (scratch_dir(dir, sizeof dir))
+        return 1;
+    snprintf(cap, sizeof cap, "%s/replay.pcap", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    mg_detector det;
+    const uint64_t frames = 1000;
+    if (make_capture(cap, 2, frames, frames_dir, &det))
+        return 1;
+    /* baseline: the same capture read alone, every payload copied once (what assembly must do at least) */
+    double best_read = 0;
+    uint8_t *scratch = malloc(MG_LEGACY_PACKET_BYTES);
+    for (int pass = 0; pass < 3; pass++) {
+        mg_error e = {0};
+        mg_capture *c = mg_capture_open(cap, &e);
+        double t0 = now_s();
+        const uint8_t *pl;
+        size_t len;
+        uint16_t port;
+        uint64_t ts, packets = 0;
+        for (int l = 0; l < loops; l++) {
+            while (mg_capture_next(c, &pl, &len, &port, &ts, &e) == 1) {
+                memcpy(scratch, pl, len < MG_LEGACY_PACKET_BYTES ? len : MG_LEGACY_PACKET_BYTES);
+                __asm__ volatile("" ::"r"(scratch) : "memory");
+                packets++;
+            }
+            mg_capture_close(c);
+            c = l + 1 < loops ? mg_capture_open(cap, &e) : NULL;
+        }
+        double rate = (double)packets / 128 / (now_s() - t0);
+        if (rate > best_read)
+            best_read = rate;
+    }
+    free(scratch);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    double best = 0, first = 0;
+    mg_run_summary sum;
+    for (int pass = 0; pass < 2; pass++) {
+        remove_prefix(out);
+        mg_run_config rc;
+        memset(&rc, 0, sizeof rc);
+        rc.det = det;
+        rc.check_position = 1;
+        rc.output = out;
+        rc.overwrite = 1;
+        rc.workers = ncpu > 1 ? (int)ncpu : 1;
+        rc.quiet = 1;
+        rc.pcap = cap;
+        rc.loops = loops;
+        rc.log = stderr;
+        mg_error e = {0};
+        memset(&sum, 0, sizeof sum);
+        if (mg_run_replay(&rc, &sum, &e)) {
+            fprintf(stderr, "morgul bench replay: %s\n", e.message);
+            return 1;
+        }
+        double mf = (double)(sum.frames.frames_complete + sum.frames.frames_partial) * 2 / sum.seconds;
+        if (pass == 0)
+            first = mf;
+        if (mf > best)
+            best = mf;
+    }
+    remove_prefix(out);
+    unlink(cap);
+    rmdir(dir);
+    printf("replay: 2-module capture of %llu frames x %d loop(s) from %s frames, written raw to tmpfs, %ld workers\n",
+           (unsigned long long)frames, loops, frames_dir, ncpu);
+    printf("  morgul replay (assemble + compress + write)  %8.0f module-frames/s (first pass %.0f: fresh tmpfs pages)\n",
+           best, first);
+    printf("  capture read alone (baseline)                %8.0f module-frames/s\n", best_read);
+    printf("  ratio to the baseline: %.2f; compression ratio %.2f\n", best / best_read,
+           sum.bytes_compressed ? (double)sum.bytes_raw / (double)sum.bytes_compressed : 0);
+    if (markdown)
+        printf("| replay 2 modules to tmpfs | %.0f module-frames/s | capture read alone %.0f | x%.2f | |\n", best,
+               best_read, best / best_read);
+    return 0;
+}
+
+static int bench_usage(FILE *out)
+{
+    fprintf(out, "usage: morgul bench [compress|replay|loopback|all] [options]\n\n"
+                 "  --frames-dir DIR   real raw frames (default ../shared/data/psi-mod5)\n"
+                 "  --seconds S        time per measurement (default 3)\n"
+                 "  --reference FILE   reference bitshuffle library (default " REFERENCE_PLUGIN ")\n"
+                 "  --loops N          replay: passes over the 1000-frame capture (default 3)\n"
+                 "  --markdown         also print table rows for docs/performance.md\n");
+    return 0;
+}
+
 int mg_cmd_bench(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return 2;
+    static struct option opts[] = {{"frames-dir", required_argument, 0, 'd'}, {"seconds", required_argument, 0, 's'},
+                                   {"reference", required_argument, 0, 'r'}, {"markdown", no_argument, 0, 'm'},
+                                   {"loops", required_argument, 0, 'l'},
+                                   {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *dir = "../shared/data/psi-mod5", *ref = REFERENCE_PLUGIN;
+    double secs = 3;
+    int md = 0, c, loops = 3;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dir = optarg; break;
+        case 's':
+            if (mg_opt_double("bench", "--seconds", optarg, 0.1, 3600, &secs))
+                return 2;
+            break;
+        case 'r': ref = optarg; break;
+        case 'm': md = 1; break;
+        case 'l':
+            if (mg_opt_int("bench", "--loops", optarg, 1, 100000, &loops))
+                return 2;
+            break;
+        case 'h': return bench_usage(stdout);
+        default: return 2;
+        }
+    }
+    const char *what = optind < argc ? argv[optind] : "all";
+    int rc = 0;
+    if (!strcmp(what, "compress") || !strcmp(what, "all"))
+        rc |= bench_compress(dir, (int)(secs * 10), ref, md);
+    if (!strcmp(what, "replay") || !strcmp(what, "all"))
+        rc |= bench_replay(dir, loops, md);
+    return rc;
 }

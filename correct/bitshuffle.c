@@ -16,6 +16,7 @@
 struct mg_bshuf_ctx {
     size_t elem_size;
     mg_bshuf_impl impl;
+    int acceleration; /* LZ4's: 1 = its default; higher is faster, slightly larger */
     LZ4_stream_t *lz4;
     uint8_t *block;   /* one transposed block */
     uint8_t *scratch; /* kernel scratch: one block again */
@@ -73,6 +74,7 @@ mg_bshuf_ctx *mg_bshuf_ctx_new(size_t elem_size, mg_bshuf_impl impl, mg_error *e
     if (c) {
         c->elem_size = elem_size;
         c->impl = impl;
+        c->acceleration = MG_BSHUF_DEFAULT_ACCELERATION;
         c->lz4 = LZ4_createStream();
         c->block = aligned_alloc(64, block_bytes);
         c->scratch = aligned_alloc(64, block_bytes);
@@ -97,6 +99,11 @@ void mg_bshuf_ctx_free(mg_bshuf_ctx *ctx)
 }
 
 mg_bshuf_impl mg_bshuf_ctx_impl(const mg_bshuf_ctx *ctx) { return ctx->impl; }
+
+void mg_bshuf_ctx_set_acceleration(mg_bshuf_ctx *ctx, int acceleration)
+{
+    ctx->acceleration = acceleration < 1 ? 1 : acceleration > 65537 ? 65537 : acceleration;
+}
 
 /* Transposes an 8x8 bit matrix held as 8 bytes (byte r, bit c) into
  * (byte c, bit r): three rounds of swapping off-diagonal blocks. */
@@ -203,7 +210,7 @@ int64_t mg_bshuf_compress(mg_bshuf_ctx *ctx, const void *in, size_t n, void *out
          * as the format requires, without re-zeroing the 16 KiB table. */
         LZ4_resetStream_fast(ctx->lz4);
         int c = LZ4_compress_fast_continue(ctx->lz4, (const char *)ctx->block, (char *)o + pos + 4,
-                                           (int)(b * es), (int)(cap - pos - 4), 1);
+                                           (int)(b * es), (int)(cap - pos - 4), ctx->acceleration);
         if (c <= 0)
             return mg_error_set(err, MG_EDATA, "bitshuffle: LZ4 failed on a block of %zu bytes", b * es);
         put_be32(o + pos, (uint32_t)c);

@@ -74,8 +74,10 @@ static void *collector_main(void *arg)
         mg_frame f;
         int r = mg_asm_next_frame(p->cfg.assembler, &f);
         if (r == 0) {
-            /* nothing ready: back off from 20 us up to 1 ms */
-            struct timespec ts = {0, (long)(idle < 50 ? 20000 : 1000000)};
+            /* nothing ready: sleep 200 us, then 1 ms once idle.  Frames wait
+             * in their buffers meanwhile; waking more often only costs
+             * context switches on the cores the receivers need. */
+            struct timespec ts = {0, (long)(idle < 20 ? 200000 : 1000000)};
             idle++;
             nanosleep(&ts, NULL);
             continue;
@@ -231,6 +233,8 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
             destroy(p);
             return NULL;
         }
+        if (cfg->lz4_acceleration > 0)
+            mg_bshuf_ctx_set_acceleration(w->ctx, cfg->lz4_acceleration);
     }
     int bad = 0;
     for (int i = 0; i < p->nw && !bad; i++) {

@@ -4,35 +4,51 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pcap/pcap.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#define IO_BUFFER (4 << 20)
+
 struct mg_capture {
+    /* classic pcap files are read in place from a mapping: no copies */
+    const uint8_t *map;
+    size_t map_size, pos;
+    int swapped, nano;
+    /* anything else (pcapng) through libpcap */
     pcap_t *p;
+    char *iobuf; /* the FILE's buffer: glibc ignores setvbuf's size without one */
     int dlt;
     char path[1024];
     mg_capture_stats st;
 };
 
-mg_capture *mg_capture_open(const char *path, mg_error *err)
+static uint32_t rd32(const uint8_t *p, int swapped)
 {
-    char ebuf[PCAP_ERRBUF_SIZE] = "";
-    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
-    if (!p) {
-        mg_error_set(err, MG_EFORMAT, "cannot read capture %s: %s", path, ebuf);
-        return NULL;
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return swapped ? __builtin_bswap32(v) : v;
+}
+
+/* The DLT_ value of a file's LINKTYPE_ value, for the few that differ. */
+static int dlt_of_linktype(uint32_t lt)
+{
+    switch (lt & 0xFFFF) {
+    case 101: return DLT_RAW;
+#ifdef DLT_IPV4
+    case 228: return DLT_IPV4;
+    case 229: return DLT_IPV6;
+#endif
+    default: return (int)(lt & 0xFFFF);
     }
-    mg_capture *c = calloc(1, sizeof *c);
-    if (!c) {
-        pcap_close(p);
-        mg_error_set(err, MG_ENOMEM, "out of memory");
-        return NULL;
-    }
-    c->p = p;
-    c->dlt = pcap_datalink(p);
-    snprintf(c->path, sizeof c->path, "%s", path);
+}
+
+static int check_dlt(mg_capture *c, const char *path, mg_error *err)
+{
     switch (c->dlt) {
     case DLT_EN10MB: case DLT_LINUX_SLL: case DLT_RAW: case DLT_NULL:
 #ifdef DLT_LINUX_SLL2
@@ -41,12 +57,127 @@ mg_capture *mg_capture_open(const char *path, mg_error *err)
 #ifdef DLT_IPV4
     case DLT_IPV4: case DLT_IPV6:
 #endif
-        break;
+        return 0;
     default:
-        mg_error_set(err, MG_EFORMAT,
-                     "capture %s has link type %s, which morgul does not read (Ethernet, Linux cooked, raw IP, "
-                     "loopback)",
-                     path, pcap_datalink_val_to_name(c->dlt) ? pcap_datalink_val_to_name(c->dlt) : "?");
+        return mg_error_set(err, MG_EFORMAT,
+                            "capture %s has link type %s, which morgul does not read (Ethernet, Linux cooked, raw "
+                            "IP, loopback)",
+                            path, pcap_datalink_val_to_name(c->dlt) ? pcap_datalink_val_to_name(c->dlt) : "?");
+    }
+}
+
+/* Maps a classic pcap file; returns 1 if it is one, 0 if not (try libpcap), <0 on error. */
+static int open_mapped(mg_capture *c, const char *path, mg_error *err)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return mg_error_set(err, MG_EIO, "cannot open capture %s: %s", path, strerror(errno));
+    struct stat st;
+    uint8_t head[24];
+    if (fstat(fd, &st) || pread(fd, head, 24, 0) != 24) {
+        close(fd);
+        return 0; /* too short for pcap: libpcap gives the error */
+    }
+    uint32_t magic;
+    memcpy(&magic, head, 4);
+    int swapped = 0, nano = 0;
+    if (magic == 0xA1B2C3D4u || magic == 0xA1B23C4Du)
+        nano = magic == 0xA1B23C4Du;
+    else if (magic == 0xD4C3B2A1u || magic == 0x4D3CB2A1u)
+        swapped = 1, nano = magic == 0x4D3CB2A1u;
+    else {
+        close(fd);
+        return 0;
+    }
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return 0;
+    madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL | MADV_WILLNEED);
+    c->map = m;
+    c->map_size = (size_t)st.st_size;
+    c->pos = 24;
+    c->swapped = swapped;
+    c->nano = nano;
+    c->dlt = dlt_of_linktype(rd32(head + 20, swapped));
+    return 1;
+}
+
+/* The next record of a mapped file: 1, 0 at the end, <0 if corrupt. */
+static int next_mapped(mg_capture *c, const uint8_t **data, size_t *caplen, size_t *len, uint64_t *ts, mg_error *err)
+{
+    if (c->pos == c->map_size)
+        return 0;
+    if (c->map_size - c->pos < 16)
+        return mg_error_set(err, MG_EFORMAT, "capture %s is truncated after %llu records (a record header is cut)",
+                            c->path, (unsigned long long)c->st.records);
+    const uint8_t *h = c->map + c->pos;
+    uint32_t sec = rd32(h, c->swapped), frac = rd32(h + 4, c->swapped);
+    uint32_t incl = rd32(h + 8, c->swapped), orig = rd32(h + 12, c->swapped);
+    if (incl > 262144)
+        return mg_error_set(err, MG_EFORMAT, "capture %s is corrupt after %llu records (a record claims %u bytes)",
+                            c->path, (unsigned long long)c->st.records, incl);
+    if (c->map_size - c->pos - 16 < incl)
+        return mg_error_set(err, MG_EFORMAT, "capture %s is truncated after %llu records (the last record is cut)",
+                            c->path, (unsigned long long)c->st.records);
+    *data = h + 16;
+    *caplen = incl;
+    *len = orig;
+    *ts = (uint64_t)sec * 1000000000ull + (uint64_t)frac * (c->nano ? 1u : 1000u);
+    c->pos += 16 + incl;
+    return 1;
+}
+
+mg_capture *mg_capture_open(const char *path, mg_error *err)
+{
+    char ebuf[PCAP_ERRBUF_SIZE] = "";
+    {
+        mg_capture *c = calloc(1, sizeof *c);
+        if (!c) {
+            mg_error_set(err, MG_ENOMEM, "out of memory");
+            return NULL;
+        }
+        snprintf(c->path, sizeof c->path, "%s", path);
+        int r = open_mapped(c, path, err);
+        if (r < 0 || (r == 1 && check_dlt(c, path, err))) {
+            mg_capture_close(c);
+            return NULL;
+        }
+        if (r == 1)
+            return c;
+        free(c);
+    }
+    /* our own FILE with a big buffer: libpcap's reads then cost one system
+     * call per few hundred packets instead of several per packet */
+    mg_capture *c = calloc(1, sizeof *c);
+    char *iobuf = malloc(IO_BUFFER);
+    if (!c || !iobuf) {
+        free(c);
+        free(iobuf);
+        mg_error_set(err, MG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        free(c);
+        free(iobuf);
+        mg_error_set(err, MG_EIO, "cannot open capture %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    setvbuf(fp, iobuf, _IOFBF, IO_BUFFER);
+    pcap_t *p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, ebuf);
+    if (!p) {
+        fclose(fp);
+        free(c);
+        free(iobuf);
+        mg_error_set(err, MG_EFORMAT, "cannot read capture %s: %s", path, ebuf);
+        return NULL;
+    }
+    c->p = p;
+    c->iobuf = iobuf;
+    c->dlt = pcap_datalink(p);
+    snprintf(c->path, sizeof c->path, "%s", path);
+    if (check_dlt(c, path, err)) {
         mg_capture_close(c);
         return NULL;
     }
@@ -57,7 +188,11 @@ void mg_capture_close(mg_capture *c)
 {
     if (!c)
         return;
-    pcap_close(c->p);
+    if (c->map)
+        munmap((void *)c->map, c->map_size);
+    if (c->p)
+        pcap_close(c->p); /* closes the FILE: only then may its buffer go */
+    free(c->iobuf);
     free(c);
 }
 
@@ -130,16 +265,27 @@ int mg_capture_next(mg_capture *c, const uint8_t **payload, size_t *len, uint16_
                     mg_error *err)
 {
     for (;;) {
-        struct pcap_pkthdr *h;
-        const u_char *d;
-        int r = pcap_next_ex(c->p, &h, &d);
-        if (r == PCAP_ERROR_BREAK || r == -2)
-            return 0;
-        if (r != 1)
-            return mg_error_set(err, MG_EFORMAT, "capture %s is corrupt or truncated after %llu records: %s", c->path,
-                                (unsigned long long)c->st.records, pcap_geterr(c->p));
+        const u_char *d = NULL;
+        size_t n = 0, wire = 0;
+        uint64_t when = 0;
+        if (c->map) {
+            int r = next_mapped(c, &d, &n, &wire, &when, err);
+            if (r <= 0)
+                return r;
+        } else {
+            struct pcap_pkthdr *h;
+            int r = pcap_next_ex(c->p, &h, &d);
+            if (r == PCAP_ERROR_BREAK || r == -2)
+                return 0;
+            if (r != 1)
+                return mg_error_set(err, MG_EFORMAT, "capture %s is corrupt or truncated after %llu records: %s",
+                                    c->path, (unsigned long long)c->st.records, pcap_geterr(c->p));
+            n = h->caplen;
+            wire = h->len;
+            when = (uint64_t)h->ts.tv_sec * 1000000000ull + (uint64_t)h->ts.tv_usec; /* nano precision */
+        }
+        (void)wire;
         c->st.records++;
-        size_t n = h->caplen;
         int ver = 0;
         int off = ip_offset(c->dlt, d, n, &ver);
         if (off < 0) {
@@ -189,7 +335,7 @@ int mg_capture_next(mg_capture *c, const uint8_t **payload, size_t *len, uint16_
         *payload = udp + 8;
         *len = udp_len - 8;
         *dst_port = (uint16_t)((unsigned)udp[2] << 8 | udp[3]);
-        *ts_ns = (uint64_t)h->ts.tv_sec * 1000000000ull + (uint64_t)h->ts.tv_usec; /* nano precision */
+        *ts_ns = when;
         c->st.udp++;
         return 1;
     }
@@ -197,6 +343,7 @@ int mg_capture_next(mg_capture *c, const uint8_t **payload, size_t *len, uint16_
 
 struct mg_capture_writer {
     pcap_t *p;
+    char *iobuf;
     pcap_dumper_t *d;
     uint8_t *buf;
     char path[1024];
@@ -209,19 +356,27 @@ mg_capture_writer *mg_capture_create(const char *path, int overwrite, mg_error *
         return NULL;
     }
     mg_capture_writer *w = calloc(1, sizeof *w);
-    if (!w || !(w->buf = malloc(65536))) {
+    if (!w || !(w->buf = malloc(65536)) || !(w->iobuf = malloc(IO_BUFFER))) {
+        if (w)
+            free(w->buf);
         free(w);
         mg_error_set(err, MG_ENOMEM, "out of memory");
         return NULL;
     }
     snprintf(w->path, sizeof w->path, "%s", path);
     w->p = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 65535, PCAP_TSTAMP_PRECISION_NANO);
-    w->d = w->p ? pcap_dump_open(w->p, path) : NULL;
+    FILE *fp = w->p ? fopen(path, "wb") : NULL;
+    if (fp)
+        setvbuf(fp, w->iobuf, _IOFBF, IO_BUFFER); /* few, large writes */
+    w->d = fp ? pcap_dump_fopen(w->p, fp) : NULL;
     if (!w->d) {
-        mg_error_set(err, MG_EIO, "cannot create capture %s: %s", path, w->p ? pcap_geterr(w->p) : strerror(errno));
+        mg_error_set(err, MG_EIO, "cannot create capture %s: %s", path, w->p && fp ? pcap_geterr(w->p) : strerror(errno));
+        if (fp)
+            fclose(fp);
         if (w->p)
             pcap_close(w->p);
         free(w->buf);
+        free(w->iobuf);
         free(w);
         return NULL;
     }
@@ -298,9 +453,10 @@ int mg_capture_finish(mg_capture_writer *w, mg_error *err)
     int rc = 0;
     if (pcap_dump_flush(w->d) != 0)
         rc = mg_error_set(err, MG_EIO, "writing capture %s failed (disk full?)", w->path);
-    pcap_dump_close(w->d);
+    pcap_dump_close(w->d); /* closes the FILE before its buffer goes */
     pcap_close(w->p);
     free(w->buf);
+    free(w->iobuf);
     free(w);
     return rc;
 }

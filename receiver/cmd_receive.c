@@ -17,6 +17,7 @@ static const char *const run_help =
     "      --frames-per-file N data files roll over every N frames (default 1000)\n"
     "      --workers N         compression threads (default 1)\n"
     "      --scalar            use the scalar bitshuffle kernel instead of AVX2\n"
+    "      --lz4-acceleration N  LZ4 speed/size trade-off (default 8; 1 = LZ4's own default)\n"
     "assembly:\n"
     "  -n, --frames N          stop after frame N (frames counted from the first one seen)\n"
     "      --window N          frames kept open for late and reordered packets (default 16)\n"
@@ -35,7 +36,7 @@ static const char *const run_help =
 
 enum {
     O_NOWRITE = 1000, O_OVERWRITE, O_FPF, O_WORKERS, O_SCALAR, O_WINDOW, O_BUFFERS, O_ALIGN, O_NOPOS, O_IDLE,
-    O_PROGRESS, O_CPUS, O_NOPIN, O_TOPO, O_RCVBUF, O_BATCH, O_REALTIME, O_SPEED, O_SEND, O_HELP,
+    O_PROGRESS, O_CPUS, O_NOPIN, O_TOPO, O_RCVBUF, O_BATCH, O_REALTIME, O_SPEED, O_SEND, O_HELP, O_ACCEL, O_LOOPS,
     O_DET /* detector options: O_DET + index */
 };
 
@@ -54,7 +55,8 @@ static struct option opts[] = {
     {"topology", required_argument, 0, O_TOPO}, {"rcvbuf", required_argument, 0, O_RCVBUF},
     {"batch", required_argument, 0, O_BATCH}, {"realtime", no_argument, 0, O_REALTIME},
     {"speed", required_argument, 0, O_SPEED}, {"send", required_argument, 0, O_SEND},
-    {"help", no_argument, 0, 'h'},
+    {"help", no_argument, 0, 'h'}, {"lz4-acceleration", required_argument, 0, O_ACCEL},
+    {"loops", required_argument, 0, O_LOOPS},
     {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
     {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
     {"port", required_argument, 0, O_DET + 4}, {"module-names", required_argument, 0, O_DET + 5},
@@ -77,7 +79,8 @@ static void usage(which w, FILE *out)
                      "replay:\n"
                      "      --realtime          pace by the capture's time stamps\n"
                      "      --speed X           with --realtime, X times faster\n"
-                     "      --send HOST[:PORT]  send the datagrams over UDP instead (PORT: new lowest port)\n");
+                     "      --send HOST[:PORT]  send the datagrams over UDP instead (PORT: new lowest port)\n"
+                     "      --loops N           replay the capture N times, frame numbers continuing (benchmarks)\n");
     else
         fprintf(out, "usage: morgul plan [options]\n\n"
                      "Prints the detector description and the thread and memory plan `morgul receive` would use,\n"
@@ -136,6 +139,8 @@ static int run_cmd(which w, int argc, char **argv)
         case O_REALTIME: cfg.realtime = 1; break;
         case O_SPEED: bad |= mg_opt_double(cmd, "--speed", optarg, 1e-6, 1e6, &cfg.speed); break;
         case O_SEND: send = optarg; break;
+        case O_ACCEL: bad |= mg_opt_int(cmd, "--lz4-acceleration", optarg, 1, 65537, &cfg.lz4_acceleration); break;
+        case O_LOOPS: bad |= mg_opt_int(cmd, "--loops", optarg, 1, 1000000, &cfg.loops); break;
         case 'h': usage(w, stdout); return 0;
         default:
             if (c >= O_DET && c < O_DET + 7) {

@@ -47,17 +47,70 @@ static void pace(pacer *p, uint64_t ts)
         sleep_until(p->t0 + (uint64_t)((double)(ts - p->ts0) / (p->speed > 0 ? p->speed : 1)));
 }
 
+/* Frame-number shifting for --loops: pass L adds L x span to every packet's
+ * frame number, span being the longest run of frame numbers any port has in
+ * the capture, so every module advances by the same amount. */
+typedef struct looper {
+    int loops, pass;
+    uint64_t span;
+    uint16_t ports[MG_MAX_LINKS];
+    uint64_t lo[MG_MAX_LINKS], hi[MG_MAX_LINKS];
+    int nports;
+    uint8_t buf[MG_LEGACY_PACKET_BYTES];
+} looper;
+
+static void loop_note(looper *lp, uint16_t port, const uint8_t *pl, size_t len)
+{
+    const mg_jf_header *h;
+    const uint8_t *px;
+    if (mg_packet_check(pl, len, 128, &h, &px) != MG_PACKET_OK)
+        return;
+    int i = 0;
+    while (i < lp->nports && lp->ports[i] != port)
+        i++;
+    if (i == lp->nports) {
+        if (i == MG_MAX_LINKS)
+            return;
+        lp->ports[i] = port;
+        lp->lo[i] = lp->hi[i] = h->frame_number;
+        lp->nports++;
+    }
+    if (h->frame_number < lp->lo[i])
+        lp->lo[i] = h->frame_number;
+    if (h->frame_number > lp->hi[i])
+        lp->hi[i] = h->frame_number;
+}
+
+static const uint8_t *loop_shift(looper *lp, const uint8_t *pl, size_t len)
+{
+    if (lp->pass == 0 || (len != MG_PACKET_BYTES && len != MG_LEGACY_PACKET_BYTES))
+        return pl;
+    memcpy(lp->buf, pl, len);
+    size_t at = len == MG_LEGACY_PACKET_BYTES ? MG_LEGACY_PREFIX_BYTES : 0;
+    uint64_t fn;
+    memcpy(&fn, lp->buf + at, 8);
+    fn += (uint64_t)lp->pass * lp->span;
+    memcpy(lp->buf + at, &fn, 8);
+    return lp->buf;
+}
+
 int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
 {
     run r;
     mg_capture *cap = mg_capture_open(cfg->pcap, err);
     if (!cap)
         return err ? err->code : MG_EFORMAT;
+    looper *lp = calloc(1, sizeof *lp);
+    if (!lp) {
+        mg_capture_close(cap);
+        return mg_error_set(err, MG_ENOMEM, "out of memory");
+    }
+    lp->loops = cfg->loops > 0 ? cfg->loops : 1;
     int rc = run_setup(&r, cfg, !cfg->realtime, err);
     int ended = MG_END_ERROR;
     int nlinks = mg_detector_links(&cfg->det);
     pacer pc = {.on = cfg->realtime, .speed = cfg->speed};
-    uint64_t n = 0;
+    uint64_t n = 0, skipped = 0;
     while (!rc) {
         const uint8_t *pl;
         size_t len;
@@ -71,8 +124,24 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
             break;
         }
         if (got == 0) {
-            ended = MG_END_EOF;
-            break;
+            mg_capture_stats cs;
+            mg_capture_get_stats(cap, &cs);
+            skipped += cs.not_udp + cs.fragments + cs.truncated;
+            if (++lp->pass >= lp->loops) {
+                ended = MG_END_EOF;
+                break;
+            }
+            /* next pass: frame numbers continue after this one's */
+            for (int i = 0; i < lp->nports; i++)
+                if (lp->hi[i] - lp->lo[i] + 1 > lp->span)
+                    lp->span = lp->hi[i] - lp->lo[i] + 1;
+            mg_capture_close(cap);
+            cap = mg_capture_open(cfg->pcap, err);
+            if (!cap) {
+                rc = err ? err->code : MG_EFORMAT;
+                break;
+            }
+            continue;
         }
         if (cfg->stop && atomic_load(cfg->stop)) {
             ended = MG_END_SIGNAL;
@@ -86,6 +155,9 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
             r.unexpected_port++;
             continue;
         }
+        if (lp->loops > 1 && lp->pass == 0)
+            loop_note(lp, port, pl, len);
+        pl = loop_shift(lp, pl, len);
         uint64_t now = cfg->realtime ? mg_now_ns() : 1; /* no timeouts when replaying at full speed */
         while (mg_asm_push(r.a, link, pl, len, now) == MG_ASM_RETRY) {
             /* the frame buffer is still downstream: let the window move and wait */
@@ -93,7 +165,7 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
                 mg_asm_tick(r.a, l, now);
             if (atomic_load(&r.stop_internal))
                 break;
-            struct timespec t = {0, 20000};
+            struct timespec t = {0, 200000};
             nanosleep(&t, NULL);
         }
         if ((++n & 255) == 0) {
@@ -109,10 +181,15 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
     if (r.a)
         for (int l = 0; l < nlinks; l++)
             mg_asm_flush(r.a, l);
-    mg_capture_stats cs;
-    mg_capture_get_stats(cap, &cs);
-    r.capture_skipped = cs.not_udp + cs.fragments + cs.truncated;
-    mg_capture_close(cap);
+    if (cap) {
+        mg_capture_stats cs;
+        mg_capture_get_stats(cap, &cs);
+        if (ended != MG_END_EOF) /* the last pass was counted at its end */
+            skipped += cs.not_udp + cs.fragments + cs.truncated;
+        mg_capture_close(cap);
+    }
+    r.capture_skipped = skipped;
+    free(lp);
     run_progress(&r, 1);
     return run_finish(&r, sum, ended, rc, err);
 }

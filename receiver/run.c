@@ -82,6 +82,7 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, mg_error *err)
         .out = r->out,
         .workers = workers,
         .impl = cfg->impl,
+        .lz4_acceleration = cfg->lz4_acceleration,
         .topo = r->topo,
         .plan = r->pin ? &r->plan : NULL,
         .stop = &r->stop_internal,

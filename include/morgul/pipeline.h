@@ -31,6 +31,7 @@ typedef struct mg_pipeline_config {
     int workers;                 /* compression threads, default 1 */
     int queue_depth;             /* frames per worker queue, default 4 */
     mg_bshuf_impl impl;
+    int lz4_acceleration;        /* 0 = MG_BSHUF_DEFAULT_ACCELERATION */
     mg_topology *topo;
     const mg_thread_plan *plan;  /* where to bind threads; NULL = do not bind */
     _Atomic int *stop;           /* raised on a fatal error so the receivers stop */

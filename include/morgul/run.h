@@ -34,6 +34,7 @@ typedef struct mg_run_config {
     uint64_t frames_per_file;
     int workers;
     mg_bshuf_impl impl;
+    int lz4_acceleration;       /* 0 = default */
     /* threads */
     const char *topology;       /* hwloc XML or synthetic, NULL = this machine */
     const char *cpus;           /* explicit cores */
@@ -52,6 +53,7 @@ typedef struct mg_run_config {
     const char *pcap;
     int realtime;               /* pace by the capture's time stamps */
     double speed;               /* with realtime: 2 = twice as fast */
+    int loops;                  /* replay the capture this many times (frame numbers continue); 0 = 1 */
 } mg_run_config;
 
 typedef struct mg_run_summary {
