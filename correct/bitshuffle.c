@@ -187,8 +187,31 @@ static uint32_t get_be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-int64_t mg_bshuf_compress(mg_bshuf_ctx *ctx, const void *in, size_t n, void *out, size_t cap,
-                          mg_error *err)
+/* Writes the 12-byte chunk header. */
+static void put_header(uint8_t *o, uint64_t total, uint32_t block_bytes)
+{
+    for (int i = 0; i < 8; i++)
+        o[i] = (uint8_t)(total >> (56 - 8 * i));
+    put_be32(o + 8, block_bytes);
+}
+
+/* One block: transpose, LZ4, 4-byte size in front.  Returns bytes written
+ * at o, or 0 if LZ4 failed. */
+static size_t compress_block(mg_bshuf_ctx *ctx, const void *in, size_t b, uint8_t *o, size_t room)
+{
+    mg_bshuf_transpose(ctx, in, ctx->block, b);
+    /* A fresh stream per block: every block is an independent LZ4 block, as
+     * the format requires, without re-zeroing the 16 KiB table. */
+    LZ4_resetStream_fast(ctx->lz4);
+    int c = LZ4_compress_fast_continue(ctx->lz4, (const char *)ctx->block, (char *)o + 4, (int)(b * ctx->elem_size),
+                                       (int)(room - 4), ctx->acceleration);
+    if (c <= 0)
+        return 0;
+    put_be32(o, (uint32_t)c);
+    return 4 + (size_t)c;
+}
+
+int64_t mg_bshuf_compress(mg_bshuf_ctx *ctx, const void *in, size_t n, void *out, size_t cap, mg_error *err)
 {
     const size_t es = ctx->elem_size;
     const size_t block = mg_bshuf_default_block(es);
@@ -196,30 +219,42 @@ int64_t mg_bshuf_compress(mg_bshuf_ctx *ctx, const void *in, size_t n, void *out
         return mg_error_set(err, MG_EINVAL, "bitshuffle: output buffer of %zu bytes is below the bound %zu",
                             cap, mg_bshuf_bound(n, es));
     uint8_t *o = out;
-    uint64_t total = (uint64_t)n * es;
-    for (int i = 0; i < 8; i++)
-        o[i] = (uint8_t)(total >> (56 - 8 * i));
-    put_be32(o + 8, (uint32_t)(block * es));
+    put_header(o, (uint64_t)n * es, (uint32_t)(block * es));
     size_t pos = MG_BSHUF_HEADER_BYTES;
     const uint8_t *src = in;
     size_t done = 0;
     while (done + 8 <= n) {
         size_t b = n - done >= block ? block : (n - done) / 8 * 8;
-        mg_bshuf_transpose(ctx, src + done * es, ctx->block, b);
-        /* A fresh stream per block: every block is an independent LZ4 block,
-         * as the format requires, without re-zeroing the 16 KiB table. */
-        LZ4_resetStream_fast(ctx->lz4);
-        int c = LZ4_compress_fast_continue(ctx->lz4, (const char *)ctx->block, (char *)o + pos + 4,
-                                           (int)(b * es), (int)(cap - pos - 4), ctx->acceleration);
-        if (c <= 0)
+        size_t w = compress_block(ctx, src + done * es, b, o + pos, cap - pos);
+        if (!w)
             return mg_error_set(err, MG_EDATA, "bitshuffle: LZ4 failed on a block of %zu bytes", b * es);
-        put_be32(o + pos, (uint32_t)c);
-        pos += 4 + (size_t)c;
+        pos += w;
         done += b;
     }
     size_t left = (n - done) * es;
     memcpy(o + pos, src + done * es, left);
     pos += left;
+    return (int64_t)pos;
+}
+
+int64_t mg_bshuf_compress_blocks(mg_bshuf_ctx *ctx, const void *const *blocks, size_t nblocks, void *out, size_t cap,
+                                 mg_error *err)
+{
+    const size_t es = ctx->elem_size;
+    const size_t block = mg_bshuf_default_block(es);
+    size_t n = nblocks * block;
+    if (cap < mg_bshuf_bound(n, es))
+        return mg_error_set(err, MG_EINVAL, "bitshuffle: output buffer of %zu bytes is below the bound %zu",
+                            cap, mg_bshuf_bound(n, es));
+    uint8_t *o = out;
+    put_header(o, (uint64_t)n * es, (uint32_t)(block * es));
+    size_t pos = MG_BSHUF_HEADER_BYTES;
+    for (size_t i = 0; i < nblocks; i++) {
+        size_t w = compress_block(ctx, blocks[i], block, o + pos, cap - pos);
+        if (!w)
+            return mg_error_set(err, MG_EDATA, "bitshuffle: LZ4 failed on block %zu", i);
+        pos += w;
+    }
     return (int64_t)pos;
 }
 

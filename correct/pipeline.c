@@ -138,7 +138,8 @@ static void *worker_main(void *arg)
         mg_error e = {0};
         int64_t n = 0;
         if (!p->failed)
-            n = mg_bshuf_compress(w->ctx, f->data, p->frame_elems, chunk, p->chunk_cap, &e);
+            n = mg_bshuf_compress_blocks(w->ctx, (const void *const *)f->blocks, (size_t)f->nblocks, chunk,
+                                         p->chunk_cap, &e);
         mg_asm_release(p->cfg.assembler, f);
         mg_ring_consume(&w->in);
         if (n < 0) {

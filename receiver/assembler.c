@@ -37,6 +37,7 @@ typedef struct slot {
     int64_t inflight;         /* frame handed on and not yet released, -1 none (collector) */
     int64_t release_to;       /* release this far once the in-flight frame is done (collector) */
     uint16_t *data;
+    const uint16_t **blocks;  /* where each module packet's rows are */
     link_frame *lf;           /* one per link */
     mg_module_frame *modules; /* built by the collector */
 } slot;
@@ -64,6 +65,7 @@ struct mg_assembler {
     slot *slots;
     uint16_t *pool;
     size_t pool_bytes;
+    uint16_t *missing;        /* one packet's worth of MG_WORD_MISSING */
     _Atomic int64_t module_first[MG_MAX_MODULES]; /* frame number of index 0, -1 unset */
     _Atomic int64_t newest;                       /* newest frame index seen */
     _Atomic int nflushed;
@@ -103,10 +105,14 @@ mg_assembler *mg_asm_new(const mg_asm_config *cfg, mg_error *err)
     a->links = aligned_alloc(64, sizeof(link) * (size_t)a->nlinks);
     a->slots = calloc((size_t)a->S, sizeof(slot));
     a->fifo = calloc((size_t)a->S, sizeof(int64_t));
-    a->pool_bytes = (size_t)a->S * a->frame_words * 2;
+    /* by reference the slots hold pointers only */
+    a->pool_bytes = cfg->by_reference ? 4096 : (size_t)a->S * a->frame_words * 2;
     a->pool = mg_numa_alloc(cfg->topo, a->pool_bytes, cfg->numa_node);
-    if (!a->links || !a->slots || !a->fifo || !a->pool)
+    a->missing = malloc(MG_PACKET_DATA_BYTES);
+    if (!a->links || !a->slots || !a->fifo || !a->pool || !a->missing)
         goto nomem;
+    for (int i = 0; i < MG_PACKET_DATA_BYTES / 2; i++)
+        a->missing[i] = MG_WORD_MISSING;
     memset(a->links, 0, sizeof(link) * (size_t)a->nlinks);
     for (int l = 0; l < a->nlinks; l++) {
         link *k = &a->links[l];
@@ -122,10 +128,11 @@ mg_assembler *mg_asm_new(const mg_asm_config *cfg, mg_error *err)
         atomic_init(&sl->done, 0);
         sl->inflight = -1;
         sl->release_to = -1;
-        sl->data = a->pool + (size_t)s * a->frame_words;
+        sl->data = cfg->by_reference ? NULL : a->pool + (size_t)s * a->frame_words;
         sl->lf = calloc((size_t)a->nlinks, sizeof(link_frame));
         sl->modules = calloc((size_t)a->nmod, sizeof(mg_module_frame));
-        if (!sl->lf || !sl->modules)
+        sl->blocks = calloc((size_t)a->nmod * MG_PACKETS_PER_MODULE, sizeof(uint16_t *));
+        if (!sl->lf || !sl->modules || !sl->blocks)
             goto nomem;
         for (int l = 0; l < a->nlinks; l++)
             sl->lf[l].frame = -1;
@@ -151,9 +158,11 @@ void mg_asm_free(mg_assembler *a)
         for (int s = 0; s < a->S; s++) {
             free(a->slots[s].lf);
             free(a->slots[s].modules);
+            free(a->slots[s].blocks);
         }
     if (a->pool)
         mg_numa_free(a->cfg.topo, a->pool, a->pool_bytes);
+    free(a->missing);
     free(a->slots);
     free(a->links);
     free(a->fifo);
@@ -188,7 +197,7 @@ static inline void note_newest(mg_assembler *a, int64_t k)
         ;
 }
 
-int mg_asm_push(mg_assembler *a, int l, const void *buf, size_t len, uint64_t now_ns)
+static int push(mg_assembler *a, int l, const void *buf, size_t len, uint64_t now_ns, uint64_t frame_add)
 {
     link *k = &a->links[l];
     const mg_jf_header *h;
@@ -205,7 +214,8 @@ int mg_asm_push(mg_assembler *a, int l, const void *buf, size_t len, uint64_t no
     }
     /* frame index */
     int mslot = a->cfg.align == MG_ALIGN_NONE ? 0 : k->module;
-    int64_t fn = (int64_t)(h->frame_number & 0x7FFFFFFFFFFFFFFFull);
+    uint64_t frame_number = h->frame_number + frame_add;
+    int64_t fn = (int64_t)(frame_number & 0x7FFFFFFFFFFFFFFFull);
     int64_t first = atomic_load_explicit(&a->module_first[mslot], memory_order_acquire);
     if (first < 0) {
         int64_t expect = -1;
@@ -258,7 +268,7 @@ int mg_asm_push(mg_assembler *a, int l, const void *buf, size_t len, uint64_t no
         lf->frame = f;
         lf->packets = 0;
         lf->mask[0] = lf->mask[1] = 0;
-        lf->frame_number = h->frame_number;
+        lf->frame_number = frame_number;
         lf->bunch_id = h->bunch_id;
         lf->timestamp = h->timestamp;
         lf->exposure_length = h->exposure_length;
@@ -269,8 +279,12 @@ int mg_asm_push(mg_assembler *a, int l, const void *buf, size_t len, uint64_t no
         k->st.duplicates++;
         return 0;
     }
-    size_t row = (size_t)k->iface * 256 + (size_t)p * MG_ROWS_PER_PACKET;
-    memcpy(s->data + (size_t)k->module * MG_MODULE_PIXELS + row * MG_MODULE_COLS, px, MG_PACKET_DATA_BYTES);
+    size_t q = (size_t)k->iface * k->ppi + p; /* module packet index */
+    if (a->cfg.by_reference)
+        s->blocks[(size_t)k->module * MG_PACKETS_PER_MODULE + q] = (const uint16_t *)px;
+    else
+        memcpy(s->data + (size_t)k->module * MG_MODULE_PIXELS + q * MG_ROWS_PER_PACKET * MG_MODULE_COLS, px,
+               MG_PACKET_DATA_BYTES);
     /* out of order: accepted after a later packet of this link */
     if (f < k->last_frame || (f == k->last_frame && p < k->last_packet))
         k->st.out_of_order++;
@@ -284,6 +298,16 @@ int mg_asm_push(mg_assembler *a, int l, const void *buf, size_t len, uint64_t no
     if (lf->packets == k->ppi && f == k->base)
         advance(a, l, f + 1);
     return 0;
+}
+
+int mg_asm_push(mg_assembler *a, int l, const void *buf, size_t len, uint64_t now_ns)
+{
+    return push(a, l, buf, len, now_ns, 0);
+}
+
+int mg_asm_push_offline(mg_assembler *a, int l, const void *buf, size_t len, uint64_t now_ns, uint64_t frame_add)
+{
+    return push(a, l, buf, len, now_ns, frame_add);
 }
 
 void mg_asm_tick(mg_assembler *a, int l, uint64_t now_ns)
@@ -354,7 +378,8 @@ static void build_frame(mg_assembler *a, int64_t k, slot *s, mg_frame *f)
         link *lk = &a->links[l];
         link_frame *lf = &s->lf[l];
         mg_module_frame *mf = &s->modules[lk->module];
-        uint16_t *mod = s->data + (size_t)lk->module * MG_MODULE_PIXELS;
+        uint16_t *mod = s->data ? s->data + (size_t)lk->module * MG_MODULE_PIXELS : NULL;
+        const uint16_t **blk = s->blocks + (size_t)lk->module * MG_PACKETS_PER_MODULE;
         int have = lf->frame == k;
         if (have && !seen[lk->module]) {
             seen[lk->module] = 1;
@@ -369,12 +394,14 @@ static void build_frame(mg_assembler *a, int64_t k, slot *s, mg_frame *f)
             if (have && (lf->mask[p >> 6] >> (p & 63) & 1)) {
                 mf->mask[q >> 3] |= (uint8_t)(1u << (q & 7));
                 mf->packets++;
+                if (mod)
+                    blk[q] = mod + (size_t)q * MG_ROWS_PER_PACKET * MG_MODULE_COLS;
             } else {
                 complete = 0;
                 a->tot.packets_missing++;
-                uint16_t *rows = mod + (size_t)q * MG_ROWS_PER_PACKET * MG_MODULE_COLS;
-                for (size_t i = 0; i < MG_ROWS_PER_PACKET * MG_MODULE_COLS; i++)
-                    rows[i] = MG_WORD_MISSING;
+                blk[q] = a->missing;
+                if (mod)
+                    memcpy(mod + (size_t)q * MG_ROWS_PER_PACKET * MG_MODULE_COLS, a->missing, MG_PACKET_DATA_BYTES);
             }
         }
     }
@@ -382,6 +409,8 @@ static void build_frame(mg_assembler *a, int64_t k, slot *s, mg_frame *f)
     f->slot = (int)(k % a->S);
     f->complete = complete;
     f->data = s->data;
+    f->blocks = s->blocks;
+    f->nblocks = a->nmod * MG_PACKETS_PER_MODULE;
     f->modules = s->modules;
 }
 

@@ -204,6 +204,16 @@ const char *mg_capture_link_type(const mg_capture *c)
 
 void mg_capture_get_stats(const mg_capture *c, mg_capture_stats *s) { *s = c->st; }
 
+int mg_capture_stable(const mg_capture *c) { return c->map != NULL; }
+
+int mg_capture_rewind(mg_capture *c)
+{
+    if (!c->map)
+        return MG_EINVAL;
+    c->pos = 24;
+    return 0;
+}
+
 /* Finds the IP packet inside a link-layer frame: returns its offset and
  * version (4 or 6), or -1. */
 static int ip_offset(int dlt, const uint8_t *d, size_t n, int *ver)

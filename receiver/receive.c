@@ -153,7 +153,7 @@ int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
         return mg_error_set(err, MG_ENOMEM, "out of memory");
     for (int l = 0; l < nlinks; l++)
         rx[l].fd = -1;
-    int rc = run_setup(&r, cfg, 0, err);
+    int rc = run_setup(&r, cfg, 0, 0, err);
     int ended = MG_END_ERROR;
     /* every socket is bound before any thread starts: a port in use fails the run cleanly */
     for (int l = 0; l < nlinks && !rc; l++)

@@ -56,7 +56,6 @@ typedef struct looper {
     uint16_t ports[MG_MAX_LINKS];
     uint64_t lo[MG_MAX_LINKS], hi[MG_MAX_LINKS];
     int nports;
-    uint8_t buf[MG_LEGACY_PACKET_BYTES];
 } looper;
 
 static void loop_note(looper *lp, uint16_t port, const uint8_t *pl, size_t len)
@@ -81,19 +80,6 @@ static void loop_note(looper *lp, uint16_t port, const uint8_t *pl, size_t len)
         lp->hi[i] = h->frame_number;
 }
 
-static const uint8_t *loop_shift(looper *lp, const uint8_t *pl, size_t len)
-{
-    if (lp->pass == 0 || (len != MG_PACKET_BYTES && len != MG_LEGACY_PACKET_BYTES))
-        return pl;
-    memcpy(lp->buf, pl, len);
-    size_t at = len == MG_LEGACY_PACKET_BYTES ? MG_LEGACY_PREFIX_BYTES : 0;
-    uint64_t fn;
-    memcpy(&fn, lp->buf + at, 8);
-    fn += (uint64_t)lp->pass * lp->span;
-    memcpy(lp->buf + at, &fn, 8);
-    return lp->buf;
-}
-
 int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
 {
     run r;
@@ -106,7 +92,8 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
         return mg_error_set(err, MG_ENOMEM, "out of memory");
     }
     lp->loops = cfg->loops > 0 ? cfg->loops : 1;
-    int rc = run_setup(&r, cfg, !cfg->realtime, err);
+    /* a mapped capture stays in memory: frames point into it, nothing is copied */
+    int rc = run_setup(&r, cfg, !cfg->realtime, mg_capture_stable(cap), err);
     int ended = MG_END_ERROR;
     int nlinks = mg_detector_links(&cfg->det);
     pacer pc = {.on = cfg->realtime, .speed = cfg->speed};
@@ -124,9 +111,6 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
             break;
         }
         if (got == 0) {
-            mg_capture_stats cs;
-            mg_capture_get_stats(cap, &cs);
-            skipped += cs.not_udp + cs.fragments + cs.truncated;
             if (++lp->pass >= lp->loops) {
                 ended = MG_END_EOF;
                 break;
@@ -135,11 +119,16 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
             for (int i = 0; i < lp->nports; i++)
                 if (lp->hi[i] - lp->lo[i] + 1 > lp->span)
                     lp->span = lp->hi[i] - lp->lo[i] + 1;
-            mg_capture_close(cap);
-            cap = mg_capture_open(cfg->pcap, err);
-            if (!cap) {
-                rc = err ? err->code : MG_EFORMAT;
-                break;
+            if (mg_capture_rewind(cap)) { /* counts go on across a rewind, not across a reopen */
+                mg_capture_stats cs;
+                mg_capture_get_stats(cap, &cs);
+                skipped += cs.not_udp + cs.fragments + cs.truncated;
+                mg_capture_close(cap);
+                cap = mg_capture_open(cfg->pcap, err);
+                if (!cap) {
+                    rc = err ? err->code : MG_EFORMAT;
+                    break;
+                }
             }
             continue;
         }
@@ -157,9 +146,8 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
         }
         if (lp->loops > 1 && lp->pass == 0)
             loop_note(lp, port, pl, len);
-        pl = loop_shift(lp, pl, len);
         uint64_t now = cfg->realtime ? mg_now_ns() : 1; /* no timeouts when replaying at full speed */
-        while (mg_asm_push(r.a, link, pl, len, now) == MG_ASM_RETRY) {
+        while (mg_asm_push_offline(r.a, link, pl, len, now, (uint64_t)lp->pass * lp->span) == MG_ASM_RETRY) {
             /* the frame buffer is still downstream: let the window move and wait */
             for (int l = 0; l < nlinks; l++)
                 mg_asm_tick(r.a, l, now);
@@ -184,14 +172,15 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
     if (cap) {
         mg_capture_stats cs;
         mg_capture_get_stats(cap, &cs);
-        if (ended != MG_END_EOF) /* the last pass was counted at its end */
-            skipped += cs.not_udp + cs.fragments + cs.truncated;
-        mg_capture_close(cap);
+        skipped += cs.not_udp + cs.fragments + cs.truncated;
     }
     r.capture_skipped = skipped;
     free(lp);
     run_progress(&r, 1);
-    return run_finish(&r, sum, ended, rc, err);
+    rc = run_finish(&r, sum, ended, rc, err);
+    /* only now: frames in flight point into the capture's mapping */
+    mg_capture_close(cap);
+    return rc;
 }
 
 int mg_detector_from_capture(mg_detector *det, const char *pcap, FILE *log, mg_error *err)

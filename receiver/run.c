@@ -27,7 +27,7 @@ const char *mg_run_end_reason(int s)
     }
 }
 
-int run_setup(run *r, const mg_run_config *cfg, int lossless, mg_error *err)
+int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, mg_error *err)
 {
     memset(r, 0, sizeof *r);
     r->cfg = cfg;
@@ -66,6 +66,7 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, mg_error *err)
         .topo = r->topo,
         .numa_node = nlinks ? r->plan.link_node[0] : -1,
         .lossless = lossless,
+        .by_reference = by_reference,
     };
     r->a = mg_asm_new(&ac, err);
     if (!r->a)

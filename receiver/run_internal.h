@@ -25,7 +25,9 @@ typedef struct run {
 } run;
 
 uint64_t mg_now_ns(void);
-int run_setup(run *r, const mg_run_config *cfg, int lossless, mg_error *err);
+/* lossless: offline source waiting for buffers; by_reference: its packets
+ * stay in memory for the whole run (see mg_asm_config). */
+int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, mg_error *err);
 void run_progress(run *r, int force);
 /* Waits for the pipeline, closes the files, fills the summary, frees all. */
 int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err);

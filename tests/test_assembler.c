@@ -289,6 +289,36 @@ static void test_timeout(void)
     mg_asm_free(a);
 }
 
+static void test_by_reference(void)
+{
+    mg_detector d;
+    mg_detector_simple(&d, "t", 1, 2, "127.0.0.1", 50001, NULL, NULL);
+    mg_asm_config c = {.det = &d, .window = 4, .check_position = 1, .numa_node = -1, .by_reference = 1};
+    mg_assembler *a = mg_asm_new(&c, NULL);
+    static uint8_t store[128][MG_PACKET_BYTES];
+    for (int i = 0; i < 2; i++)
+        for (int p = 0; p < 64; p++) {
+            if (i == 1 && p == 5)
+                continue;
+            memcpy(store[i * 64 + p], make(100, (unsigned)p, (unsigned)i, 0, (uint16_t)(i * 64 + p)), MG_PACKET_BYTES);
+            mg_asm_push_offline(a, i, store[i * 64 + p], MG_PACKET_BYTES, 1, 7); /* frame 107 */
+        }
+    mg_asm_flush(a, 0);
+    mg_asm_flush(a, 1);
+    mg_frame f;
+    CHECK_EQ(mg_asm_next_frame(a, &f), 1);
+    CHECK(f.data == NULL);
+    CHECK_EQ(f.nblocks, 128);
+    CHECK_EQ(f.modules[0].frame_number, 107);
+    CHECK_EQ(f.modules[0].packets, 127);
+    CHECK(f.blocks[3] == (const uint16_t *)(store[3] + MG_HEADER_BYTES)); /* pointed to, not copied */
+    CHECK_EQ(f.blocks[64 + 2][0], 66);
+    CHECK_EQ(f.blocks[64 + 5][0], MG_WORD_MISSING);
+    CHECK_EQ(f.blocks[64 + 5][4095], MG_WORD_MISSING);
+    mg_asm_release(a, &f);
+    mg_asm_free(a);
+}
+
 static void test_bad_config(void)
 {
     mg_detector d;
@@ -310,6 +340,7 @@ int main(void)
     RUN(test_overrun_and_lossless);
     RUN(test_max_frames);
     RUN(test_timeout);
+    RUN(test_by_reference);
     RUN(test_bad_config);
     return CHECK_DONE();
 }

@@ -134,11 +134,40 @@ static void test_corrupt_chunks_refused(void)
     mg_bshuf_ctx_free(c);
 }
 
+/* A frame compressed from scattered packet-sized blocks is the same chunk as
+ * from contiguous memory. */
+static void test_blocks_equal_contiguous(void)
+{
+    mg_bshuf_ctx *c = mg_bshuf_ctx_new(2, MG_BSHUF_AUTO, NULL);
+    size_t block = mg_bshuf_default_block(2), nb = 64, n = nb * block, cap = mg_bshuf_bound(n, 2);
+    uint16_t *in = malloc(n * 2);
+    fill((uint8_t *)in, n * 2, 2);
+    /* the same blocks in reverse order in memory, one byte off alignment */
+    uint8_t *scatter = malloc(n * 2 + 1);
+    const void *ptr[64];
+    for (size_t i = 0; i < nb; i++) {
+        uint8_t *at = scatter + 1 + (nb - 1 - i) * block * 2;
+        memcpy(at, in + i * block, block * 2);
+        ptr[i] = at;
+    }
+    uint8_t *z1 = malloc(cap), *z2 = malloc(cap);
+    int64_t a = mg_bshuf_compress(c, in, n, z1, cap, NULL);
+    int64_t b = mg_bshuf_compress_blocks(c, ptr, nb, z2, cap, NULL);
+    CHECK_EQ(a, b);
+    CHECK(a > 0 && memcmp(z1, z2, (size_t)a) == 0);
+    free(in);
+    free(scatter);
+    free(z1);
+    free(z2);
+    mg_bshuf_ctx_free(c);
+}
+
 int main(void)
 {
     RUN(test_transpose_definition);
     RUN(test_kernels_agree);
     RUN(test_roundtrip_odd_sizes);
     RUN(test_corrupt_chunks_refused);
+    RUN(test_blocks_equal_contiguous);
     return CHECK_DONE();
 }

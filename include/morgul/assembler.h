@@ -52,6 +52,7 @@ typedef struct mg_asm_config {
     mg_topology *topo;      /* where buffers are placed (may be NULL) */
     int numa_node;          /* NUMA node for the buffers, -1 = no preference */
     int lossless;           /* offline sources: wait for buffers instead of counting overruns */
+    int by_reference;       /* offline sources whose packets stay in memory: keep pointers, copy nothing */
 } mg_asm_config;
 
 /* Per-link counters.  Written only by the link's thread; read by others as a
@@ -85,7 +86,10 @@ typedef struct mg_frame {
     int64_t index;            /* aligned frame index, 0 = first frame */
     int slot;
     int complete;             /* every packet of every module arrived */
-    uint16_t *data;           /* nmodules x 512 x 1024 words, module by module */
+    uint16_t *data;           /* nmodules x 512 x 1024 words, module by module; NULL with by_reference */
+    const uint16_t *const *blocks; /* nblocks pointers to 4 rows (4096 words) each: module m's rows
+                                      4q..4q+3 at [m * 128 + q]; missing packets point to MG_WORD_MISSING words */
+    int nblocks;
     mg_module_frame *modules; /* nmodules entries */
 } mg_frame;
 
@@ -108,6 +112,12 @@ void mg_asm_free(mg_assembler *a);
  * thread only. */
 #define MG_ASM_RETRY 1
 int mg_asm_push(mg_assembler *a, int link, const void *buf, size_t len, uint64_t now_ns);
+
+/* Offline sources (replay): as mg_asm_push, with `frame_add` added to the
+ * packet's frame number (replaying a capture again continues its
+ * numbering).  With cfg.by_reference the pixels are not copied: `buf` must
+ * stay valid and unchanged until the frame is released. */
+int mg_asm_push_offline(mg_assembler *a, int link, const void *buf, size_t len, uint64_t now_ns, uint64_t frame_add);
 
 /* Housekeeping for a link with or without traffic: closes frames the
  * detector-wide window has passed and, after frame_timeout_ns without a

@@ -69,6 +69,13 @@ size_t mg_bshuf_bound(size_t n, size_t elem_size);
 int64_t mg_bshuf_compress(mg_bshuf_ctx *ctx, const void *in, size_t n, void *out, size_t cap,
                           mg_error *err);
 
+/* The same chunk from `nblocks` separate pieces of exactly
+ * mg_bshuf_default_block(elem_size) elements each (for uint16, 8192 bytes:
+ * one JUNGFRAU packet's pixels), so a frame can be compressed from wherever
+ * its packets lie without gathering them first. */
+int64_t mg_bshuf_compress_blocks(mg_bshuf_ctx *ctx, const void *const *blocks, size_t nblocks, void *out, size_t cap,
+                                 mg_error *err);
+
 /* Decompresses a chunk of `len` bytes into `out`, which must hold exactly
  * `out_bytes` bytes (the chunk's stated size must equal it).  Every length in
  * the chunk is checked: a corrupt chunk returns MG_EFORMAT, never reads or

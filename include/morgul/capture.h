@@ -36,6 +36,16 @@ int mg_capture_next(mg_capture *c, const uint8_t **payload, size_t *len, uint16_
                     mg_error *err);
 
 void mg_capture_get_stats(const mg_capture *c, mg_capture_stats *s);
+
+/* True if payloads stay valid, unchanged, until mg_capture_close (classic
+ * pcap files are read in place from a mapping; pcapng through libpcap is
+ * not). */
+int mg_capture_stable(const mg_capture *c);
+
+/* Starts again from the first record; payloads already handed out stay
+ * valid.  Returns 0, or MG_EINVAL if the capture cannot rewind (not
+ * stable): open it again instead. */
+int mg_capture_rewind(mg_capture *c);
 /* Name of the file's link type ("EN10MB"). */
 const char *mg_capture_link_type(const mg_capture *c);
 

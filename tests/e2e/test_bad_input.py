@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import Receiver, morgul, pattern, read_run
+from conftest import Receiver, morgul, pattern, read_run, run
 
 
 def header(frame=1, packet=0, dtype=3, version=2, row=0, col=0):
@@ -208,3 +208,27 @@ def test_link_types_and_legacy_datagrams(tmp, kind):
     for i in range(4):
         for m in range(2):
             np.testing.assert_array_equal(r["data"][i, m], pattern(m, i + 1))
+
+
+def test_pcapng_capture(tmp):
+    """pcapng goes through libpcap (copying packets) instead of the mapping
+    (pointing into it): the same frames either way."""
+    cap, ng = tmp / "c.pcap", tmp / "c.pcapng"
+    morgul("simulate", "--modules", 2, "--interfaces", 2, "-n", 4, "--pcap", cap, "--drop", 0.01, "--seed", 4)
+    run("editcap", "-F", "pcapng", cap, ng)
+    morgul("replay", cap, "-o", tmp / "a", "--modules", 2, "--interfaces", 2)
+    morgul("replay", ng, "-o", tmp / "b", "--modules", 2, "--interfaces", 2)
+    a, b = read_run(tmp / "a"), read_run(tmp / "b")
+    np.testing.assert_array_equal(a["data"], b["data"])
+    np.testing.assert_array_equal(a["packet_mask"], b["packet_mask"])
+    assert a["run"]["packets_lost"] > 0
+
+
+def test_replay_loops_continue_frame_numbers(tmp):
+    cap = tmp / "c.pcap"
+    morgul("simulate", "--modules", 2, "-n", 3, "--first-frame", 10, "--pcap", cap)
+    morgul("replay", cap, "-o", tmp / "r", "--loops", 3)
+    r = read_run(tmp / "r")
+    assert r["frame_number"][:, 0].tolist() == list(range(10, 19))
+    for i, fn in enumerate(range(10, 19)):
+        np.testing.assert_array_equal(r["data"][i, 1], pattern(1, 10 + i % 3))
