@@ -1,5 +1,14 @@
-/* pipeline.c - collector, compression workers and writer
- * (contract in morgul/pipeline.h). */
+/* pipeline.c - collector and compressing, writing workers
+ * (contract in morgul/pipeline.h).
+ *
+ * The collector deals frames round-robin to the workers with a sequence
+ * number.  A worker compresses its frame into its own buffer, gives the
+ * frame buffer back, waits for its turn (the sequence number of the next
+ * frame to be written) and writes the chunk itself, then passes the turn
+ * on.  The chunk is still in the worker's cache when it is written, there is
+ * no writer thread to hand it to, and while one worker writes the others
+ * compress.  The HDF5 library is not thread-safe; the turn makes its calls
+ * strictly one at a time. */
 #include "morgul/pipeline.h"
 
 #include <pthread.h>
@@ -11,47 +20,44 @@
 
 typedef struct job {
     int end;
+    uint64_t seq;
     mg_frame frame;
 } job;
-
-typedef struct result {
-    int end;
-    int64_t index;
-    size_t bytes;
-    size_t raw_bytes;
-    /* followed by nmod mg_module_frame, then the chunk */
-} result;
 
 typedef struct worker {
     mg_pipeline *p;
     int id;
     pthread_t th;
-    mg_ring in, out;
+    mg_ring in;
     mg_bshuf_ctx *ctx;
+    uint8_t *chunk;           /* this worker's compressed frame */
+    mg_module_frame *modules; /* and its records */
     int started;
 } worker;
 
 struct mg_pipeline {
     mg_pipeline_config cfg;
     int nmod, nw;
-    size_t chunk_cap, result_bytes, frame_elems;
+    size_t chunk_cap, frame_elems;
     worker *w;
-    pthread_t collector, writer;
-    int collector_started, writer_started;
+    pthread_t collector;
+    int collector_started;
+    _Atomic uint64_t turn;     /* sequence number of the next frame to write */
+    _Atomic uint32_t turn_gen; /* futex word: changes whenever turn does */
     _Atomic uint64_t written, discarded, raw, comp;
     _Atomic uint32_t fill_max;
     _Atomic int collector_done;
+    _Atomic int failed;
     pthread_mutex_t err_lock;
     mg_error err;
-    int failed;
 };
 
 static void fail(mg_pipeline *p, const mg_error *e)
 {
     pthread_mutex_lock(&p->err_lock);
-    if (!p->failed) {
-        p->failed = 1;
+    if (!atomic_load(&p->failed)) {
         p->err = *e;
+        atomic_store(&p->failed, 1);
     }
     pthread_mutex_unlock(&p->err_lock);
     if (p->cfg.stop)
@@ -83,31 +89,46 @@ static void *collector_main(void *arg)
             continue;
         }
         idle = 0;
-        worker *w = &p->w[seq % (uint64_t)p->nw];
-        job *j;
-        while (!(j = mg_ring_claim(&w->in, 100000)))
-            ;
         if (r < 0) {
-            /* the end: tell every worker, in round-robin order */
             for (int i = 0; i < p->nw; i++) {
-                worker *x = &p->w[(seq + (uint64_t)i) % (uint64_t)p->nw];
-                job *e = i == 0 ? j : NULL;
-                while (!e)
-                    e = mg_ring_claim(&x->in, 100000);
+                job *e;
+                while (!(e = mg_ring_claim(&p->w[i].in, 100000)))
+                    ;
                 e->end = 1;
-                mg_ring_publish(&x->in);
+                mg_ring_publish(&p->w[i].in);
             }
             atomic_store(&p->collector_done, 1);
             return NULL;
         }
+        worker *w = &p->w[seq % (uint64_t)p->nw];
+        job *j;
+        while (!(j = mg_ring_claim(&w->in, 100000)))
+            ;
         j->end = 0;
+        j->seq = seq++;
         j->frame = f;
         mg_ring_publish(&w->in);
         uint32_t fill = mg_ring_fill(&w->in);
         if (fill > atomic_load(&p->fill_max))
             atomic_store(&p->fill_max, fill);
-        seq++;
     }
+}
+
+static void wait_turn(mg_pipeline *p, uint64_t seq)
+{
+    while (atomic_load_explicit(&p->turn, memory_order_acquire) != seq) {
+        uint32_t g = atomic_load(&p->turn_gen);
+        if (atomic_load_explicit(&p->turn, memory_order_acquire) == seq)
+            break;
+        mg_futex_wait(&p->turn_gen, g, 2000);
+    }
+}
+
+static void pass_turn(mg_pipeline *p, uint64_t seq)
+{
+    atomic_store_explicit(&p->turn, seq + 1, memory_order_release);
+    atomic_fetch_add(&p->turn_gen, 1);
+    mg_futex_wake_all(&p->turn_gen);
 }
 
 static void *worker_main(void *arg)
@@ -119,72 +140,36 @@ static void *worker_main(void *arg)
         job *j;
         while (!(j = mg_ring_peek(&w->in, 100000)))
             ;
-        result *r;
-        while (!(r = mg_ring_claim(&w->out, 100000)))
-            ;
         if (j->end) {
-            r->end = 1;
             mg_ring_consume(&w->in);
-            mg_ring_publish(&w->out);
             return NULL;
         }
-        mg_frame *f = &j->frame;
-        mg_module_frame *mods = (mg_module_frame *)(r + 1);
-        uint8_t *chunk = (uint8_t *)(mods + p->nmod);
-        r->end = 0;
-        r->index = f->index;
-        r->raw_bytes = p->frame_elems * 2;
-        memcpy(mods, f->modules, sizeof(mg_module_frame) * (size_t)p->nmod);
+        uint64_t seq = j->seq;
+        mg_frame f = j->frame;
+        mg_ring_consume(&w->in);
+        memcpy(w->modules, f.modules, sizeof(mg_module_frame) * (size_t)p->nmod);
         mg_error e = {0};
         int64_t n = 0;
-        if (!p->failed)
-            n = mg_bshuf_compress_blocks(w->ctx, (const void *const *)f->blocks, (size_t)f->nblocks, chunk,
+        if (!atomic_load(&p->failed))
+            n = mg_bshuf_compress_blocks(w->ctx, (const void *const *)f.blocks, (size_t)f.nblocks, w->chunk,
                                          p->chunk_cap, &e);
-        mg_asm_release(p->cfg.assembler, f);
-        mg_ring_consume(&w->in);
+        mg_asm_release(p->cfg.assembler, &f);
         if (n < 0) {
-            mg_error_prefix(&e, "compressing frame %lld", (long long)f->index);
+            mg_error_prefix(&e, "compressing frame %lld", (long long)f.index);
             fail(p, &e);
-            n = 0;
         }
-        r->bytes = (size_t)n;
-        mg_ring_publish(&w->out);
-    }
-}
-
-static void *writer_main(void *arg)
-{
-    mg_pipeline *p = arg;
-    bind_core(p, p->cfg.plan ? p->cfg.plan->writer_core : -1);
-    for (uint64_t seq = 0;; seq++) {
-        worker *w = &p->w[seq % (uint64_t)p->nw];
-        result *r;
-        while (!(r = mg_ring_peek(&w->out, 100000)))
-            ;
-        if (r->end) {
-            mg_ring_consume(&w->out);
-            /* drain the other workers' end markers */
-            for (int i = 1; i < p->nw; i++) {
-                worker *x = &p->w[(seq + (uint64_t)i) % (uint64_t)p->nw];
-                while (!(r = mg_ring_peek(&x->out, 100000)))
-                    ;
-                mg_ring_consume(&x->out);
-            }
-            return NULL;
-        }
-        mg_module_frame *mods = (mg_module_frame *)(r + 1);
-        if (!p->failed && r->bytes) {
-            mg_error e = {0};
-            if (p->cfg.out && mg_rawfile_write(p->cfg.out, r->index, mods, mods + p->nmod, r->bytes, &e))
+        wait_turn(p, seq);
+        if (n > 0 && !atomic_load(&p->failed)) {
+            if (p->cfg.out && mg_rawfile_write(p->cfg.out, f.index, w->modules, w->chunk, (size_t)n, &e))
                 fail(p, &e);
             else {
                 atomic_fetch_add(&p->written, 1);
-                atomic_fetch_add(&p->raw, r->raw_bytes);
-                atomic_fetch_add(&p->comp, r->bytes);
+                atomic_fetch_add(&p->raw, p->frame_elems * 2);
+                atomic_fetch_add(&p->comp, (uint64_t)n);
             }
         } else
             atomic_fetch_add(&p->discarded, 1);
-        mg_ring_consume(&w->out);
+        pass_turn(p, seq);
     }
 }
 
@@ -192,8 +177,9 @@ static void destroy(mg_pipeline *p)
 {
     for (int i = 0; i < p->nw; i++) {
         mg_ring_destroy(&p->w[i].in);
-        mg_ring_destroy(&p->w[i].out);
         mg_bshuf_ctx_free(p->w[i].ctx);
+        mg_numa_free(p->cfg.topo, p->w[i].chunk, p->chunk_cap);
+        free(p->w[i].modules);
     }
     pthread_mutex_destroy(&p->err_lock);
     free(p->w);
@@ -216,7 +202,6 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
     p->nmod = mg_asm_modules(cfg->assembler);
     p->frame_elems = (size_t)p->nmod * MG_MODULE_PIXELS;
     p->chunk_cap = mg_bshuf_bound(p->frame_elems, 2);
-    p->result_bytes = sizeof(result) + sizeof(mg_module_frame) * (size_t)p->nmod + p->chunk_cap;
     p->w = calloc((size_t)p->nw, sizeof(worker));
     if (!p->w) {
         destroy(p);
@@ -228,8 +213,14 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
         w->p = p;
         w->id = i;
         int node = cfg->plan ? cfg->plan->worker_node[i] : -1;
+        w->chunk = mg_numa_alloc(cfg->topo, p->chunk_cap, node);
+        w->modules = calloc((size_t)p->nmod, sizeof(mg_module_frame));
+        if (!w->chunk || !w->modules) {
+            destroy(p);
+            mg_error_set(err, MG_ENOMEM, "out of memory for compression buffers");
+            return NULL;
+        }
         if (mg_ring_init(&w->in, (uint32_t)depth, sizeof(job), cfg->topo, node, err) ||
-            mg_ring_init(&w->out, (uint32_t)depth, p->result_bytes, cfg->topo, node, err) ||
             !(w->ctx = mg_bshuf_ctx_new(2, cfg->impl, err))) {
             destroy(p);
             return NULL;
@@ -243,15 +234,21 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
         p->w[i].started = !bad;
     }
     if (!bad)
-        p->writer_started = !(bad = pthread_create(&p->writer, NULL, writer_main, p));
-    if (!bad)
         p->collector_started = !(bad = pthread_create(&p->collector, NULL, collector_main, p));
     if (bad) {
-        /* cannot happen in practice; refuse cleanly rather than half-run */
-        mg_error_set(err, MG_ESYS, "cannot start pipeline threads");
-        if (p->cfg.stop)
-            atomic_store(p->cfg.stop, 1);
-        return NULL; /* threads already started keep their memory: a leak on a fatal path */
+        /* refuse cleanly: end the workers already running, then free */
+        for (int i = 0; i < p->nw; i++)
+            if (p->w[i].started) {
+                job *e;
+                while (!(e = mg_ring_claim(&p->w[i].in, 100000)))
+                    ;
+                e->end = 1;
+                mg_ring_publish(&p->w[i].in);
+                pthread_join(p->w[i].th, NULL);
+            }
+        destroy(p);
+        mg_error_set(err, MG_ESYS, "cannot start the compression threads");
+        return NULL;
     }
     return p;
 }
@@ -261,11 +258,10 @@ int mg_pipeline_finish(mg_pipeline *p, mg_pipeline_stats *final_stats, mg_error 
     pthread_join(p->collector, NULL);
     for (int i = 0; i < p->nw; i++)
         pthread_join(p->w[i].th, NULL);
-    pthread_join(p->writer, NULL);
     if (final_stats)
         mg_pipeline_get_stats(p, final_stats);
     int rc = 0;
-    if (p->failed) {
+    if (atomic_load(&p->failed)) {
         if (err)
             *err = p->err;
         rc = p->err.code ? p->err.code : MG_EIO;

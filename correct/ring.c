@@ -17,6 +17,13 @@ static void futex_wake(_Atomic uint32_t *addr)
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+void mg_futex_wait(_Atomic uint32_t *addr, uint32_t seen, unsigned timeout_us) { futex_wait(addr, seen, timeout_us); }
+
+void mg_futex_wake_all(_Atomic uint32_t *addr)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 0x7FFFFFFF, NULL, NULL, 0);
+}
+
 static uint64_t now_us(void)
 {
     struct timespec ts;

@@ -33,6 +33,7 @@ static void usage(FILE *out)
             "      --gainmap FILE      photons: PSI gain map .bin (default typical 41 / -1.44 / -0.115 ADU/keV)\n"
             "      --energy KEV        photons: photon energy (default 12.4)\n"
             "      --spots N           photons: Bragg spots per frame (default 200)\n"
+            "      --truth FILE        photons: the true whole photons, int32 (frames, modules, 512, 1024)\n"
             "      --frames-file FILES frames: raw uint16 512x1024 frames, comma-separated files\n"
             "faults (probabilities per packet, repeatable with --seed):\n"
             "      --drop R  --duplicate R  --reorder R  --delay R\n"
@@ -47,7 +48,7 @@ static void usage(FILE *out)
 
 enum { O_RATE = 1000, O_FIRST, O_EXP, O_BUNCH, O_TS, O_DAQ, O_CONTENT, O_GAIN, O_PMODE, O_NOISE, O_PED, O_NOISEF,
        O_GMAP, O_ENERGY, O_SPOTS, O_FFILE, O_DROP, O_DUP, O_REORDER, O_DELAY, O_DELAYF, O_SEED, O_FLOG, O_PCAP,
-       O_OVERWRITE, O_DEST, O_DET };
+       O_OVERWRITE, O_DEST, O_TRUTH, O_DET };
 
 static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
                                         "detector-name"};
@@ -69,6 +70,7 @@ int mg_cmd_simulate(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED}, {"fault-log", required_argument, 0, O_FLOG},
         {"pcap", required_argument, 0, O_PCAP}, {"overwrite", no_argument, 0, O_OVERWRITE},
         {"dest", required_argument, 0, O_DEST}, {"help", no_argument, 0, 'h'},
+        {"truth", required_argument, 0, O_TRUTH},
         {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
         {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
         {"port", required_argument, 0, O_DET + 4}, {"module-names", required_argument, 0, O_DET + 5},
@@ -153,6 +155,7 @@ int mg_cmd_simulate(int argc, char **argv)
         case O_PCAP: cfg.pcap_path = optarg; break;
         case O_OVERWRITE: cfg.overwrite = 1; break;
         case O_DEST: cfg.dest_host = optarg; break;
+        case O_TRUTH: cfg.truth_file = optarg; break;
         case 'h': usage(stdout); return 0;
         default:
             if (c >= O_DET && c < O_DET + 7) {

@@ -26,6 +26,7 @@ struct sim_content {
     size_t nframes;
     float *image;    /* photons scratch */
     float *background; /* photons: the smooth part, computed once */
+    int32_t *truth;    /* photons: the whole photons of the frame last made */
     float *gtable;   /* 65536 standard normal values: a table draw per pixel */
     uint64_t rng;
 };
@@ -127,7 +128,8 @@ sim_content *sim_content_new(const mg_sim_config *cfg, mg_error *err)
         c->gain = malloc(3 * P * sizeof(double));
         c->image = malloc(P * sizeof(float));
         c->background = malloc(P * sizeof(float));
-        if (!c->gain || !c->image || !c->background)
+        c->truth = malloc(P * sizeof(int32_t));
+        if (!c->gain || !c->image || !c->background || !c->truth)
             goto nomem;
         /* smooth background falling off from the module centre */
         for (size_t r = 0; r < MG_MODULE_ROWS; r++)
@@ -214,6 +216,7 @@ void sim_content_free(sim_content *c)
     free(c->frames);
     free(c->image);
     free(c->background);
+    free(c->truth);
     free(c->gtable);
     free(c);
 }
@@ -242,6 +245,8 @@ static unsigned dark_gain(const mg_sim_config *cfg, uint64_t k, uint32_t *daq)
     *daq = g == 1 ? MG_DAQ_FORCE_G1 : g == 2 ? MG_DAQ_FORCE_G2 : 0;
     return g;
 }
+
+const int32_t *sim_content_truth(const sim_content *c) { return c->truth; }
 
 uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out)
 {
@@ -294,6 +299,7 @@ uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out)
                 double mean = img[p];
                 double coin = (double)((rnd >> (32 + 16 * h)) & 0xFFFF) / 65536.0;
                 double n = floor(mean) + (coin < mean - floor(mean) ? 1 : 0);
+                c->truth[p] = (int32_t)n;
                 double nz = table_gauss(c->gtable, rnd, h);
                 uint16_t w = MG_WORD_SATURATED;
                 for (unsigned g = 0; g < 3; g++) {

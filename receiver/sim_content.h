@@ -12,4 +12,8 @@ void sim_content_free(sim_content *c);
  * number first_frame + k); returns the DAQ info bits the frame carries. */
 uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out);
 
+/* photons: the whole photons of each pixel in the frame last made (512 x
+ * 1024 int32), or NULL for other content. */
+const int32_t *sim_content_truth(const sim_content *c);
+
 #endif

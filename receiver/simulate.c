@@ -188,6 +188,7 @@ int mg_simulate(const mg_sim_config *cfg, mg_sim_stats *stats, mg_error *err)
     if (mg_detector_validate(d, err) || check_rates(cfg, err))
         return err ? err->code : MG_EINVAL;
     uint64_t t0 = now_ns();
+    FILE *truth = NULL;
     sim s;
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
@@ -215,6 +216,17 @@ int mg_simulate(const mg_sim_config *cfg, mg_sim_stats *stats, mg_error *err)
     if (!content || !frames || !daq) {
         rc = content ? mg_error_set(err, MG_ENOMEM, "out of memory") : (err ? err->code : MG_EINVAL);
         goto done;
+    }
+    if (cfg->truth_file && *cfg->truth_file) {
+        if (cfg->content != MG_SIM_PHOTONS) {
+            rc = mg_error_set(err, MG_EINVAL, "--truth is for --content photons: other content has no photon counts");
+            goto done;
+        }
+        truth = fopen(cfg->truth_file, "wb");
+        if (!truth) {
+            rc = mg_error_set(err, MG_EIO, "cannot write the truth file %s: %s", cfg->truth_file, strerror(errno));
+            goto done;
+        }
     }
     if (cfg->fault_log && *cfg->fault_log) {
         s.log = fopen(cfg->fault_log, "w");
@@ -266,8 +278,14 @@ int mg_simulate(const mg_sim_config *cfg, mg_sim_stats *stats, mg_error *err)
                     }
                 }
         }
-        for (int m = 0; m < d->nmodules; m++)
+        for (int m = 0; m < d->nmodules; m++) {
             daq[m] = sim_content_frame(content, m, k, frames + (size_t)m * MG_MODULE_PIXELS);
+            if (truth && fwrite(sim_content_truth(content), sizeof(int32_t), MG_MODULE_PIXELS, truth) !=
+                             MG_MODULE_PIXELS) {
+                rc = mg_error_set(err, MG_EIO, "writing the truth file %s failed (disk full?)", cfg->truth_file);
+                goto done;
+            }
+        }
         if (release_held(&s, k)) {
             rc = err ? err->code : MG_ESYS;
             goto done;
@@ -370,6 +388,8 @@ done:
         close(s.fd);
     if (s.log)
         fclose(s.log);
+    if (truth && fclose(truth) && !rc)
+        rc = mg_error_set(err, MG_EIO, "closing the truth file %s failed (disk full?)", cfg->truth_file);
     free(s.hold);
     free(frames);
     free(daq);

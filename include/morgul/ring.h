@@ -44,6 +44,11 @@ void mg_ring_publish(mg_ring *r);
 void *mg_ring_peek(mg_ring *r, unsigned timeout_us);
 void mg_ring_consume(mg_ring *r);
 
+/* The futex underneath, for other waits between threads: sleeps while
+ * *addr == seen (at most timeout_us), and wakes every sleeper on addr. */
+void mg_futex_wait(_Atomic uint32_t *addr, uint32_t seen, unsigned timeout_us);
+void mg_futex_wake_all(_Atomic uint32_t *addr);
+
 /* Entries published and not yet consumed (any thread, approximate). */
 uint32_t mg_ring_fill(const mg_ring *r);
 

@@ -47,6 +47,7 @@ typedef struct mg_sim_config {
     const char *gainmap_file;   /* PSI gain map .bin (3 or 6 float64 planes) */
     double energy_kev;          /* photons: photon energy, default 12.4 */
     int spots;                  /* photons: Bragg spots per frame, default 200 */
+    const char *truth_file;     /* photons: write the true whole photons, int32 (frames, modules, 512, 1024) */
     const char *frame_files;    /* MG_SIM_FRAMES: comma-separated raw uint16 files */
     /* faults, probabilities per packet */
     double drop, duplicate, reorder, delay;
