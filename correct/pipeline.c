@@ -73,7 +73,7 @@ static void bind_core(mg_pipeline *p, int core)
 static void *collector_main(void *arg)
 {
     mg_pipeline *p = arg;
-    bind_core(p, p->cfg.plan ? p->cfg.plan->writer_core : -1);
+    bind_core(p, p->cfg.plan ? p->cfg.plan->collector_core : -1);
     uint64_t seq = 0;
     unsigned idle = 0;
     for (;;) {

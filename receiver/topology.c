@@ -212,7 +212,7 @@ int mg_topology_plan(const mg_topology *t, int nlinks, const char *const *ifname
             plan->link_core[l] = list[i++ % n];
         for (int w = 0; w < nworkers; w++)
             plan->worker_core[w] = list[i++ % n];
-        plan->writer_core = list[i % n];
+        plan->collector_core = list[i % n];
         snprintf(plan->why, sizeof plan->why, "cores given by --cpus %s", cpus);
     } else {
         int nic_nodes = 0;
@@ -246,7 +246,7 @@ int mg_topology_plan(const mg_topology *t, int nlinks, const char *const *ifname
         for (int c = 0; c < ncores; c++)
             if (used[c] < used[best])
                 best = c;
-        plan->writer_core = best;
+        plan->collector_core = best;
         snprintf(plan->why, sizeof plan->why,
                  "%d core(s) in %d NUMA node(s); %d of %d link(s) have a NIC with known locality, the others "
                  "use any core",
@@ -268,7 +268,7 @@ void mg_topology_print_plan(const mg_thread_plan *plan, FILE *out)
         fprintf(out, "  link %d receiver -> core %d (NUMA node %d)\n", l, plan->link_core[l], plan->link_node[l]);
     for (int w = 0; w < plan->nworkers; w++)
         fprintf(out, "  worker %d -> core %d (NUMA node %d)\n", w, plan->worker_core[w], plan->worker_node[w]);
-    fprintf(out, "  writer -> core %d\n", plan->writer_core);
+    fprintf(out, "  collector -> core %d\n", plan->collector_core);
 }
 
 int mg_topology_bind_thread(mg_topology *t, int core, mg_error *err)

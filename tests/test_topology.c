@@ -75,7 +75,7 @@ static void test_synthetic_and_cpus(void)
     mg_thread_plan p;
     CHECK_EQ(mg_topology_plan(t, 2, NULL, 2, "6,7,2-3", &p, &e), 0);
     CHECK(p.link_core[0] == 6 && p.link_core[1] == 7 && p.worker_core[0] == 2 && p.worker_core[1] == 3);
-    CHECK_EQ(p.writer_core, 6); /* the list wraps around */
+    CHECK_EQ(p.collector_core, 6); /* the list wraps around */
     CHECK(mg_topology_plan(t, 2, NULL, 2, "9", &p, &e) == MG_EINVAL);
     CHECK(strstr(e.message, "core 9") != NULL);
     CHECK(mg_topology_plan(t, 2, NULL, 2, "1-x", &p, &e) == MG_EINVAL);

@@ -1,14 +1,15 @@
-/* morgul/pipeline.h - assembled frames to files: collector -> workers ->
- * writer.
+/* morgul/pipeline.h - assembled frames to files: a collector thread and
+ * compressing, writing workers.
  *
  *   collector thread   takes frames from the assembler in frame order and
  *                      deals them round-robin to the workers' input queues
- *   worker threads     compress each frame (bitshuffle/LZ4, one chunk per
- *                      frame), copy its records, give the frame buffer back
- *   writer thread      takes results from the workers in the same
- *                      round-robin order, so frames reach the file in order
+ *   worker threads     compress a frame (bitshuffle/LZ4, one chunk per frame)
+ *                      straight from its packet blocks, give the frame buffer
+ *                      back, then wait for their turn and append the chunk
+ *                      and its records to the file, so frames reach the file
+ *                      in order and one HDF5 call runs at a time
  *
- * All queues are mg_ring SPSC queues placed on the NUMA node of their
+ * The input queues are mg_ring SPSC queues placed on the NUMA node of their
  * workers.  A write error stops the run (the stop flag is raised) and is
  * returned by mg_pipeline_finish; frames still arriving are counted, not
  * written, so the producers never block forever.

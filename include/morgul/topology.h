@@ -54,7 +54,7 @@ typedef struct mg_thread_plan {
     int nlinks, nworkers;
     int link_core[MG_MAX_THREADS];   /* logical core index, -1 = not pinned */
     int worker_core[MG_MAX_THREADS];
-    int writer_core;
+    int collector_core;                 /* the collector (frames to workers) */
     int link_node[MG_MAX_THREADS];   /* NUMA node of each link's core */
     int worker_node[MG_MAX_THREADS];
     char why[512];                   /* one line on how the plan was made */
@@ -62,8 +62,8 @@ typedef struct mg_thread_plan {
 
 /* Makes a plan for `nlinks` receiving threads whose NICs are `ifnames[l]`
  * (NULL or "" = unknown) and `nworkers` workers.  `cpus` (may be NULL) is a
- * user's list "2,3,8-11": links take the first, workers the next, the writer
- * the next; with fewer cores than threads, threads share. */
+ * user's list "2,3,8-11": links take the first, workers the next, the
+ * collector the next; with fewer cores than threads, threads share. */
 int mg_topology_plan(const mg_topology *t, int nlinks, const char *const *ifnames, int nworkers,
                      const char *cpus, mg_thread_plan *plan, mg_error *err);
 void mg_topology_print_plan(const mg_thread_plan *plan, FILE *out);
