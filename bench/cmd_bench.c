@@ -176,6 +176,21 @@ static void remove_prefix(const char *prefix)
     }
 }
 
+/* The raw frame files in `dir` as the comma-separated list `morgul simulate
+ * --frames-file` takes; empty if there are none. */
+static void frame_file_list(const char *dir, char *files, size_t cap)
+{
+    char pat[1024];
+    files[0] = 0;
+    snprintf(pat, sizeof pat, "%s/*raw*.bin", dir);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            snprintf(files + strlen(files), cap - strlen(files), "%s%s", i ? "," : "", g.gl_pathv[i]);
+        globfree(&g);
+    }
+}
+
 /* Builds a capture of `frames` frames of `nmod` modules from real frames
  * (or photons when there are none). */
 static int make_capture(const char *path, int nmod, uint64_t frames, const char *frames_dir, mg_detector *det)
@@ -183,15 +198,8 @@ static int make_capture(const char *path, int nmod, uint64_t frames, const char 
     mg_error e = {0};
     if (mg_detector_simple(det, "bench", nmod, 1, "127.0.0.1", 50001, NULL, &e))
         return fprintf(stderr, "%s\n", e.message), -1;
-    char files[8192] = "";
-    char pat[1024];
-    snprintf(pat, sizeof pat, "%s/*raw*.bin", frames_dir);
-    glob_t g;
-    if (glob(pat, 0, NULL, &g) == 0) {
-        for (size_t i = 0; i < g.gl_pathc; i++)
-            snprintf(files + strlen(files), sizeof files - strlen(files), "%s%s", i ? "," : "", g.gl_pathv[i]);
-        globfree(&g);
-    }
+    char files[8192];
+    frame_file_list(frames_dir, files, sizeof files);
     mg_sim_config sc = {.det = det, .content = files[0] ? MG_SIM_FRAMES : MG_SIM_PHOTONS, .frames = frames,
                         .first_frame = 1, .frame_files = files, .seed = 1, .pcap_path = path, .overwrite = 1};
     if (mg_simulate(&sc, NULL, &e))
@@ -406,14 +414,8 @@ static int bench_loopback(const char *frames_dir, int nmod, int warm_gb, int mar
     char dir[256];
     if (scratch_dir(dir, sizeof dir))
         return 1;
-    char files[8192] = "", pat[1024];
-    snprintf(pat, sizeof pat, "%s/*raw*.bin", frames_dir);
-    glob_t g;
-    if (glob(pat, 0, NULL, &g) == 0) {
-        for (size_t i = 0; i < g.gl_pathc; i++)
-            snprintf(files + strlen(files), sizeof files - strlen(files), "%s%s", i ? "," : "", g.gl_pathv[i]);
-        globfree(&g);
-    }
+    char files[8192];
+    frame_file_list(frames_dir, files, sizeof files);
     const uint64_t frames = 2000;
     warm_memory(warm_gb);
     int port = 47000 + (int)(getpid() % 1000) * 8;

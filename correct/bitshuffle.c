@@ -211,15 +211,24 @@ static size_t compress_block(mg_bshuf_ctx *ctx, const void *in, size_t b, uint8_
     return 4 + (size_t)c;
 }
 
+/* Checks the room for a chunk of n elements and writes its header. */
+static int start_chunk(const mg_bshuf_ctx *ctx, size_t n, uint8_t *o, size_t cap, mg_error *err)
+{
+    const size_t es = ctx->elem_size;
+    if (cap < mg_bshuf_bound(n, es))
+        return mg_error_set(err, MG_EINVAL, "bitshuffle: output buffer of %zu bytes is below the bound %zu", cap,
+                            mg_bshuf_bound(n, es));
+    put_header(o, (uint64_t)n * es, (uint32_t)(mg_bshuf_default_block(es) * es));
+    return 0;
+}
+
 int64_t mg_bshuf_compress(mg_bshuf_ctx *ctx, const void *in, size_t n, void *out, size_t cap, mg_error *err)
 {
     const size_t es = ctx->elem_size;
     const size_t block = mg_bshuf_default_block(es);
-    if (cap < mg_bshuf_bound(n, es))
-        return mg_error_set(err, MG_EINVAL, "bitshuffle: output buffer of %zu bytes is below the bound %zu",
-                            cap, mg_bshuf_bound(n, es));
     uint8_t *o = out;
-    put_header(o, (uint64_t)n * es, (uint32_t)(block * es));
+    if (start_chunk(ctx, n, o, cap, err))
+        return MG_EINVAL;
     size_t pos = MG_BSHUF_HEADER_BYTES;
     const uint8_t *src = in;
     size_t done = 0;
@@ -240,14 +249,10 @@ int64_t mg_bshuf_compress(mg_bshuf_ctx *ctx, const void *in, size_t n, void *out
 int64_t mg_bshuf_compress_blocks(mg_bshuf_ctx *ctx, const void *const *blocks, size_t nblocks, void *out, size_t cap,
                                  mg_error *err)
 {
-    const size_t es = ctx->elem_size;
-    const size_t block = mg_bshuf_default_block(es);
-    size_t n = nblocks * block;
-    if (cap < mg_bshuf_bound(n, es))
-        return mg_error_set(err, MG_EINVAL, "bitshuffle: output buffer of %zu bytes is below the bound %zu",
-                            cap, mg_bshuf_bound(n, es));
+    const size_t block = mg_bshuf_default_block(ctx->elem_size);
     uint8_t *o = out;
-    put_header(o, (uint64_t)n * es, (uint32_t)(block * es));
+    if (start_chunk(ctx, nblocks * block, o, cap, err))
+        return MG_EINVAL;
     size_t pos = MG_BSHUF_HEADER_BYTES;
     for (size_t i = 0; i < nblocks; i++) {
         size_t w = compress_block(ctx, blocks[i], block, o + pos, cap - pos);

@@ -73,6 +73,16 @@ static size_t row_elems(const mg_rawfile *f, int i)
     return META[i].per_module == 0 ? 1 : (size_t)f->nmod * (size_t)META[i].per_module;
 }
 
+/* A dataset at `path`, creating the groups on the way. */
+static hid_t create_dataset(hid_t loc, const char *path, hid_t type, hid_t space, hid_t dcpl)
+{
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t d = H5Dcreate2(loc, path, type, space, lcpl, dcpl, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    return d;
+}
+
 static hid_t create_extendable(hid_t loc, const char *path, hid_t type, int rank, const hsize_t *tail,
                                hsize_t chunk_frames, const hid_t *dcpl_in)
 {
@@ -82,10 +92,7 @@ static hid_t create_extendable(hid_t loc, const char *path, hid_t type, int rank
     hid_t space = H5Screate_simple(rank, dims, maxd);
     hid_t dcpl = dcpl_in ? H5Pcopy(*dcpl_in) : H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, rank, chunk);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t d = H5Dcreate2(loc, path, type, space, lcpl, dcpl, H5P_DEFAULT);
-    H5Pclose(lcpl);
+    hid_t d = create_dataset(loc, path, type, space, dcpl);
     H5Pclose(dcpl);
     H5Sclose(space);
     return d;
@@ -383,10 +390,7 @@ static int make_vds(mg_rawfile *f, hid_t master, const char *path, hid_t type, i
         off += n;
     }
     H5Sselect_all(vspace);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t d = H5Dcreate2(master, path, type, vspace, lcpl, dcpl, H5P_DEFAULT);
-    H5Pclose(lcpl);
+    hid_t d = create_dataset(master, path, type, vspace, dcpl);
     H5Pclose(dcpl);
     H5Sclose(vspace);
     if (d < 0)
