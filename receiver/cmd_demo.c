@@ -36,7 +36,7 @@ int mg_demo(int argc, char **argv)
     const char *dir = argc > 1 ? argv[1] : "morgul-demo";
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: morgul [demo [DIR]]\n\nSimulates a JUNGFRAU 1M (2 modules x 2 interfaces) sending 400 frames at "
-               "200 Hz over\nloopback, receives and writes them to DIR (default ./morgul-demo).\n");
+               "100 Hz over\nloopback, receives and writes them to DIR (default ./morgul-demo).\n");
         return 0;
     }
     mkdir(dir, 0755);
@@ -63,12 +63,12 @@ int mg_demo(int argc, char **argv)
     s.cfg.content = MG_SIM_PHOTONS;
     s.cfg.frames = 400;
     s.cfg.first_frame = 1;
-    s.cfg.rate = 200;
+    s.cfg.rate = 100;
     s.cfg.exposure_length = 100;
     s.cfg.seed = 1;
     s.cfg.stop = cfg.stop;
     cfg.ready = &s.ready;
-    printf("morgul demo: a simulated 2-module JUNGFRAU sends 400 frames at 200 Hz to 127.0.0.1:50001-50004;\n"
+    printf("morgul demo: a simulated 2-module JUNGFRAU sends 400 frames at 100 Hz to 127.0.0.1:50001-50004;\n"
            "morgul receives them and writes %s_master.h5\n", prefix);
     fflush(stdout);
     pthread_t th;

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from conftest import Receiver, mask_bits, morgul, pattern, read_run
+from conftest import Receiver, mask_bits, morgul, pattern, read_run, run
 
 
 def check_run(prefix, nmod, ifaces, frames, first=1, dropped=()):
@@ -63,6 +63,12 @@ def test_pattern_exact(tmp, port, nmod, ifaces):
     check_run(prefix, nmod, ifaces, 60)
     # rolled over into three data files, joined by the master
     assert sorted(p.name for p in tmp.glob("run_data_*.h5")) == [f"run_data_00000{i}.h5" for i in (1, 2, 3)]
+    # h5dump (the HDF5 tools with the standard plugin) reads the same pixels through the master,
+    # from another directory: the data files are found beside the master
+    out = run("h5dump", "-d", "/data", "-s", "30,0,5,10", "-c", "1,1,1,4", "-w", "0", "-y",
+              f"{prefix}_master.h5", cwd="/").stdout
+    values = [int(v) for v in out[out.index("DATA {") + 6:out.index("}", out.index("DATA {"))].replace(",", " ").split()]
+    assert values == pattern(0, 31)[5, 10:14].tolist()
 
 
 @pytest.mark.parametrize("nmod,ifaces", [(1, 1), (2, 2)])
