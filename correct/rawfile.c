@@ -2,12 +2,14 @@
 #include "morgul/rawfile.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <hdf5.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "morgul/bitshuffle.h"
@@ -43,10 +45,15 @@ static hid_t meta_type(int i)
     }
 }
 
+#define RESERVE_BYTES (8u << 20) /* room kept back to close the files on a full disk */
+
 struct mg_rawfile {
     mg_rawfile_config cfg;
     char prefix[4096];
     char master[4200];
+    char reserve[4200]; /* a file holding RESERVE_BYTES, removed when the disk fills */
+    int have_reserve;
+    int dirfd;          /* the output directory, for its free space */
     int nmod;
     uint64_t per_file;
     /* current data file */
@@ -176,6 +183,38 @@ static int set_version_attr(hid_t file)
     return rc;
 }
 
+/* Sets aside disk space, so that when the disk fills up the data file's
+ * records and the master file can still be written: every frame written
+ * before stays readable. */
+static int make_reserve(mg_rawfile *f, mg_error *err)
+{
+    snprintf(f->reserve, sizeof f->reserve, "%s_reserve.tmp", f->prefix);
+    int fd = open(f->reserve, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return mg_error_set(err, MG_EIO, "cannot create %s: %s; check the directory exists and is writable", f->reserve,
+                            strerror(errno));
+    static const char zero[65536];
+    int rc = 0;
+    for (unsigned done = 0; done < RESERVE_BYTES && !rc; done += sizeof zero)
+        if (write(fd, zero, sizeof zero) != (ssize_t)sizeof zero)
+            rc = mg_error_set(err, MG_EIO, "%s has less than %u MiB free (%s)", f->reserve, RESERVE_BYTES >> 20,
+                              strerror(errno));
+    if (close(fd) && !rc)
+        rc = mg_error_set(err, MG_EIO, "%s: %s", f->reserve, strerror(errno));
+    if (rc)
+        unlink(f->reserve);
+    else
+        f->have_reserve = 1;
+    return rc;
+}
+
+static void drop_reserve(mg_rawfile *f)
+{
+    if (f->have_reserve)
+        unlink(f->reserve);
+    f->have_reserve = 0;
+}
+
 static int open_data_file(mg_rawfile *f, mg_error *err)
 {
     char path[4200];
@@ -273,6 +312,7 @@ mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
     }
     f->cfg = *cfg;
     f->file = -1;
+    f->dirfd = -1;
     f->nmod = cfg->det->nmodules;
     f->per_file = cfg->frames_per_file ? cfg->frames_per_file : 1000;
     if (!cfg->prefix || !*cfg->prefix || strlen(cfg->prefix) >= sizeof f->prefix - 32) {
@@ -300,6 +340,22 @@ mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
     }
     if (cfg->overwrite)
         unlink(f->master);
+    if (make_reserve(f, err))
+        goto fail;
+    {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s", f->prefix);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *(slash == dir ? slash + 1 : slash) = 0;
+        else
+            snprintf(dir, sizeof dir, ".");
+        f->dirfd = open(dir, O_RDONLY | O_DIRECTORY);
+        if (f->dirfd < 0) {
+            mg_error_set(err, MG_EIO, "cannot open the output directory %s: %s", dir, strerror(errno));
+            goto fail;
+        }
+    }
     for (int i = 0; i < M_COUNT; i++) {
         f->meta[i] = -1;
         f->mbuf[i] = malloc(row_elems(f, i) * META[i].size * META_BLOCK);
@@ -314,6 +370,9 @@ mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
 fail:
     if (f->file >= 0)
         close_data_file(f, NULL);
+    drop_reserve(f);
+    if (f->dirfd >= 0)
+        close(f->dirfd);
     for (int i = 0; i < M_COUNT; i++)
         free(f->mbuf[i]);
     free(f->file_frames);
@@ -334,10 +393,27 @@ int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *mods, 
         if (H5Dset_extent(f->data, ext) < 0)
             return mg_error_set(err, MG_EIO, "cannot extend /data in data file %d", f->file_no);
     }
+    /* Stop before the disk is full rather than let HDF5 meet ENOSPC halfway
+     * through a chunk: its chunk index is then left inconsistent and the
+     * file could not be closed.  With room for this chunk and a megabyte,
+     * plus the reserve, the records and the master file always fit. */
+    struct statvfs vfs;
+    if (fstatvfs(f->dirfd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < chunk_bytes + (1u << 20)) {
+        drop_reserve(f);
+        return mg_error_set(err, MG_EIO, "writing frame %lld to data file %d failed (the disk is full); the %llu "
+                            "frames before it are kept", (long long)index, f->file_no, (unsigned long long)f->total);
+    }
     hsize_t off[4] = {f->in_file, 0, 0, 0};
-    if (H5Dwrite_chunk(f->data, H5P_DEFAULT, 0, off, chunk_bytes, chunk) < 0)
-        return mg_error_set(err, MG_EIO, "writing frame %lld to data file %d failed (disk full? %s)",
-                            (long long)index, f->file_no, strerror(errno));
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* per thread where HDF5 is thread-safe: errors come back as mg_error */
+    if (H5Dwrite_chunk(f->data, H5P_DEFAULT, 0, off, chunk_bytes, chunk) < 0) {
+        int e = errno;
+        /* free the reserve so the records and the master file can still be written */
+        drop_reserve(f);
+        return mg_error_set(err, MG_EIO,
+                            "writing frame %lld to data file %d failed (%s); the %llu frames before it are kept",
+                            (long long)index, f->file_no, e == ENOSPC ? "the disk is full" : strerror(e),
+                            (unsigned long long)f->total);
+    }
     uint64_t r = f->mbuf_n;
     ((uint64_t *)f->mbuf[M_INDEX])[r] = (uint64_t)index;
     for (int m = 0; m < f->nmod; m++) {
@@ -401,6 +477,7 @@ static int make_vds(mg_rawfile *f, hid_t master, const char *path, hid_t type, i
 
 int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err)
 {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     int rc = close_data_file(f, err);
     hid_t m = H5Fcreate(f->master, f->cfg.overwrite ? H5F_ACC_TRUNC : H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
     if (m < 0) {
@@ -432,6 +509,9 @@ int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error 
         if (bad && !rc)
             rc = mg_error_set(err, MG_EIO, "writing the master file %s failed (disk full?)", f->master);
     }
+    drop_reserve(f);
+    if (f->dirfd >= 0)
+        close(f->dirfd);
     for (int i = 0; i < M_COUNT; i++)
         free(f->mbuf[i]);
     free(f->file_frames);

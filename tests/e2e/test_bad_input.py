@@ -232,3 +232,27 @@ def test_replay_loops_continue_frame_numbers(tmp):
     assert r["frame_number"][:, 0].tolist() == list(range(10, 19))
     for i, fn in enumerate(range(10, 19)):
         np.testing.assert_array_equal(r["data"][i, 1], pattern(1, 10 + i % 3))
+
+
+def test_disk_full_keeps_what_was_written(tmp):
+    """A full disk stops the run with a clear error; the frames written
+    before it stay readable through a valid master file."""
+    small = tmp / "small"
+    small.mkdir()
+    if run("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", small, check=False).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        cap = tmp / "c.pcap"
+        morgul("simulate", "--modules", 2, "-n", 40, "--pcap", cap, "--content", "dark")
+        p = morgul("replay", cap, "-o", small / "r", check=False)
+        assert p.returncode == 1
+        assert "the disk is full" in p.stdout and "are kept" in p.stdout
+        r = read_run(small / "r")
+        n = len(r["index"])
+        assert 0 < n < 40
+        assert r["run"]["frames_written"] == n
+        assert r["data"].shape == (n, 2, 512, 1024)
+        assert ((r["data"] >> 14) == 0).all()  # dark G0 frames, read back intact
+        assert not list(small.glob("*reserve*"))
+    finally:
+        run("umount", small, check=False)
