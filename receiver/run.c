@@ -180,8 +180,18 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
             }
         }
     }
-    if (r->a)
+    if (r->a) {
         sum_links(r, sum);
+        /* asked for N frames and the run ended early: the frames never seen at
+         * the end are missing too (the detector was told to send them) */
+        int64_t newest = mg_asm_newest(r->a);
+        if (r->cfg->max_frames && ended != MG_END_FRAMES && newest + 1 < (int64_t)r->cfg->max_frames && newest >= 0) {
+            uint64_t tail = r->cfg->max_frames - (uint64_t)(newest + 1);
+            sum->frames.frames_missing += tail;
+            sum->packets_lost += tail * (uint64_t)sum->nmodules * MG_PACKETS_PER_MODULE;
+            sum->frames_missing_at_end = tail;
+        }
+    }
     sum->unexpected_port = r->unexpected_port;
     sum->capture_skipped = r->capture_skipped;
     sum->seconds = (double)(mg_now_ns() - r->t0) / 1e9;
@@ -242,6 +252,9 @@ void mg_run_print_summary(const mg_run_summary *s, FILE *out)
     fprintf(out, "frames    complete %llu  partial %llu  missing entirely %llu  written %llu\n",
             (unsigned long long)s->frames.frames_complete, (unsigned long long)s->frames.frames_partial,
             (unsigned long long)s->frames.frames_missing, (unsigned long long)s->frames_written);
+    if (s->frames_missing_at_end)
+        fprintf(out, "          of the missing, %llu at the end: the run stopped before the frames asked for came\n",
+                (unsigned long long)s->frames_missing_at_end);
     fprintf(out, "packets   received %llu  lost %llu  duplicated %llu  out of order %llu  late %llu\n",
             (unsigned long long)t->packets, (unsigned long long)s->packets_lost, (unsigned long long)t->duplicates,
             (unsigned long long)t->out_of_order, (unsigned long long)t->late);

@@ -64,6 +64,7 @@ typedef struct mg_run_summary {
     uint64_t frames_written, frames_discarded;
     uint64_t bytes_raw, bytes_compressed;
     uint64_t packets_lost;      /* missing from frames written + whole frames missing */
+    uint64_t frames_missing_at_end; /* with max_frames: never seen because the run ended first */
     uint64_t unexpected_port;   /* replay: datagrams on ports outside the detector */
     uint64_t capture_skipped;   /* replay: records that were not UDP, fragments, truncated */
     uint32_t queue_fill_max, queue_capacity;
