@@ -36,7 +36,8 @@ typedef struct slot {
     _Atomic int done;         /* downstream finished with the in-flight frame */
     int64_t inflight;         /* frame handed on and not yet released, -1 none (collector) */
     int64_t release_to;       /* release this far once the in-flight frame is done (collector) */
-    uint16_t *data;
+    uint16_t *data;           /* all modules contiguous, if they share one pool */
+    uint16_t **mod;           /* each module's rows */
     const uint16_t **blocks;  /* where each module packet's rows are */
     link_frame *lf;           /* one per link */
     mg_module_frame *modules; /* built by the collector */
@@ -63,8 +64,10 @@ struct mg_assembler {
     size_t frame_words;
     link *links;
     slot *slots;
-    uint16_t *pool;
+    uint16_t *pool;           /* one pool for all modules ... */
     size_t pool_bytes;
+    uint16_t *mpool[MG_MAX_MODULES]; /* ... or one per module, on its receivers' node */
+    int split;
     uint16_t *missing;        /* one packet's worth of MG_WORD_MISSING */
     _Atomic int64_t module_first[MG_MAX_MODULES]; /* frame number of index 0, -1 unset */
     _Atomic int64_t newest;                       /* newest frame index seen */
@@ -105,11 +108,23 @@ mg_assembler *mg_asm_new(const mg_asm_config *cfg, mg_error *err)
     a->links = aligned_alloc(64, sizeof(link) * (size_t)a->nlinks);
     a->slots = calloc((size_t)a->S, sizeof(slot));
     a->fifo = calloc((size_t)a->S, sizeof(int64_t));
-    /* by reference the slots hold pointers only */
-    a->pool_bytes = cfg->by_reference ? 4096 : (size_t)a->S * a->frame_words * 2;
-    a->pool = mg_numa_alloc(cfg->topo, a->pool_bytes, cfg->numa_node);
+    /* by reference the slots hold pointers only; modules received on different
+     * NUMA nodes get a pool each, on their node */
+    if (cfg->module_node && !cfg->by_reference)
+        for (int m = 1; m < a->nmod; m++)
+            a->split |= cfg->module_node[m] != cfg->module_node[0];
+    if (a->split) {
+        for (int m = 0; m < a->nmod; m++)
+            if (!(a->mpool[m] = mg_numa_alloc(cfg->topo, (size_t)a->S * MG_MODULE_BYTES, cfg->module_node[m])))
+                goto nomem;
+    } else {
+        a->pool_bytes = cfg->by_reference ? 4096 : (size_t)a->S * a->frame_words * 2;
+        int node = cfg->module_node ? cfg->module_node[0] : cfg->numa_node;
+        if (!(a->pool = mg_numa_alloc(cfg->topo, a->pool_bytes, node)))
+            goto nomem;
+    }
     a->missing = malloc(MG_PACKET_DATA_BYTES);
-    if (!a->links || !a->slots || !a->fifo || !a->pool || !a->missing)
+    if (!a->links || !a->slots || !a->fifo || !a->missing)
         goto nomem;
     for (int i = 0; i < MG_PACKET_DATA_BYTES / 2; i++)
         a->missing[i] = MG_WORD_MISSING;
@@ -128,7 +143,14 @@ mg_assembler *mg_asm_new(const mg_asm_config *cfg, mg_error *err)
         atomic_init(&sl->done, 0);
         sl->inflight = -1;
         sl->release_to = -1;
-        sl->data = cfg->by_reference ? NULL : a->pool + (size_t)s * a->frame_words;
+        sl->data = cfg->by_reference || a->split ? NULL : a->pool + (size_t)s * a->frame_words;
+        sl->mod = calloc((size_t)a->nmod, sizeof(uint16_t *));
+        if (!sl->mod)
+            goto nomem;
+        for (int m = 0; m < a->nmod; m++)
+            sl->mod[m] = cfg->by_reference ? NULL
+                         : a->split        ? a->mpool[m] + (size_t)s * MG_MODULE_PIXELS
+                                           : sl->data + (size_t)m * MG_MODULE_PIXELS;
         sl->lf = calloc((size_t)a->nlinks, sizeof(link_frame));
         sl->modules = calloc((size_t)a->nmod, sizeof(mg_module_frame));
         sl->blocks = calloc((size_t)a->nmod * MG_PACKETS_PER_MODULE, sizeof(uint16_t *));
@@ -159,9 +181,13 @@ void mg_asm_free(mg_assembler *a)
             free(a->slots[s].lf);
             free(a->slots[s].modules);
             free(a->slots[s].blocks);
+            free(a->slots[s].mod);
         }
     if (a->pool)
         mg_numa_free(a->cfg.topo, a->pool, a->pool_bytes);
+    for (int m = 0; m < MG_MAX_MODULES; m++)
+        if (a->mpool[m])
+            mg_numa_free(a->cfg.topo, a->mpool[m], (size_t)a->S * MG_MODULE_BYTES);
     free(a->missing);
     free(a->slots);
     free(a->links);
@@ -283,8 +309,7 @@ static int push(mg_assembler *a, int l, const void *buf, size_t len, uint64_t no
     if (a->cfg.by_reference)
         s->blocks[(size_t)k->module * MG_PACKETS_PER_MODULE + q] = (const uint16_t *)px;
     else
-        memcpy(s->data + (size_t)k->module * MG_MODULE_PIXELS + q * MG_ROWS_PER_PACKET * MG_MODULE_COLS, px,
-               MG_PACKET_DATA_BYTES);
+        memcpy(s->mod[k->module] + q * MG_ROWS_PER_PACKET * MG_MODULE_COLS, px, MG_PACKET_DATA_BYTES);
     /* out of order: accepted after a later packet of this link */
     if (f < k->last_frame || (f == k->last_frame && p < k->last_packet))
         k->st.out_of_order++;
@@ -378,7 +403,7 @@ static void build_frame(mg_assembler *a, int64_t k, slot *s, mg_frame *f)
         link *lk = &a->links[l];
         link_frame *lf = &s->lf[l];
         mg_module_frame *mf = &s->modules[lk->module];
-        uint16_t *mod = s->data ? s->data + (size_t)lk->module * MG_MODULE_PIXELS : NULL;
+        uint16_t *mod = s->mod[lk->module];
         const uint16_t **blk = s->blocks + (size_t)lk->module * MG_PACKETS_PER_MODULE;
         int have = lf->frame == k;
         if (have && !seen[lk->module]) {
@@ -409,6 +434,7 @@ static void build_frame(mg_assembler *a, int64_t k, slot *s, mg_frame *f)
     f->slot = (int)(k % a->S);
     f->complete = complete;
     f->data = s->data;
+    f->module_data = s->mod;
     f->blocks = s->blocks;
     f->nblocks = a->nmod * MG_PACKETS_PER_MODULE;
     f->modules = s->modules;

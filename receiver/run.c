@@ -56,6 +56,13 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         if (!r->pin)
             fprintf(r->log, "  (threads are not pinned%s)\n", cfg->no_pin ? ": --no-pin" : ": not this machine's topology");
     }
+    /* each module's rows of the frame buffers on the node of its first interface's receiver */
+    int module_node[MG_MAX_MODULES];
+    for (int l = nlinks - 1; l >= 0; l--) {
+        int m, i;
+        mg_detector_link(&cfg->det, l, &m, &i);
+        module_node[m] = r->plan.link_node[l];
+    }
     mg_asm_config ac = {
         .det = &cfg->det,
         .window = cfg->window,
@@ -65,6 +72,7 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         .max_frames = cfg->max_frames,
         .topo = r->topo,
         .numa_node = nlinks ? r->plan.link_node[0] : -1,
+        .module_node = r->pin ? module_node : NULL,
         .lossless = lossless,
         .by_reference = by_reference,
     };

@@ -319,6 +319,29 @@ static void test_by_reference(void)
     mg_asm_free(a);
 }
 
+/* Modules received on different NUMA nodes get their rows from a pool each. */
+static void test_module_pools(void)
+{
+    mg_detector d;
+    mg_detector_simple(&d, "t", 2, 1, "127.0.0.1", 50001, NULL, NULL);
+    const int nodes[2] = {0, 1};
+    mg_asm_config c = {.det = &d, .window = 4, .check_position = 1, .numa_node = -1, .module_node = nodes};
+    mg_assembler *a = mg_asm_new(&c, NULL);
+    send_frame(a, 0, 0, 1, 128, -1);
+    send_frame(a, 1, 1, 1, 128, 9);
+    mg_asm_flush(a, 0);
+    mg_asm_flush(a, 1);
+    mg_frame f;
+    CHECK_EQ(mg_asm_next_frame(a, &f), 1);
+    CHECK(f.data == NULL);
+    CHECK_EQ(f.module_data[0][5 * 4096], 1005);
+    CHECK_EQ(f.module_data[1][10 * 4096 + 7], 1010);
+    CHECK_EQ(f.module_data[1][9 * 4096], MG_WORD_MISSING);
+    CHECK(f.blocks[128 + 10] == f.module_data[1] + 10 * 4096);
+    mg_asm_release(a, &f);
+    mg_asm_free(a);
+}
+
 static void test_bad_config(void)
 {
     mg_detector d;
@@ -341,6 +364,7 @@ int main(void)
     RUN(test_max_frames);
     RUN(test_timeout);
     RUN(test_by_reference);
+    RUN(test_module_pools);
     RUN(test_bad_config);
     return CHECK_DONE();
 }

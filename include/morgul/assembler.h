@@ -51,6 +51,8 @@ typedef struct mg_asm_config {
     uint64_t frame_timeout_ns; /* mg_asm_tick closes a link's open frames after this long without a packet; default 100 ms */
     mg_topology *topo;      /* where buffers are placed (may be NULL) */
     int numa_node;          /* NUMA node for the buffers, -1 = no preference */
+    const int *module_node; /* or per module (nmodules entries, may be NULL): each module's rows of every
+                               frame buffer on the node of the threads that receive it */
     int lossless;           /* offline sources: wait for buffers instead of counting overruns */
     int by_reference;       /* offline sources whose packets stay in memory: keep pointers, copy nothing */
 } mg_asm_config;
@@ -86,7 +88,9 @@ typedef struct mg_frame {
     int64_t index;            /* aligned frame index, 0 = first frame */
     int slot;
     int complete;             /* every packet of every module arrived */
-    uint16_t *data;           /* nmodules x 512 x 1024 words, module by module; NULL with by_reference */
+    uint16_t *data;           /* nmodules x 512 x 1024 words, module by module; NULL with by_reference, or
+                                 when the modules' rows live on different NUMA nodes (see module_data) */
+    uint16_t *const *module_data; /* each module's 512 x 1024 words (NULL entries with by_reference) */
     const uint16_t *const *blocks; /* nblocks pointers to 4 rows (4096 words) each: module m's rows
                                       4q..4q+3 at [m * 128 + q]; missing packets point to MG_WORD_MISSING words */
     int nblocks;
