@@ -28,6 +28,7 @@
 #include "morgul/bitshuffle.h"
 #include "morgul/capture.h"
 #include "morgul/cli.h"
+#include "morgul/convert.h"
 #include "morgul/jungfrau.h"
 #include "morgul/run.h"
 #include "morgul/simulate.h"
@@ -455,9 +456,87 @@ static int bench_loopback(const char *frames_dir, int nmod, int warm_gb, int mar
     return 0;
 }
 
+/* Conversion of the real frames to int16 photons: AVX2 vs the scalar
+ * reference vs a plain memcpy of the same raw frames (read + write). */
+static int bench_convert(const char *dir, double secs, int markdown)
+{
+    size_t n = 0;
+    uint16_t *frames = load_frames(dir, &n);
+    float *ped[3];
+    double *gain = malloc(3 * (size_t)MG_MODULE_PIXELS * sizeof(double));
+    char path[1200];
+    int ok = n > 0 && gain;
+    for (int g = 0; g < 3; g++) {
+        ped[g] = malloc((size_t)MG_MODULE_PIXELS * sizeof(float));
+        snprintf(path, sizeof path, "%s/mod5_pedeG%d.bin", dir, g);
+        FILE *f = ped[g] ? fopen(path, "rb") : NULL;
+        ok &= f && fread(ped[g], sizeof(float), MG_MODULE_PIXELS, f) == MG_MODULE_PIXELS;
+        if (f)
+            fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/gainmap_mod5_derived.bin", dir);
+    FILE *f = fopen(path, "rb");
+    ok &= f && fread(gain, sizeof(double), 3 * (size_t)MG_MODULE_PIXELS, f) == 3 * (size_t)MG_MODULE_PIXELS;
+    if (f)
+        fclose(f);
+    if (!ok) {
+        fprintf(stderr, "morgul bench convert: needs the raw frames, mod5_pedeG{0,1,2}.bin and "
+                        "gainmap_mod5_derived.bin in %s\n", dir);
+        free(frames);
+        free(gain);
+        for (int g = 0; g < 3; g++)
+            free(ped[g]);
+        return 1;
+    }
+    const float *pp[3] = {ped[0], ped[1], ped[2]};
+    const double *gp[3] = {gain, gain + MG_MODULE_PIXELS, gain + 2 * (size_t)MG_MODULE_PIXELS};
+    mg_conv_tables *t = mg_conv_tables_new(MG_MODULE_PIXELS, pp, gp, NULL, 12.4, NULL, -1, NULL);
+    int16_t *out = malloc(MG_MODULE_BYTES);
+    double best[3] = {0};
+    const char *names[3] = {"memcpy of the raw frames (baseline)", "scalar reference", "AVX2"};
+    double t_end = now_s() + secs;
+    int rounds = 0;
+    while (now_s() < t_end || rounds < 3) {
+        for (int k = 0; k < 3; k++) {
+            if (k == 2 && !mg_cpu_has_avx2())
+                continue;
+            double t0 = now_s();
+            for (size_t i = 0; i < n; i++) {
+                const uint16_t *fr = frames + i * MG_MODULE_PIXELS;
+                if (k == 0)
+                    memcpy(out, fr, MG_MODULE_BYTES);
+                else
+                    mg_convert(t, 0, MG_MODULE_PIXELS, fr, out, MG_OUT_INT16, k == 1 ? MG_CONV_SCALAR : MG_CONV_AVX2);
+                __asm__ volatile("" ::"r"(out) : "memory");
+            }
+            double rate = (double)n / (now_s() - t0);
+            if (rate > best[k])
+                best[k] = rate;
+        }
+        rounds++;
+    }
+    printf("convert: %zu real frames to int16 photons at 12.4 keV, best of %d rounds, 1 thread\n", n, rounds);
+    for (int k = 0; k < 3; k++)
+        if (best[k] > 0)
+            printf("  %-38s %8.0f module-frames/s\n", names[k], best[k]);
+    if (best[2] > 0)
+        printf("  AVX2 / scalar: x%.2f; AVX2 / memcpy: %.2f (memcpy is %.2fx faster)\n", best[2] / best[1],
+               best[2] / best[0], best[0] / best[2]);
+    if (markdown && best[2] > 0)
+        printf("| convert real frames to int16 | %.0f module-frames/s | scalar %.0f, memcpy %.0f | x%.2f, memcpy/AVX2 %.2f | |\n",
+               best[2], best[1], best[0], best[2] / best[1], best[0] / best[2]);
+    mg_conv_tables_free(t);
+    free(out);
+    free(frames);
+    free(gain);
+    for (int g = 0; g < 3; g++)
+        free(ped[g]);
+    return 0;
+}
+
 static int bench_usage(FILE *out)
 {
-    fprintf(out, "usage: morgul bench [compress|replay|loopback|all] [options]\n\n"
+    fprintf(out, "usage: morgul bench [compress|convert|replay|loopback|all] [options]\n\n"
                  "  --frames-dir DIR   real raw frames (default ../shared/data/psi-mod5)\n"
                  "  --seconds S        time per measurement (default 3)\n"
                  "  --reference FILE   reference bitshuffle library (default " REFERENCE_PLUGIN ")\n"
@@ -508,6 +587,8 @@ int mg_cmd_bench(int argc, char **argv)
     int rc = 0;
     if (!strcmp(what, "compress") || !strcmp(what, "all"))
         rc |= bench_compress(dir, (int)(secs * 10), ref, md);
+    if (!strcmp(what, "convert") || !strcmp(what, "all"))
+        rc |= bench_convert(dir, secs, md);
     if (!strcmp(what, "replay") || !strcmp(what, "all"))
         rc |= bench_replay(dir, loops, warm, md);
     if (!strcmp(what, "loopback") || !strcmp(what, "all"))

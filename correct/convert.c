@@ -1,0 +1,139 @@
+/* convert.c - tables and the scalar reference conversion
+ * (contract in morgul/convert.h).
+ *
+ * The order of operations is part of the contract, because the AVX2 kernel
+ * must match it bit for bit: v = ((float)adc - pedestal) * factor, in float32,
+ * then rounding half away from zero as t = trunc(v); if |v - t| >= 0.5,
+ * t += sign(v) (exact for every float: v - t is exact). */
+#include "morgul/convert.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert_kernels.h"
+#include "morgul/bitshuffle.h"
+#include "morgul/jungfrau.h"
+
+size_t mg_out_size(mg_out_type type) { return type == MG_OUT_INT16 ? 2 : 4; }
+
+mg_conv_impl mg_conv_best(void) { return mg_cpu_has_avx2() ? MG_CONV_AVX2 : MG_CONV_SCALAR; }
+
+void mg_conv_tables_free(mg_conv_tables *t)
+{
+    if (!t)
+        return;
+    for (int g = 0; g < 3; g++) {
+        mg_numa_free(t->topo, t->pedestal[g], t->pixels * sizeof(float));
+        mg_numa_free(t->topo, t->factor[g], t->pixels * sizeof(float));
+    }
+    free(t);
+}
+
+mg_conv_tables *mg_conv_tables_new(size_t pixels, const float *const pedestal[3], const double *const gain[3],
+                                   const uint32_t *mask, double energy_kev, mg_topology *topo, int node,
+                                   mg_error *err)
+{
+    if (!(energy_kev >= 0) || !isfinite(energy_kev)) {
+        mg_error_set(err, MG_EINVAL, "photon energy %g keV: give a positive energy (--energy KEV or --wavelength A)",
+                     energy_kev);
+        return NULL;
+    }
+    double e = energy_kev > 0 ? energy_kev : 1.0;
+    mg_conv_tables *t = calloc(1, sizeof *t);
+    if (!t) {
+        mg_error_set(err, MG_ENOMEM, "out of memory for conversion tables");
+        return NULL;
+    }
+    t->pixels = pixels;
+    t->topo = topo;
+    for (int g = 0; g < 3; g++) {
+        t->pedestal[g] = mg_numa_alloc(topo, pixels * sizeof(float), node);
+        t->factor[g] = mg_numa_alloc(topo, pixels * sizeof(float), node);
+        if (!t->pedestal[g] || !t->factor[g]) {
+            mg_conv_tables_free(t);
+            mg_error_set(err, MG_ENOMEM, "out of memory for conversion tables");
+            return NULL;
+        }
+        for (size_t p = 0; p < pixels; p++) {
+            float ped = pedestal[g][p];
+            double gn = gain[g][p];
+            int usable = isfinite(ped) && ped > 0 && ped < 16383 && isfinite(gn) && gn != 0 && !(mask && mask[p]);
+            t->pedestal[g][p] = usable ? ped : NAN;
+            t->factor[g][p] = usable ? (float)(1.0 / (gn * e)) : 0;
+        }
+    }
+    return t;
+}
+
+/* v finite.  truncf without a libm call: floats of 2^23 and more are whole. */
+static inline float trunc_finite(float v) { return fabsf(v) < 8388608.0f ? (float)(int32_t)v : v; }
+
+static inline float round_away(float v)
+{
+    float t = trunc_finite(v);
+    if (fabsf(v - t) >= 0.5f)
+        t += v < 0 ? -1.0f : 1.0f;
+    return t;
+}
+
+void mg_convert_scalar(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
+                       mg_out_type type)
+{
+    for (size_t i = 0; i < count; i++) {
+        size_t p = first + i;
+        uint16_t w = raw[i];
+        unsigned g = w >> 14;
+        int sat = w == MG_WORD_SATURATED;
+        int inv = g == 2 || w == 0xFFFF || w == 0x4000;
+        unsigned gi = g == 3 ? 2 : g == 2 ? 0 : g;
+        float v = ((float)(w & 0x3FFF) - t->pedestal[gi][p]) * t->factor[gi][p];
+        inv |= v != v;
+        switch (type) {
+        case MG_OUT_INT16: {
+            int16_t o;
+            if (sat)
+                o = MG_INT16_SATURATED;
+            else if (inv)
+                o = MG_INT16_INVALID;
+            else {
+                float r = round_away(v);
+                r = r > 32767.0f ? 32767.0f : r < -32767.0f ? -32767.0f : r;
+                o = (int16_t)r;
+            }
+            ((int16_t *)out)[i] = o;
+            break;
+        }
+        case MG_OUT_INT32: {
+            int32_t o;
+            if (sat)
+                o = MG_INT32_SATURATED;
+            else if (inv)
+                o = MG_INT32_INVALID;
+            else {
+                float r = round_away(v);
+                if (r >= 2147483648.0f)
+                    o = MG_INT32_SATURATED;
+                else
+                    o = r < 0 ? 0 : (int32_t)r;
+            }
+            ((int32_t *)out)[i] = o;
+            break;
+        }
+        case MG_OUT_FLOAT32:
+            ((float *)out)[i] = sat ? INFINITY : inv ? NAN : v;
+            break;
+        }
+    }
+}
+
+void mg_convert(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
+                mg_out_type type, mg_conv_impl impl)
+{
+    if (impl == MG_CONV_AUTO)
+        impl = mg_conv_best();
+    if (impl == MG_CONV_AVX2)
+        mg_convert_avx2(t, first, count, raw, out, type);
+    else
+        mg_convert_scalar(t, first, count, raw, out, type);
+}

@@ -1,0 +1,74 @@
+/* morgul/convert.h - raw JUNGFRAU words to photons (or keV), per pixel,
+ * with a module's pedestal and gain tables.
+ *
+ *   value = (ADC - pedestal[g]) * factor[g],  factor = 1 / (gain[g] * E)
+ *
+ * with g from the word's gain bits (00 G0, 01 G1, 11 G2), gain in ADU/keV
+ * and E the photon energy in keV (E = 1 gives keV instead of photons).
+ *
+ * Special words and pixels, per output type:
+ *
+ *   | output  | rounding             | saturated (0xC000, or above range) | invalid       |
+ *   | int16   | half away from zero  | 32767                               | -32768        |
+ *   | int32   | half away from zero  | INT32_MAX                           | -1, and counts clamped at >= 0 |
+ *   | float32 | none                 | +inf                                | NaN           |
+ *
+ * Invalid: gain bits 10, the error words 0xFFFF and 0x4000, pixels of
+ * missing packets (written as 0xFFFF), masked pixels, and pixels whose
+ * pedestal or gain in that gain is not usable (pedestal 0, >= 16383 or NaN;
+ * gain 0 or NaN).  int16 values below -32767 become -32767, so -32768 only
+ * ever means invalid.
+ *
+ * Tables are float32 planes per gain (pedestal, factor), built once per
+ * module; an unusable (pixel, gain) has a NaN pedestal, so the hot loop needs
+ * no mask.  The scalar kernel is the reference; the AVX2 kernel gives
+ * bit-identical output (same operations in the same order, no FMA).
+ */
+#ifndef MORGUL_CONVERT_H
+#define MORGUL_CONVERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "morgul/error.h"
+#include "morgul/topology.h"
+
+typedef enum mg_out_type { MG_OUT_INT16 = 0, MG_OUT_INT32, MG_OUT_FLOAT32 } mg_out_type;
+
+typedef enum mg_conv_impl { MG_CONV_AUTO = 0, MG_CONV_SCALAR, MG_CONV_AVX2 } mg_conv_impl;
+
+#define MG_INT16_SATURATED 32767
+#define MG_INT16_INVALID (-32768)
+#define MG_INT32_SATURATED 2147483647
+#define MG_INT32_INVALID (-1)
+
+typedef struct mg_conv_tables {
+    size_t pixels;
+    float *pedestal[3]; /* ADU, NaN where unusable */
+    float *factor[3];   /* 1 / (gain * E) */
+    mg_topology *topo;  /* where the planes were allocated */
+} mg_conv_tables;
+
+/* Builds the tables of one module of `pixels` pixels from pedestals (3
+ * planes, ADU), gains (3 planes, ADU/keV; G1/G2 negative as in PSI files),
+ * an optional mask (nonzero = masked; may be NULL) and the photon energy
+ * (keV; 0 or 1 for output in keV).  The planes go on `node` (-1: any).
+ * Refuses energies that are not positive and finite. */
+mg_conv_tables *mg_conv_tables_new(size_t pixels, const float *const pedestal[3], const double *const gain[3],
+                                   const uint32_t *mask, double energy_kev, mg_topology *topo, int node,
+                                   mg_error *err);
+void mg_conv_tables_free(mg_conv_tables *t);
+
+/* The kernel MG_CONV_AUTO picks on this CPU. */
+mg_conv_impl mg_conv_best(void);
+
+/* Converts `count` words of the module starting at pixel `first` into out
+ * (count elements of the output type).  `impl` MG_CONV_AVX2 needs AVX2
+ * (mg_cpu_has_avx2). */
+void mg_convert(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
+                mg_out_type type, mg_conv_impl impl);
+
+/* Bytes per output element. */
+size_t mg_out_size(mg_out_type type);
+
+#endif

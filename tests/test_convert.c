@@ -1,0 +1,219 @@
+/* test_convert.c - conversion to photons: the real PSI module frames give
+ * PSI's reference conversion; scalar and AVX2 kernels agree bit for bit on
+ * real and on random words (every gain code, every special word, unusable
+ * table entries); special words map to the documented values. */
+#include <math.h>
+#include <string.h>
+
+#include "check.h"
+#include "morgul/bitshuffle.h"
+#include "morgul/convert.h"
+#include "morgul/jungfrau.h"
+
+#ifndef SHARED_DATA
+#define SHARED_DATA "../shared/data"
+#endif
+#define P MG_MODULE_PIXELS
+
+static int load(const char *name, void *dst, size_t bytes)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/psi-mod5/%s", SHARED_DATA, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    size_t n = fread(dst, 1, bytes, f);
+    fclose(f);
+    return n == bytes ? 0 : -1;
+}
+
+static float rounded(float v) { return v < 0 ? -floorf(-v + 0.5f) : floorf(v + 0.5f); }
+
+static void test_real_frames(void)
+{
+    static float ped[3][P], conv[P];
+    static double gain[3][P];
+    static uint16_t raw[P];
+    static int16_t o16a[P], o16b[P];
+    static int32_t o32a[P], o32b[P];
+    static float ofa[P], ofb[P];
+    if (load("mod5_pedeG0.bin", ped[0], sizeof ped[0]) || load("mod5_pedeG1.bin", ped[1], sizeof ped[1]) ||
+        load("mod5_pedeG2.bin", ped[2], sizeof ped[2]) || load("gainmap_mod5_derived.bin", gain, sizeof gain)) {
+        printf("     (skipped: %s/psi-mod5 is not there)\n", SHARED_DATA);
+        return;
+    }
+    const float *pp[3] = {ped[0], ped[1], ped[2]};
+    const double *gp[3] = {gain[0], gain[1], gain[2]};
+    mg_conv_tables *t = mg_conv_tables_new(P, pp, gp, NULL, 12.4, NULL, -1, NULL);
+    CHECK(t != NULL);
+    size_t valid = 0, exact = 0, g0_far = 0, sat = 0;
+    int avx = mg_cpu_has_avx2();
+    for (int k = 0; k < 10; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "mod5_raw%d.bin", k);
+        CHECK(load(name, raw, sizeof raw) == 0);
+        snprintf(name, sizeof name, "mod5_conv%d.bin", k);
+        CHECK(load(name, conv, sizeof conv) == 0);
+        mg_convert(t, 0, P, raw, o16a, MG_OUT_INT16, MG_CONV_SCALAR);
+        mg_convert(t, 0, P, raw, o32a, MG_OUT_INT32, MG_CONV_SCALAR);
+        mg_convert(t, 0, P, raw, ofa, MG_OUT_FLOAT32, MG_CONV_SCALAR);
+        if (avx) {
+            mg_convert(t, 0, P, raw, o16b, MG_OUT_INT16, MG_CONV_AVX2);
+            mg_convert(t, 0, P, raw, o32b, MG_OUT_INT32, MG_CONV_AVX2);
+            mg_convert(t, 0, P, raw, ofb, MG_OUT_FLOAT32, MG_CONV_AVX2);
+            CHECK(memcmp(o16a, o16b, sizeof o16a) == 0);
+            CHECK(memcmp(o32a, o32b, sizeof o32a) == 0);
+            CHECK(memcmp(ofa, ofb, sizeof ofa) == 0);
+        }
+        for (size_t p = 0; p < P; p++) {
+            if (raw[p] == MG_WORD_SATURATED) {
+                sat++;
+                CHECK_EQ(o16a[p], MG_INT16_SATURATED);
+                continue;
+            }
+            if (o16a[p] == MG_INT16_INVALID)
+                continue;
+            valid++;
+            float want = rounded(conv[p]);
+            exact += want == (float)o16a[p];
+            if (MG_PIXEL_GAIN(raw[p]) == 0 && fabsf(want - (float)o16a[p]) > 1)
+                g0_far++;
+        }
+    }
+    printf("     %zu valid pixels, %.4f %% equal PSI's rounded conversion; %zu saturated\n", valid,
+           100.0 * (double)exact / (double)valid, sat);
+    CHECK(valid > 10 * (P - 200));
+    CHECK((double)exact >= 0.999 * (double)valid);
+    CHECK_EQ(g0_far, 0);
+    CHECK(sat > 0);
+    mg_conv_tables_free(t);
+}
+
+static uint64_t rs = 0x853c49e6748fea9bull;
+static uint64_t rnd(void)
+{
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return rs;
+}
+
+static void test_random_words_bit_identical(void)
+{
+    if (!mg_cpu_has_avx2()) {
+        printf("     (no AVX2 on this CPU)\n");
+        return;
+    }
+    const size_t n = 65536 * 4;
+    float *ped[3];
+    double *gain[3];
+    for (int g = 0; g < 3; g++) {
+        ped[g] = malloc(n * sizeof(float));
+        gain[g] = malloc(n * sizeof(double));
+        for (size_t p = 0; p < n; p++) {
+            uint64_t r = rnd();
+            ped[g][p] = (r & 63) == 0 ? 0.0f : (r & 63) == 1 ? 16383.0f : (r & 63) == 2 ? NAN : (float)(r % 16000) + 0.37f;
+            gain[g][p] = (r >> 8 & 63) == 0 ? 0.0 : (g ? -1.0 : 1.0) * (0.001 + (double)((r >> 20) % 100000) / 1000.0);
+        }
+    }
+    uint32_t *mask = calloc(n, sizeof(uint32_t));
+    for (size_t p = 0; p < n; p += 97)
+        mask[p] = 1u << 8;
+    const float *pp[3] = {ped[0], ped[1], ped[2]};
+    const double *gp[3] = {gain[0], gain[1], gain[2]};
+    uint16_t *raw = malloc(n * 2);
+    for (size_t i = 0; i < n; i++)
+        raw[i] = (uint16_t)(i < 65536 ? i : rnd()); /* every word once, then random ones */
+    void *a = malloc(n * 4), *b = malloc(n * 4);
+    double energies[] = {12.4, 1.0, 0.0001, 50000};
+    for (size_t e = 0; e < sizeof energies / sizeof *energies; e++) {
+        mg_conv_tables *t = mg_conv_tables_new(n, pp, gp, mask, energies[e], NULL, -1, NULL);
+        for (int type = MG_OUT_INT16; type <= MG_OUT_FLOAT32; type++) {
+            /* odd offsets and lengths: the scalar tail too */
+            size_t first = 3, count = n - 11;
+            mg_convert(t, first, count, raw + first, a, (mg_out_type)type, MG_CONV_SCALAR);
+            mg_convert(t, first, count, raw + first, b, (mg_out_type)type, MG_CONV_AVX2);
+            if (memcmp(a, b, count * mg_out_size((mg_out_type)type))) {
+                fprintf(stderr, "energy %g type %d differs\n", energies[e], type);
+                CHECK(0);
+            }
+        }
+        mg_conv_tables_free(t);
+    }
+    for (int g = 0; g < 3; g++) {
+        free(ped[g]);
+        free(gain[g]);
+    }
+    free(mask);
+    free(raw);
+    free(a);
+    free(b);
+}
+
+static void test_special_words(void)
+{
+    enum { N = 16 };
+    float ped[3][N];
+    double gain[3][N];
+    for (int g = 0; g < 3; g++)
+        for (int p = 0; p < N; p++) {
+            ped[g][p] = g == 0 ? 1000 : 10000;
+            gain[g][p] = g == 0 ? 10 : -1;
+        }
+    ped[0][5] = 0; /* no usable G0 pedestal */
+    uint32_t mask[N] = {0};
+    mask[6] = 1;
+    const float *pp[3] = {ped[0], ped[1], ped[2]};
+    const double *gp[3] = {gain[0], gain[1], gain[2]};
+    mg_conv_tables *t = mg_conv_tables_new(N, pp, gp, mask, 1.0, NULL, -1, NULL);
+    uint16_t raw[N] = {
+        1000 + 15,          /* 1.5 photons -> 2 */
+        1000 - 15,          /* -1.5 -> -2 (int32: 0) */
+        0xC000,             /* saturated */
+        0xFFFF,             /* error word / missing packet */
+        0x4000,             /* error word */
+        1000 + 20,          /* pixel 5: no pedestal */
+        1000 + 20,          /* pixel 6: masked */
+        0x8000 | 1000,      /* gain bits 10 */
+        0x4000 | 9000,      /* G1: (9000 - 10000) / -1 = 1000 */
+        0xC000 | 9990,      /* G2: 10 */
+        16383,              /* G0: 1538.3 -> 1538 */
+        1000 + 14,          /* 1.4 -> 1 */
+        1000,               /* 0 */
+        0xC000 | 1,         /* G2 ADC 1: 9999 */
+        0x4000 | 1,         /* G1 ADC 1: not the error word: 9999 */
+        1000 + 25,          /* 2.5 -> 3 */
+    };
+    int16_t o16[N];
+    int32_t o32[N];
+    float of[N];
+    for (int impl = MG_CONV_SCALAR; impl <= MG_CONV_AVX2; impl++) {
+        if (impl == MG_CONV_AVX2 && !mg_cpu_has_avx2())
+            break;
+        mg_convert(t, 0, N, raw, o16, MG_OUT_INT16, (mg_conv_impl)impl);
+        mg_convert(t, 0, N, raw, o32, MG_OUT_INT32, (mg_conv_impl)impl);
+        mg_convert(t, 0, N, raw, of, MG_OUT_FLOAT32, (mg_conv_impl)impl);
+        const int16_t w16[N] = {2, -2, 32767, -32768, -32768, -32768, -32768, -32768, 1000, 10, 1538, 1, 0, 9999,
+                                9999, 3};
+        const int32_t w32[N] = {2, 0, INT32_MAX, -1, -1, -1, -1, -1, 1000, 10, 1538, 1, 0, 9999, 9999, 3};
+        for (int i = 0; i < N; i++) {
+            CHECK_EQ(o16[i], w16[i]);
+            CHECK_EQ(o32[i], w32[i]);
+        }
+        CHECK(isinf(of[2]) && of[2] > 0);
+        CHECK(isnan(of[3]) && isnan(of[5]) && isnan(of[6]) && isnan(of[7]));
+        CHECK(fabsf(of[0] - 1.5f) < 1e-6f);
+    }
+    mg_conv_tables_free(t);
+    mg_error e;
+    CHECK(mg_conv_tables_new(N, pp, gp, NULL, NAN, NULL, -1, &e) == NULL);
+    CHECK(mg_conv_tables_new(N, pp, gp, NULL, -3, NULL, -1, &e) == NULL);
+}
+
+int main(void)
+{
+    RUN(test_special_words);
+    RUN(test_random_words_bit_identical);
+    RUN(test_real_frames);
+    return CHECK_DONE();
+}
