@@ -3,8 +3,12 @@
  *
  * The order of operations is part of the contract, because the AVX2 kernel
  * must match it bit for bit: v = ((float)adc - pedestal) * factor, in float32,
- * then rounding half away from zero as t = trunc(v); if |v - t| >= 0.5,
- * t += sign(v) (exact for every float: v - t is exact). */
+ * then rounding half away from zero as trunc(v + (v - trunc(v))).  That is
+ * exact for every finite float: with t = trunc(v) and d = v - t (exact),
+ * v + d = t + 2d is a multiple of twice v's ulp and at most one binade
+ * above v, so it is representable, and trunc(t + 2d) = t + trunc(2d) adds
+ * the sign exactly when |d| >= 0.5.  Tables never make v infinite: a factor
+ * above 1e30 makes the pixel unusable. */
 #include "morgul/convert.h"
 
 #include <math.h>
@@ -58,9 +62,11 @@ mg_conv_tables *mg_conv_tables_new(size_t pixels, const float *const pedestal[3]
         for (size_t p = 0; p < pixels; p++) {
             float ped = pedestal[g][p];
             double gn = gain[g][p];
-            int usable = isfinite(ped) && ped > 0 && ped < 16383 && isfinite(gn) && gn != 0 && !(mask && mask[p]);
+            double f = 1.0 / (gn * e);
+            int usable = isfinite(ped) && ped > 0 && ped < 16383 && isfinite(gn) && gn != 0 && isfinite(f) &&
+                         fabs(f) <= 1e30 && !(mask && mask[p]);
             t->pedestal[g][p] = usable ? ped : NAN;
-            t->factor[g][p] = usable ? (float)(1.0 / (gn * e)) : 0;
+            t->factor[g][p] = usable ? (float)f : 0;
         }
     }
     return t;
@@ -69,13 +75,7 @@ mg_conv_tables *mg_conv_tables_new(size_t pixels, const float *const pedestal[3]
 /* v finite.  truncf without a libm call: floats of 2^23 and more are whole. */
 static inline float trunc_finite(float v) { return fabsf(v) < 8388608.0f ? (float)(int32_t)v : v; }
 
-static inline float round_away(float v)
-{
-    float t = trunc_finite(v);
-    if (fabsf(v - t) >= 0.5f)
-        t += v < 0 ? -1.0f : 1.0f;
-    return t;
-}
+static inline float round_away(float v) { return trunc_finite(v + (v - trunc_finite(v))); }
 
 void mg_convert_scalar(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
                        mg_out_type type)

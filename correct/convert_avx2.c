@@ -43,15 +43,26 @@ static inline eight compute8(const mg_conv_tables *t, size_t p, __m128i raw8)
     return e;
 }
 
-/* round half away from zero, exactly as round_away() in convert.c */
+/* round half away from zero, exactly as round_away() in convert.c:
+ * trunc(v + (v - trunc(v))) */
 static inline __m256 round_away8(__m256 v)
 {
-    const __m256 signmask = _mm256_set1_ps(-0.0f);
-    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    __m256 d = _mm256_andnot_ps(signmask, _mm256_sub_ps(v, t));
-    __m256 adj = _mm256_cmp_ps(d, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    __m256 one = _mm256_or_ps(_mm256_and_ps(v, signmask), _mm256_set1_ps(1.0f));
-    return _mm256_add_ps(t, _mm256_and_ps(adj, one));
+    const int tz = _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC;
+    return _mm256_round_ps(_mm256_add_ps(v, _mm256_sub_ps(v, _mm256_round_ps(v, tz))), tz);
+}
+
+/* The common case: 16 G0 pixels with no special word.  A NaN pedestal (an
+ * unusable pixel) gives a NaN value, which the clamps pass on (NaN as their
+ * second operand) and the conversion turns into 0x80000000, packed to
+ * -32768: invalid, as the general path says. */
+static inline __m256i g0_int16_8(const mg_conv_tables *t, size_t p, __m128i raw8)
+{
+    __m256 adc = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(raw8));
+    __m256 v = _mm256_mul_ps(_mm256_sub_ps(adc, _mm256_loadu_ps(t->pedestal[0] + p)),
+                             _mm256_loadu_ps(t->factor[0] + p));
+    __m256 r = round_away8(v);
+    r = _mm256_min_ps(_mm256_set1_ps(32767.0f), _mm256_max_ps(_mm256_set1_ps(-32767.0f), r));
+    return _mm256_cvttps_epi32(r);
 }
 
 static inline __m256i to_int16_lanes(eight e)
@@ -87,6 +98,12 @@ void mg_convert_avx2(const mg_conv_tables *t, size_t first, size_t count, const 
     size_t i = 0;
     for (; i + 16 <= count; i += 16) {
         const __m256i r16 = _mm256_loadu_si256((const __m256i *)(raw + i));
+        if (type == MG_OUT_INT16 && _mm256_testz_si256(r16, _mm256_set1_epi16((short)0xC000))) {
+            __m256i p = _mm256_packs_epi32(g0_int16_8(t, first + i, _mm256_castsi256_si128(r16)),
+                                           g0_int16_8(t, first + i + 8, _mm256_extracti128_si256(r16, 1)));
+            _mm256_storeu_si256((__m256i *)((int16_t *)out + i), _mm256_permute4x64_epi64(p, 0xD8));
+            continue;
+        }
         eight a = compute8(t, first + i, _mm256_castsi256_si128(r16));
         eight b = compute8(t, first + i + 8, _mm256_extracti128_si256(r16, 1));
         switch (type) {

@@ -210,8 +210,37 @@ static void test_special_words(void)
     CHECK(mg_conv_tables_new(N, pp, gp, NULL, -3, NULL, -1, &e) == NULL);
 }
 
+/* trunc(v + (v - trunc(v))) is rounding half away from zero for every float. */
+static void test_rounding_formula(void)
+{
+    uint64_t bad = 0, n = 0;
+    for (uint64_t k = 0; k < 4000000; k++) {
+        uint32_t bits = (uint32_t)rnd();
+        if (k < 1000000) /* dense near small values and halves */
+            bits = 0x3E000000u + (uint32_t)k * 97u;
+        float v;
+        memcpy(&v, &bits, 4);
+        if (!isfinite(v))
+            continue;
+        float t = truncf(v), want = t;
+        if (fabsf(v - t) >= 0.5f)
+            want += v < 0 ? -1.0f : 1.0f;
+        float got = truncf(v + (v - truncf(v)));
+        bad += got != want;
+        n++;
+    }
+    const float halves[] = {0.5f, -0.5f, 1.5f, -2.5f, 0.49999997f, -0.49999997f, 8388607.5f, 4194303.75f, 1e30f};
+    for (size_t i = 0; i < sizeof halves / sizeof *halves; i++) {
+        float v = halves[i], t = truncf(v), want = t + (fabsf(v - t) >= 0.5f ? (v < 0 ? -1.0f : 1.0f) : 0.0f);
+        bad += truncf(v + (v - truncf(v))) != want;
+    }
+    CHECK_EQ(bad, 0);
+    CHECK(n > 3000000);
+}
+
 int main(void)
 {
+    RUN(test_rounding_formula);
     RUN(test_special_words);
     RUN(test_random_words_bit_identical);
     RUN(test_real_frames);
