@@ -45,11 +45,9 @@ static inline eight compute8(const mg_conv_tables *t, size_t p, __m128i raw8)
 
 /* round half away from zero, exactly as round_away() in convert.c:
  * trunc(v + (v - trunc(v))) */
-static inline __m256 round_away8(__m256 v)
-{
-    const int tz = _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC;
-    return _mm256_round_ps(_mm256_add_ps(v, _mm256_sub_ps(v, _mm256_round_ps(v, tz))), tz);
-}
+#define TRUNC_PS(x) _mm256_round_ps((x), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+
+static inline __m256 round_away8(__m256 v) { return TRUNC_PS(_mm256_add_ps(v, _mm256_sub_ps(v, TRUNC_PS(v)))); }
 
 /* The common case: 16 G0 pixels with no special word.  A NaN pedestal (an
  * unusable pixel) gives a NaN value, which the clamps pass on (NaN as their
