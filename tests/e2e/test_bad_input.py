@@ -256,3 +256,29 @@ def test_disk_full_keeps_what_was_written(tmp):
         assert not list(small.glob("*reserve*"))
     finally:
         run("umount", small, check=False)
+
+
+def test_replay_realtime_paces(tmp):
+    """--realtime follows the capture's time stamps (simulated at 50 Hz)."""
+    import time
+    cap = tmp / "c.pcap"
+    morgul("simulate", "-n", 20, "--rate", 50, "--pcap", cap)
+    t0 = time.monotonic()
+    morgul("replay", cap, "--no-write", "--realtime", "-q")
+    took = time.monotonic() - t0
+    assert 0.35 < took < 3.0  # 19 frame periods of 20 ms, plus start-up
+
+
+def test_plan_for_a_two_socket_server(tmp):
+    """`morgul plan` places each receiver near its NIC on another machine's topology."""
+    from conftest import ROOT
+    ini = tmp / "det.ini"
+    ini.write_text("[detector]\nname = jf1m\n\n[m0]\nmodule = M420\nrow = 0\nbind = enp65s0f0\n\n"
+                   "[m1]\nmodule = M418\nrow = 1\nbind = enp1s0f0\n")
+    out = morgul("plan", "--config", ini, "--topology", ROOT / "tests" / "data" / "two-socket-2nic.xml",
+                 "--workers", 4).stdout
+    assert "link 0 NIC enp65s0f0" in out and "link 1 NIC enp1s0f0" in out
+    assert "link 0 receiver -> core 8 (NUMA node 1)" in out
+    assert "link 1 receiver -> core 0 (NUMA node 0)" in out
+    p = morgul("plan", "--topology", tmp / "missing.xml", check=False)
+    assert p.returncode == 1 and "cannot load the topology" in p.stdout

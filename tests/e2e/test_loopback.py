@@ -181,3 +181,18 @@ def test_kernel_drops_are_reported(tmp, port):
     received = sum(int(mask_bits(m).sum()) for f in r["packet_mask"] for m in f)
     assert received == run_["packets_received"]
     assert f"kernel drops {run_['kernel_drops']}" in rx.output
+
+
+def test_silent_module(tmp, port):
+    """A module that sends nothing: every frame closes by the window and the
+    link timeout, is written partial with that module marked missing, and
+    the run ends."""
+    prefix = tmp / "run"
+    rx = Receiver("--modules", 2, "--port", port, "-o", prefix, "-n", 20, "--idle-timeout", 2).start()
+    morgul("simulate", "--modules", 1, "--port", port, "-n", 20, "--rate", 200)  # only module 0's port
+    assert rx.wait() == 0, rx.output
+    r = read_run(prefix)
+    assert len(r["index"]) == 20
+    assert (r["packets_received"][:, 0] == 128).all() and (r["packets_received"][:, 1] == 0).all()
+    assert (r["data"][:, 1] == 0xFFFF).all()
+    assert r["run"]["frames_partial"] == 20 and r["run"]["packets_lost"] == 20 * 128
