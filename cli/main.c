@@ -14,6 +14,8 @@ static const struct {
     {"simulate", mg_cmd_simulate, "a software JUNGFRAU: packets over UDP or into a capture"},
     {"plan", mg_cmd_plan, "show the detector and the thread/NUMA plan (also for other machines)"},
     {"bench", mg_cmd_bench, "measure compression and the packet path against baselines"},
+    {"gainmap", mg_cmd_gainmap, "store the modules' PSI gain maps in the calibration file"},
+    {"calib", mg_cmd_calib, "calib import: bring pedestals into the calibration file"},
 };
 
 static void usage(FILE *out)

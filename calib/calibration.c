@@ -1,0 +1,455 @@
+/* calibration.c - the detector calibration file and importers
+ * (contract and layout in morgul/calibration.h). */
+#include "morgul/calibration.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <hdf5.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "morgul/h5filter.h"
+#include "morgul/jungfrau.h"
+
+#define P ((size_t)MG_MODULE_PIXELS)
+
+void mg_calib_free(mg_calibration *c)
+{
+    for (int m = 0; m < c->nmodules; m++) {
+        mg_module_calib *x = &c->modules[m];
+        free(x->pedestal);
+        free(x->pedestal_rms);
+        free(x->gain);
+        free(x->mask);
+        x->pedestal = x->pedestal_rms = NULL;
+        x->gain = NULL;
+        x->mask = NULL;
+    }
+    c->nmodules = 0;
+}
+
+mg_module_calib *mg_calib_module(mg_calibration *c, const char *name, int row, int column)
+{
+    for (int m = 0; m < c->nmodules; m++)
+        if (!strcmp(c->modules[m].name, name))
+            return &c->modules[m];
+    if (c->nmodules == MG_MAX_MODULES)
+        return NULL;
+    mg_module_calib *x = &c->modules[c->nmodules++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->name, sizeof x->name, "%s", name);
+    x->row = row;
+    x->column = column;
+    return x;
+}
+
+int mg_calib_check(const mg_calibration *c, const mg_detector *det, mg_error *err)
+{
+    for (int d = 0; d < det->nmodules; d++) {
+        const char *name = det->modules[d].name;
+        const mg_module_calib *x = NULL;
+        for (int m = 0; m < c->nmodules && !x; m++)
+            if (!strcmp(c->modules[m].name, name))
+                x = &c->modules[m];
+        if (!x)
+            return mg_error_set(err, MG_ECONFIG, "the calibration has no module %s (it has %d module(s)%s%s); "
+                                "import its gain map and pedestals first", name, c->nmodules,
+                                c->nmodules ? ", the first " : "", c->nmodules ? c->modules[0].name : "");
+        if (!x->gain)
+            return mg_error_set(err, MG_ECONFIG, "module %s has no gain map in the calibration; run morgul gainmap",
+                                name);
+        if (!x->pedestal)
+            return mg_error_set(err, MG_ECONFIG, "module %s has no pedestals in the calibration; take a dark run "
+                                "(morgul pedestal) or import them (morgul calib import)", name);
+    }
+    return 0;
+}
+
+/* ---- raw files ---- */
+
+static int read_exact(const char *path, void *dst, size_t bytes, size_t *size_out, mg_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mg_error_set(err, MG_EIO, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st)) {
+        fclose(f);
+        return mg_error_set(err, MG_EIO, "cannot read %s: %s", path, strerror(errno));
+    }
+    if (size_out)
+        *size_out = (size_t)st.st_size;
+    size_t want = bytes < (size_t)st.st_size ? bytes : (size_t)st.st_size;
+    size_t n = fread(dst, 1, want, f);
+    fclose(f);
+    if (n != want)
+        return mg_error_set(err, MG_EIO, "reading %s failed", path);
+    return 0;
+}
+
+int mg_gainmap_read_bin(const char *path, double *gain, mg_error *err)
+{
+    size_t size = 0;
+    int rc = read_exact(path, gain, 3 * P * sizeof(double), &size, err);
+    if (rc)
+        return rc;
+    if (size != 3 * P * sizeof(double) && size != 6 * P * sizeof(double))
+        return mg_error_set(err, MG_EFORMAT,
+                            "%s has %zu bytes; a PSI gain map has 3 or 6 planes of 512x1024 float64 (%zu or %zu bytes)",
+                            path, size, 3 * P * sizeof(double), 6 * P * sizeof(double));
+    /* a gain of the wrong sign means planes in another order or another format */
+    double s0 = 0, s1 = 0, s2 = 0;
+    for (size_t i = 0; i < P; i += 997) {
+        s0 += gain[i];
+        s1 += gain[P + i];
+        s2 += gain[2 * P + i];
+    }
+    if (!(s0 > 0) || !(s1 < 0) || !(s2 < 0))
+        return mg_error_set(err, MG_EFORMAT,
+                            "%s does not look like a PSI gain map: G0 should be positive and G1, G2 negative (ADU/keV)",
+                            path);
+    return 0;
+}
+
+int mg_plane_read_f32(const char *path, float *plane, mg_error *err)
+{
+    size_t size = 0;
+    int rc = read_exact(path, plane, P * sizeof(float), &size, err);
+    if (!rc && size != P * sizeof(float))
+        rc = mg_error_set(err, MG_EFORMAT, "%s has %zu bytes; a plane of 512x1024 float32 has %zu", path, size,
+                          P * sizeof(float));
+    return rc;
+}
+
+/* Files in `dir` matching `pattern`, appended to found (count in *n). */
+static void match_in(const char *dir, const char *pattern, char found[][1024], int *n, int max)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (!fnmatch(pattern, e->d_name, 0) && *n < max)
+            snprintf(found[(*n)++], 1024, "%s/%s", dir, e->d_name);
+    closedir(d);
+}
+
+int mg_gainmap_find(const char *dir, const char *name, char *path, size_t cap, mg_error *err)
+{
+    char pattern[256], subpat[256];
+    snprintf(pattern, sizeof pattern, "gainMaps_%s*.bin", name);
+    snprintf(subpat, sizeof subpat, "%s*", name);
+    char found[8][1024];
+    int n = 0;
+    match_in(dir, pattern, found, &n, 8);
+    DIR *d = opendir(dir);
+    if (!d)
+        return mg_error_set(err, MG_EIO, "cannot open the calibration directory %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (!fnmatch(subpat, e->d_name, 0)) {
+            char sub[1100];
+            snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+            struct stat st;
+            if (!stat(sub, &st) && S_ISDIR(st.st_mode))
+                match_in(sub, pattern, found, &n, 8);
+        }
+    closedir(d);
+    if (n == 1) {
+        snprintf(path, cap, "%s", found[0]);
+        return 0;
+    }
+    if (n == 0)
+        return mg_error_set(err, MG_ECONFIG, "no gain map for module %s in %s (looked for %s there and in %s*/); "
+                            "name it with --gainmap %s=FILE", name, dir, pattern, name, name);
+    return mg_error_set(err, MG_ECONFIG, "%d gain maps for module %s in %s (%s, %s%s); name one with --gainmap %s=FILE",
+                        n, name, dir, found[0], found[1], n > 2 ? ", ..." : "", name);
+}
+
+/* ---- HDF5 ---- */
+
+/* Reads dataset `path` of loc if its shape is `rank` x dims, as `mtype`.
+ * Returns 1 if read, 0 if absent, negative on a wrong shape or read error. */
+static int read_ds(hid_t loc, const char *file, const char *path, int rank, const hsize_t *dims, hid_t mtype,
+                   void *buf, mg_error *err)
+{
+    if (H5Lexists(loc, path, H5P_DEFAULT) <= 0)
+        return 0;
+    hid_t d = H5Dopen2(loc, path, H5P_DEFAULT);
+    if (d < 0)
+        return mg_error_set(err, MG_EFORMAT, "%s: %s is not a dataset", file, path);
+    hid_t s = H5Dget_space(d);
+    hsize_t got[8] = {0};
+    int r = H5Sget_simple_extent_ndims(s);
+    int ok = r == rank && r <= 8;
+    if (ok) {
+        H5Sget_simple_extent_dims(s, got, NULL);
+        for (int i = 0; i < rank; i++)
+            ok &= got[i] == dims[i];
+    }
+    H5Sclose(s);
+    int rc = 1;
+    if (!ok) {
+        char have[96] = "", want[96] = "";
+        for (int i = 0; i < r && i < 8; i++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), "%s%llu", i ? " x " : "", (unsigned long long)got[i]);
+        for (int i = 0; i < rank; i++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%llu", i ? " x " : "", (unsigned long long)dims[i]);
+        rc = mg_error_set(err, MG_EFORMAT, "%s: %s has shape (%s), expected (%s)", file, path, have, want);
+    }
+    else if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        rc = mg_error_set(err, MG_EIO, "%s: reading %s failed", file, path);
+    H5Dclose(d);
+    return rc;
+}
+
+static const hsize_t DIM3[3] = {3, MG_MODULE_ROWS, MG_MODULE_COLS};
+static const hsize_t DIM2[2] = {MG_MODULE_ROWS, MG_MODULE_COLS};
+
+int mg_calib_read(const char *path, mg_calibration *c, mg_error *err)
+{
+    memset(c, 0, sizeof *c);
+    mg_h5_register_bitshuffle(NULL);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return mg_error_set(err, MG_EIO, "cannot open calibration file %s (missing, or not HDF5)", path);
+    int rc = 0;
+    hid_t a = H5Aexists(f, "detector") > 0 ? H5Aopen(f, "detector", H5P_DEFAULT) : -1;
+    if (a >= 0) {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, sizeof c->detector);
+        H5Aread(a, t, c->detector);
+        H5Tclose(t);
+        H5Aclose(a);
+    }
+    hsize_t n = 0;
+    H5G_info_t gi;
+    if (H5Gget_info(f, &gi) >= 0)
+        n = gi.nlinks;
+    for (hsize_t i = 0; i < n && !rc; i++) {
+        char name[MG_NAME_MAX] = {0};
+        if (H5Lget_name_by_idx(f, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) < 0)
+            continue;
+        H5O_info_t oi;
+        if (H5Oget_info_by_name(f, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP)
+            continue;
+        hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
+        int row = 0, col = 0;
+        if (H5Aexists(g, "row") > 0) {
+            hid_t ra = H5Aopen(g, "row", H5P_DEFAULT);
+            H5Aread(ra, H5T_NATIVE_INT, &row);
+            H5Aclose(ra);
+        }
+        if (H5Aexists(g, "column") > 0) {
+            hid_t ca = H5Aopen(g, "column", H5P_DEFAULT);
+            H5Aread(ca, H5T_NATIVE_INT, &col);
+            H5Aclose(ca);
+        }
+        mg_module_calib *x = mg_calib_module(c, name, row, col);
+        if (!x) {
+            rc = mg_error_set(err, MG_EFORMAT, "%s has more than %d modules", path, MG_MAX_MODULES);
+            H5Gclose(g);
+            break;
+        }
+        struct {
+            const char *ds;
+            int rank;
+            void **buf;
+            size_t bytes;
+            hid_t t;
+        } parts[] = {
+            {"pedestal", 3, (void **)&x->pedestal, 3 * P * sizeof(float), H5T_NATIVE_FLOAT},
+            {"pedestal_rms", 3, (void **)&x->pedestal_rms, 3 * P * sizeof(float), H5T_NATIVE_FLOAT},
+            {"gain", 3, (void **)&x->gain, 3 * P * sizeof(double), H5T_NATIVE_DOUBLE},
+            {"mask", 2, (void **)&x->mask, P * sizeof(uint32_t), H5T_NATIVE_UINT32},
+        };
+        for (size_t k = 0; k < sizeof parts / sizeof *parts && !rc; k++) {
+            void *buf = malloc(parts[k].bytes);
+            if (!buf) {
+                rc = mg_error_set(err, MG_ENOMEM, "out of memory reading %s", path);
+                break;
+            }
+            int r = read_ds(g, path, parts[k].ds, parts[k].rank, parts[k].rank == 3 ? DIM3 : DIM2, parts[k].t, buf, err);
+            if (r == 1)
+                *parts[k].buf = buf;
+            else {
+                free(buf);
+                if (r < 0) {
+                    mg_error_prefix(err, "module %s", name);
+                    rc = r;
+                }
+            }
+        }
+        H5Gclose(g);
+    }
+    H5Fclose(f);
+    if (!rc && c->nmodules == 0)
+        rc = mg_error_set(err, MG_EFORMAT, "%s holds no module groups: not a morgul calibration file", path);
+    if (rc)
+        mg_calib_free(c);
+    return rc;
+}
+
+static int write_ds(hid_t g, const char *name, int rank, const hsize_t *dims, hid_t ftype, hid_t mtype, const void *buf)
+{
+    hid_t s = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hsize_t chunk[3] = {1, MG_MODULE_ROWS, MG_MODULE_COLS};
+    H5Pset_chunk(dcpl, rank, rank == 3 ? chunk : chunk + 1);
+    H5Pset_deflate(dcpl, 1);
+    hid_t d = H5Dcreate2(g, name, ftype, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    int rc = d < 0 || H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0 ? -1 : 0;
+    if (d >= 0)
+        H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(s);
+    return rc;
+}
+
+static void put_int_attr(hid_t loc, const char *name, int v)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, H5T_STD_I32LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT, &v);
+    H5Aclose(a);
+    H5Sclose(s);
+}
+
+static void put_str_attr(hid_t loc, const char *name, const char *v)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, v);
+    H5Aclose(a);
+    H5Tclose(t);
+    H5Sclose(s);
+}
+
+int mg_calib_write(const char *path, const mg_calibration *c, mg_error *err)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    /* write beside and rename over: a crash never leaves half a calibration */
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.writing", path);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0)
+        return mg_error_set(err, MG_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    int bad = 0;
+    put_str_attr(f, "detector", c->detector[0] ? c->detector : "jungfrau");
+    put_str_attr(f, "morgul_version", MG_VERSION);
+    for (int m = 0; m < c->nmodules && !bad; m++) {
+        const mg_module_calib *x = &c->modules[m];
+        hid_t g = H5Gcreate2(f, x->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (g < 0) {
+            bad = 1;
+            break;
+        }
+        put_str_attr(g, "name", x->name);
+        put_int_attr(g, "row", x->row);
+        put_int_attr(g, "column", x->column);
+        if (x->pedestal)
+            bad |= write_ds(g, "pedestal", 3, DIM3, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x->pedestal);
+        if (x->pedestal_rms)
+            bad |= write_ds(g, "pedestal_rms", 3, DIM3, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x->pedestal_rms);
+        if (x->gain)
+            bad |= write_ds(g, "gain", 3, DIM3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, x->gain);
+        if (x->mask)
+            bad |= write_ds(g, "mask", 2, DIM2, H5T_STD_U32LE, H5T_NATIVE_UINT32, x->mask);
+        H5Gclose(g);
+    }
+    bad |= H5Fclose(f) < 0;
+    if (bad) {
+        remove(tmp);
+        return mg_error_set(err, MG_EIO, "writing the calibration file %s failed (disk full?)", path);
+    }
+    if (rename(tmp, path)) {
+        remove(tmp);
+        return mg_error_set(err, MG_EIO, "cannot replace %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+int mg_pedestal_import_h5(const char *path, const char *name, mg_module_calib *m, mg_error *err)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return mg_error_set(err, MG_EIO, "cannot open %s (missing, or not HDF5)", path);
+    float *ped = malloc(3 * P * sizeof(float)), *rms = malloc(3 * P * sizeof(float));
+    uint32_t *mask = malloc(P * sizeof(uint32_t));
+    int rc = 0, have_rms = 0, have_mask = 0, found = 0;
+    const char *layout = "";
+    if (!ped || !rms || !mask) {
+        rc = mg_error_set(err, MG_ENOMEM, "out of memory");
+        goto done;
+    }
+    char grp[MG_NAME_MAX + 2];
+    snprintf(grp, sizeof grp, "/%s", name);
+    /* PSI: /gains (3,H,W) pedestals, /gainsRMS, /pixel_mask */
+    if ((rc = read_ds(f, path, "gains", 3, DIM3, H5T_NATIVE_FLOAT, ped, err)) == 1) {
+        found = 1;
+        layout = "PSI";
+        have_rms = read_ds(f, path, "gainsRMS", 3, DIM3, H5T_NATIVE_FLOAT, rms, err) == 1;
+        have_mask = read_ds(f, path, "pixel_mask", 2, DIM2, H5T_NATIVE_UINT32, mask, err) == 1;
+        rc = 0;
+    } else if (rc == 0 && H5Lexists(f, "p0", H5P_DEFAULT) > 0) {
+        /* the original morgul: /p0 /p1 /p2 */
+        layout = "morgul p0/p1/p2";
+        found = 1;
+        const char *names[3] = {"p0", "p1", "p2"};
+        for (int g = 0; g < 3 && !rc; g++) {
+            int r = read_ds(f, path, names[g], 2, DIM2, H5T_NATIVE_FLOAT, ped + g * P, err);
+            rc = r == 1 ? 0 : r == 0 ? mg_error_set(err, MG_EFORMAT, "%s has p0 but no %s", path, names[g]) : r;
+        }
+    } else if (rc == 0 && H5Lexists(f, grp + 1, H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(f, grp + 1, H5P_DEFAULT);
+        if (H5Lexists(g, "pedestal", H5P_DEFAULT) > 0) { /* a morgul calibration file */
+            layout = "morgul calibration";
+            found = 1;
+            int r = read_ds(g, path, "pedestal", 3, DIM3, H5T_NATIVE_FLOAT, ped, err);
+            rc = r == 1 ? 0 : r;
+            have_rms = !rc && read_ds(g, path, "pedestal_rms", 3, DIM3, H5T_NATIVE_FLOAT, rms, err) == 1;
+            have_mask = !rc && read_ds(g, path, "mask", 2, DIM2, H5T_NATIVE_UINT32, mask, err) == 1;
+        } else if (H5Lexists(g, "pedestal_0", H5P_DEFAULT) > 0) { /* original morgul, per-module groups */
+            layout = "morgul per-module groups";
+            found = 1;
+            const char *names[3] = {"pedestal_0", "pedestal_1", "pedestal_2"};
+            for (int k = 0; k < 3 && !rc; k++) {
+                int r = read_ds(g, path, names[k], 2, DIM2, H5T_NATIVE_FLOAT, ped + k * P, err);
+                rc = r == 1 ? 0 : r == 0 ? mg_error_set(err, MG_EFORMAT, "%s/%s has no %s", path, name, names[k]) : r;
+            }
+        }
+        H5Gclose(g);
+    }
+    if (!rc && !found)
+        rc = mg_error_set(err, MG_EFORMAT,
+                          "%s holds no pedestals for %s in a known layout (PSI /gains, morgul /p0../p2 or "
+                          "/%s/pedestal_0..2, or a morgul calibration group /%s)", path, name, name, name);
+    if (!rc) {
+        free(m->pedestal);
+        m->pedestal = ped;
+        ped = NULL;
+        if (have_rms) {
+            free(m->pedestal_rms);
+            m->pedestal_rms = rms;
+            rms = NULL;
+        }
+        if (have_mask) {
+            free(m->mask);
+            m->mask = mask;
+            mask = NULL;
+        }
+        (void)layout;
+    }
+done:
+    H5Fclose(f);
+    free(ped);
+    free(rms);
+    free(mask);
+    return rc;
+}

@@ -1,0 +1,76 @@
+/* morgul/calibration.h - a detector's calibration constants: one HDF5 file
+ * per detector, one group per module (format in docs/file-formats.md).
+ *
+ *   /<module>/pedestal       float32 (3, 512, 1024)  ADU per gain, NaN = unknown
+ *   /<module>/pedestal_rms   float32 (3, 512, 1024)  ADU, NaN = unknown
+ *   /<module>/gain           float64 (3, 512, 1024)  ADU/keV (G1, G2 negative, as PSI files)
+ *   /<module>/mask           uint32  (512, 1024)     bad-pixel bits (docs/file-formats.md)
+ *   attributes: name, row, column; on the file: detector, morgul_version
+ *
+ * A part that was never given (a gain map not imported yet, say) is absent,
+ * and so NULL after mg_calib_read.  Importers fill the parts from the
+ * formats in use elsewhere: PSI gain-map .bin files, raw float32 pedestal
+ * planes, the original morgul pedestal files and PSI pedestal HDF5 files.
+ */
+#ifndef MORGUL_CALIBRATION_H
+#define MORGUL_CALIBRATION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "morgul/detector.h"
+#include "morgul/error.h"
+
+typedef struct mg_module_calib {
+    char name[MG_NAME_MAX];
+    int row, column;
+    float *pedestal;     /* 3 x 512 x 1024, or NULL */
+    float *pedestal_rms; /* 3 x 512 x 1024, or NULL */
+    double *gain;        /* 3 x 512 x 1024, or NULL */
+    uint32_t *mask;      /* 512 x 1024, or NULL */
+} mg_module_calib;
+
+typedef struct mg_calibration {
+    char detector[MG_NAME_MAX];
+    int nmodules;
+    mg_module_calib modules[MG_MAX_MODULES];
+} mg_calibration;
+
+/* Reads a calibration file.  Shapes and types are checked; a file that is
+ * not one names what is wrong. */
+int mg_calib_read(const char *path, mg_calibration *c, mg_error *err);
+
+/* Writes (replaces) the calibration file at path. */
+int mg_calib_write(const char *path, const mg_calibration *c, mg_error *err);
+
+void mg_calib_free(mg_calibration *c);
+
+/* The module's entry, created (with no parts) if absent; NULL if full. */
+mg_module_calib *mg_calib_module(mg_calibration *c, const char *name, int row, int column);
+
+/* Checks that c fits the detector: every module of det present with all of
+ * pedestal (3 gains), gain (3 gains); names the first thing missing. */
+int mg_calib_check(const mg_calibration *c, const mg_detector *det, mg_error *err);
+
+/* PSI gain map .bin: 3 or 6 little-endian float64 planes of 512 x 1024 (G0,
+ * G1, G2[, HG0, HG1, HG2]); the first 3 go to gain (3 x 512 x 1024).  Any
+ * other size is refused. */
+int mg_gainmap_read_bin(const char *path, double *gain, mg_error *err);
+
+/* Finds the gain map of module `name` (e.g. M420) under dir: a file named
+ * like gainMaps_M420*.bin in dir or in a subdirectory M420* of it.  Exactly
+ * one must match; the error lists the candidates otherwise. */
+int mg_gainmap_find(const char *dir, const char *name, char *path, size_t cap, mg_error *err);
+
+/* A raw float32 plane of 512 x 1024 (e.g. a PSI pedestal of one gain). */
+int mg_plane_read_f32(const char *path, float *plane, mg_error *err);
+
+/* Pedestals from an HDF5 file in one of the known layouts, for module
+ * `name`:
+ *   PSI:            /gains (3, 512, 1024) pedestals, /gainsRMS, /pixel_mask
+ *   morgul (orig.): /p0 /p1 /p2 (512, 1024), or /<module>/pedestal_0..2
+ *   morgul:         a calibration file (this format)
+ * Fills m->pedestal (and pedestal_rms, mask when the file has them). */
+int mg_pedestal_import_h5(const char *path, const char *name, mg_module_calib *m, mg_error *err);
+
+#endif
