@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "morgul/convert.h"
 #include "morgul/h5filter.h"
 #include "morgul/jungfrau.h"
 
@@ -65,6 +66,22 @@ int mg_calib_check(const mg_calibration *c, const mg_detector *det, mg_error *er
                                 "(morgul pedestal) or import them (morgul calib import)", name);
     }
     return 0;
+}
+
+struct mg_conv_tables *mg_calib_tables(const mg_module_calib *m, double energy_kev, mg_topology *topo, int node,
+                                       mg_error *err)
+{
+    if (!m->pedestal || !m->gain) {
+        mg_error_set(err, MG_ECONFIG, "module %s has no %s in the calibration", m->name,
+                     m->pedestal ? "gain map" : "pedestals");
+        return NULL;
+    }
+    const float *ped[3] = {m->pedestal, m->pedestal + P, m->pedestal + 2 * P};
+    const double *gain[3] = {m->gain, m->gain + P, m->gain + 2 * P};
+    mg_conv_tables *t = mg_conv_tables_new(P, ped, gain, m->mask, energy_kev, topo, node, err);
+    if (!t)
+        mg_error_prefix(err, "module %s", m->name);
+    return t;
 }
 
 /* ---- raw files ---- */

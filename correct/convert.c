@@ -21,6 +21,11 @@
 
 size_t mg_out_size(mg_out_type type) { return type == MG_OUT_INT16 ? 2 : 4; }
 
+double mg_energy_from_wavelength(double angstrom)
+{
+    return angstrom > 0 && isfinite(angstrom) ? 12.398419843320026 / angstrom : 0;
+}
+
 mg_conv_impl mg_conv_best(void) { return mg_cpu_has_avx2() ? MG_CONV_AVX2 : MG_CONV_SCALAR; }
 
 void mg_conv_tables_free(mg_conv_tables *t)

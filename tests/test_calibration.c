@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "morgul/calibration.h"
+#include "morgul/convert.h"
 #include "morgul/jungfrau.h"
 
 #define P ((size_t)MG_MODULE_PIXELS)
@@ -55,6 +56,16 @@ static void test_roundtrip_and_check(void)
     CHECK(strstr(e.message, "no module M500") != NULL);
     mg_detector_simple(&d, "jf1m", 1, 1, "127.0.0.1", 50001, "M420", NULL);
     CHECK_EQ(mg_calib_check(&r, &d, &e), 0);
+    /* tables from the calibration: the mask marks pixel 7 invalid */
+    mg_conv_tables *t = mg_calib_tables(ra, 12.4, NULL, -1, &e);
+    CHECK(t != NULL);
+    if (t) {
+        CHECK(isnan(t->pedestal[0][7]) && !isnan(t->pedestal[0][8]));
+        CHECK(fabsf(t->factor[0][8] - (float)(1.0 / (41.0 * 12.4))) < 1e-9f);
+        mg_conv_tables_free(t);
+    }
+    CHECK(mg_calib_tables(rb, 12.4, NULL, -1, &e) == NULL);
+    CHECK(strstr(e.message, "M418 has no pedestals") != NULL);
     mg_calib_free(&r);
     mg_calib_free(&c);
 

@@ -238,8 +238,17 @@ static void test_rounding_formula(void)
     CHECK(n > 3000000);
 }
 
+static void test_energy(void)
+{
+    CHECK(fabs(mg_energy_from_wavelength(1.0) - 12.398419843320026) < 1e-12);
+    CHECK(fabs(mg_energy_from_wavelength(0.999869) - 12.4) < 1e-4);
+    CHECK_EQ(mg_energy_from_wavelength(0), 0);
+    CHECK_EQ(mg_energy_from_wavelength(-1), 0);
+}
+
 int main(void)
 {
+    RUN(test_energy);
     RUN(test_rounding_formula);
     RUN(test_special_words);
     RUN(test_random_words_bit_identical);

@@ -20,6 +20,9 @@
 
 #include "morgul/detector.h"
 #include "morgul/error.h"
+#include "morgul/topology.h"
+
+struct mg_conv_tables;
 
 typedef struct mg_module_calib {
     char name[MG_NAME_MAX];
@@ -51,6 +54,12 @@ mg_module_calib *mg_calib_module(mg_calibration *c, const char *name, int row, i
 /* Checks that c fits the detector: every module of det present with all of
  * pedestal (3 gains), gain (3 gains); names the first thing missing. */
 int mg_calib_check(const mg_calibration *c, const mg_detector *det, mg_error *err);
+
+/* The conversion tables of one module of a checked calibration (pedestal
+ * and gain present) at photon energy `energy_kev` (0 or 1: keV output), on
+ * NUMA node `node`.  The module's mask, if any, marks pixels invalid. */
+struct mg_conv_tables *mg_calib_tables(const mg_module_calib *m, double energy_kev, mg_topology *topo, int node,
+                                       mg_error *err);
 
 /* PSI gain map .bin: 3 or 6 little-endian float64 planes of 512 x 1024 (G0,
  * G1, G2[, HG0, HG1, HG2]); the first 3 go to gain (3 x 512 x 1024).  Any

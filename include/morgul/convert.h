@@ -59,6 +59,10 @@ mg_conv_tables *mg_conv_tables_new(size_t pixels, const float *const pedestal[3]
                                    mg_error *err);
 void mg_conv_tables_free(mg_conv_tables *t);
 
+/* Photon energy in keV from a wavelength in Angstrom (E = hc / lambda,
+ * hc = 12.398419843320026 keV A); 0 for a wavelength that is not positive. */
+double mg_energy_from_wavelength(double angstrom);
+
 /* The kernel MG_CONV_AUTO picks on this CPU. */
 mg_conv_impl mg_conv_best(void);
 
