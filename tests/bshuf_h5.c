@@ -50,6 +50,9 @@ int main(int argc, char **argv)
         H5Sclose(sp);
         H5Fclose(f);
         printf("%lld\n", (long long)len);
+        mg_bshuf_ctx_free(c);
+        free(in);
+        free(z);
         return r < 0 || len < 0;
     }
     if (argc == 3 && !strcmp(argv[1], "read")) {
@@ -71,6 +74,15 @@ int main(int argc, char **argv)
         int64_t got = mg_bshuf_decompress(c, z, csize, back, n * es, &e);
         int ok = got == (int64_t)(n * es) && memcmp(raw, back, n * es) == 0;
         printf("%s %s\n", ok ? "equal" : "DIFFERENT", e.message);
+        mg_bshuf_ctx_free(c);
+        free(z);
+        free(raw);
+        free(back);
+        H5Tclose(t);
+        H5Sclose(sp);
+        H5Dclose(d);
+        H5Dclose(d2);
+        H5Fclose(f);
         return !ok;
     }
     fprintf(stderr, "usage: bshuf_h5 write FILE ELEM_SIZE N SEED | bshuf_h5 read FILE\n");
