@@ -25,14 +25,14 @@ static const struct meta_def {
     int per_module; /* 0: (frames), 1: (frames, modules), 16: (frames, modules, 16) */
     size_t size;    /* bytes per element */
 } META[M_COUNT] = {
-    [M_INDEX] = {"frames/index", 0, 8},
-    [M_FN] = {"frames/frame_number", 1, 8},
-    [M_PACKETS] = {"frames/packets_received", 1, 2},
-    [M_MASK] = {"frames/packet_mask", 16, 1},
-    [M_BUNCH] = {"frames/bunch_id", 1, 8},
-    [M_TS] = {"frames/timestamp", 1, 8},
-    [M_EXP] = {"frames/exposure_length", 1, 4},
-    [M_DAQ] = {"frames/daq_info", 1, 4},
+    [M_INDEX] = {"index", 0, 8},
+    [M_FN] = {"frame_number", 1, 8},
+    [M_PACKETS] = {"packets_received", 1, 2},
+    [M_MASK] = {"packet_mask", 16, 1},
+    [M_BUNCH] = {"bunch_id", 1, 8},
+    [M_TS] = {"timestamp", 1, 8},
+    [M_EXP] = {"exposure_length", 1, 4},
+    [M_DAQ] = {"daq_info", 1, 4},
 };
 
 static hid_t meta_type(int i)
@@ -49,6 +49,13 @@ static hid_t meta_type(int i)
 
 struct mg_rawfile {
     mg_rawfile_config cfg;
+    mg_frame_layout lay;     /* the layout in use (raw unless given) */
+    char meta_path[M_COUNT][256];
+    char det_path[256];
+    int frank;               /* rank of one frame */
+    hsize_t fdims[3];
+    hid_t ftype;
+    size_t esize;
     char prefix[4096];
     char master[4200];
     char reserve[4200]; /* a file holding RESERVE_BYTES, removed when the disk fills */
@@ -105,9 +112,12 @@ static hid_t create_extendable(hid_t loc, const char *path, hid_t type, int rank
     return d;
 }
 
-static int write_detector(hid_t loc, const mg_detector *det)
+static int write_detector(hid_t loc, const char *path, const mg_detector *det)
 {
-    hid_t g = H5Gcreate2(loc, "detector", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t g = H5Gcreate2(loc, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
     if (g < 0)
         return -1;
     int n = det->nmodules;
@@ -224,21 +234,20 @@ static int open_data_file(mg_rawfile *f, mg_error *err)
     if (f->file < 0)
         return mg_error_set(err, MG_EIO, "cannot create %s (%s); check the directory exists, is writable and has space",
                             path, access(path, F_OK) == 0 ? "it exists; use --overwrite" : strerror(errno));
-    hsize_t tail[3] = {(hsize_t)f->nmod, MG_MODULE_ROWS, MG_MODULE_COLS};
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     unsigned cd[5];
-    mg_bshuf_cd_values(2, cd);
+    mg_bshuf_cd_values(f->esize, cd);
     H5Pset_filter(dcpl, MG_BSHUF_FILTER_ID, H5Z_FLAG_OPTIONAL, 5, cd);
-    f->data = create_extendable(f->file, "data", H5T_STD_U16LE, 4, tail, 1, &dcpl);
+    f->data = create_extendable(f->file, f->lay.data_path, f->ftype, f->frank + 1, f->fdims, 1, &dcpl);
     H5Pclose(dcpl);
     int bad = f->data < 0;
     for (int i = 0; i < M_COUNT; i++) {
         hsize_t t[2] = {(hsize_t)f->nmod, 16};
         int rank = META[i].per_module == 0 ? 1 : META[i].per_module == 1 ? 2 : 3;
-        f->meta[i] = create_extendable(f->file, META[i].path, meta_type(i), rank, t, META_BLOCK, NULL);
+        f->meta[i] = create_extendable(f->file, f->meta_path[i], meta_type(i), rank, t, META_BLOCK, NULL);
         bad |= f->meta[i] < 0;
     }
-    bad |= write_detector(f->file, f->cfg.det) < 0;
+    bad |= write_detector(f->file, f->det_path, f->cfg.det) < 0;
     bad |= set_version_attr(f->file) < 0;
     f->in_file = f->data_extent = f->meta_written = 0;
     if (bad)
@@ -264,7 +273,7 @@ static int flush_meta(mg_rawfile *f, mg_error *err)
         hsize_t ext[3] = {f->meta_written + f->mbuf_n, (hsize_t)f->nmod, 16};
         hsize_t start[3] = {f->meta_written, 0, 0}, count[3] = {f->mbuf_n, (hsize_t)f->nmod, 16};
         if (H5Dset_extent(f->meta[i], ext) < 0)
-            return mg_error_set(err, MG_EIO, "cannot extend %s in data file %d", META[i].path, f->file_no);
+            return mg_error_set(err, MG_EIO, "cannot extend %s in data file %d", f->meta_path[i], f->file_no);
         hid_t fs = H5Dget_space(f->meta[i]);
         hid_t ms = H5Screate_simple(rank, count, NULL);
         H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
@@ -272,7 +281,7 @@ static int flush_meta(mg_rawfile *f, mg_error *err)
         H5Sclose(ms);
         H5Sclose(fs);
         if (r < 0)
-            return mg_error_set(err, MG_EIO, "cannot write %s in data file %d (disk full?)", META[i].path,
+            return mg_error_set(err, MG_EIO, "cannot write %s in data file %d (disk full?)", f->meta_path[i],
                                 f->file_no);
     }
     f->meta_written += f->mbuf_n;
@@ -285,7 +294,7 @@ static int close_data_file(mg_rawfile *f, mg_error *err)
     if (f->file < 0)
         return 0;
     int rc = flush_meta(f, err);
-    hsize_t ext[4] = {f->in_file, (hsize_t)f->nmod, MG_MODULE_ROWS, MG_MODULE_COLS};
+    hsize_t ext[4] = {f->in_file, f->fdims[0], f->fdims[1], f->fdims[2]};
     if (!rc && H5Dset_extent(f->data, ext) < 0)
         rc = mg_error_set(err, MG_EIO, "cannot set the final size of data file %d", f->file_no);
     for (int i = 0; i < M_COUNT; i++)
@@ -313,6 +322,30 @@ mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
     f->cfg = *cfg;
     f->file = -1;
     f->dirfd = -1;
+    if (cfg->layout)
+        f->lay = *cfg->layout;
+    else {
+        f->lay.data_path = "data";
+        f->lay.group = NULL;
+        f->lay.rank = 3;
+        f->lay.dims[0] = (uint64_t)cfg->det->nmodules;
+        f->lay.dims[1] = MG_MODULE_ROWS;
+        f->lay.dims[2] = MG_MODULE_COLS;
+        f->lay.elem = MG_ELEM_U16;
+    }
+    f->frank = f->lay.rank;
+    for (int i = 0; i < 3; i++)
+        f->fdims[i] = (hsize_t)f->lay.dims[i];
+    f->ftype = f->lay.elem == MG_ELEM_I16 ? H5T_STD_I16LE
+               : f->lay.elem == MG_ELEM_I32 ? H5T_STD_I32LE
+               : f->lay.elem == MG_ELEM_F32 ? H5T_IEEE_F32LE
+                                            : H5T_STD_U16LE;
+    f->esize = f->lay.elem == MG_ELEM_I32 || f->lay.elem == MG_ELEM_F32 ? 4 : 2;
+    const char *grp = f->lay.group && *f->lay.group ? f->lay.group : NULL;
+    for (int i = 0; i < M_COUNT; i++)
+        snprintf(f->meta_path[i], sizeof f->meta_path[i], "%s%sframes/%s", grp ? grp : "", grp ? "/" : "",
+                 META[i].path);
+    snprintf(f->det_path, sizeof f->det_path, "%s%sdetector", grp ? grp : "", grp ? "/" : "");
     f->nmod = cfg->det->nmodules;
     f->per_file = cfg->frames_per_file ? cfg->frames_per_file : 1000;
     if (!cfg->prefix || !*cfg->prefix || strlen(cfg->prefix) >= sizeof f->prefix - 32) {
@@ -389,9 +422,9 @@ int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *mods, 
     }
     if (f->in_file == f->data_extent) {
         f->data_extent += DATA_GROW;
-        hsize_t ext[4] = {f->data_extent, (hsize_t)f->nmod, MG_MODULE_ROWS, MG_MODULE_COLS};
+        hsize_t ext[4] = {f->data_extent, f->fdims[0], f->fdims[1], f->fdims[2]};
         if (H5Dset_extent(f->data, ext) < 0)
-            return mg_error_set(err, MG_EIO, "cannot extend /data in data file %d", f->file_no);
+            return mg_error_set(err, MG_EIO, "cannot extend %s in data file %d", f->lay.data_path, f->file_no);
     }
     /* Stop before the disk is full rather than let HDF5 meet ENOSPC halfway
      * through a chunk: its chunk index is then left inconsistent and the
@@ -485,14 +518,13 @@ int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error 
             rc = mg_error_set(err, MG_EIO, "cannot create the master file %s", f->master);
     } else {
         int bad = 0;
-        hsize_t tail[3] = {(hsize_t)f->nmod, MG_MODULE_ROWS, MG_MODULE_COLS};
-        bad |= make_vds(f, m, "data", H5T_STD_U16LE, 4, tail);
+        bad |= make_vds(f, m, f->lay.data_path, f->ftype, f->frank + 1, f->fdims);
         for (int i = 0; i < M_COUNT; i++) {
             hsize_t t[2] = {(hsize_t)f->nmod, 16};
             int rank = META[i].per_module == 0 ? 1 : META[i].per_module == 1 ? 2 : 3;
-            bad |= make_vds(f, m, META[i].path, meta_type(i), rank, t);
+            bad |= make_vds(f, m, f->meta_path[i], meta_type(i), rank, t);
         }
-        bad |= write_detector(m, f->cfg.det) < 0;
+        bad |= write_detector(m, f->det_path, f->cfg.det) < 0;
         bad |= set_version_attr(m) < 0;
         hid_t g = H5Gcreate2(m, "run", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         hid_t s1 = H5Screate(H5S_SCALAR);
@@ -505,6 +537,8 @@ int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error 
         H5Sclose(s1);
         if (g >= 0)
             H5Gclose(g);
+        if (f->lay.master_extra && f->lay.master_extra((int64_t)m, f->lay.ctx))
+            bad = 1;
         bad |= H5Fclose(m) < 0;
         if (bad && !rc)
             rc = mg_error_set(err, MG_EIO, "writing the master file %s failed (disk full?)", f->master);

@@ -30,11 +30,29 @@
 #include "morgul/detector.h"
 #include "morgul/error.h"
 
+/* Element types of the frames. */
+enum { MG_ELEM_U16 = 0, MG_ELEM_I16, MG_ELEM_I32, MG_ELEM_F32 };
+
+/* Where and what the frames are, for files other than the raw layout above
+ * (the NXmx files of corrected data use this). */
+typedef struct mg_frame_layout {
+    const char *data_path;  /* frames dataset, in data files and master: "entry/data/data" */
+    const char *group;      /* the per-frame records go to GROUP/frames/..., the module description to
+                               GROUP/detector (NULL: the root) */
+    int rank;               /* of one frame: 2 or 3 */
+    uint64_t dims[3];
+    int elem;               /* MG_ELEM_* */
+    /* called with the open master file (an HDF5 hid_t) before it is closed */
+    int (*master_extra)(int64_t master, void *ctx);
+    void *ctx;
+} mg_frame_layout;
+
 typedef struct mg_rawfile_config {
     const char *prefix;         /* "/data/run1/lyso" -> lyso_master.h5, lyso_data_000001.h5 */
     const mg_detector *det;
     uint64_t frames_per_file;   /* 0 = 1000 */
     int overwrite;
+    const mg_frame_layout *layout; /* NULL: raw frames as above */
 } mg_rawfile_config;
 
 /* One counter of the run, stored in the master file under /run. */
