@@ -16,6 +16,7 @@ static const struct {
     {"bench", mg_cmd_bench, "measure compression and the packet path against baselines"},
     {"gainmap", mg_cmd_gainmap, "store the modules' PSI gain maps in the calibration file"},
     {"calib", mg_cmd_calib, "calib import: bring pedestals into the calibration file"},
+    {"correct", mg_cmd_correct, "raw frames to photons in NXmx files, offline"},
 };
 
 static void usage(FILE *out)

@@ -18,6 +18,7 @@ int mg_cmd_plan(int argc, char **argv);
 int mg_cmd_bench(int argc, char **argv);
 int mg_cmd_gainmap(int argc, char **argv);
 int mg_cmd_calib(int argc, char **argv);
+int mg_cmd_correct(int argc, char **argv);
 
 /* Numbers from option values; on a bad value they print "morgul NAME:
  * --opt VALUE: why" and return -1. */

@@ -1,0 +1,236 @@
+/* nxmx.c - the NXmx description of corrected data (see morgul/nxmx.h). */
+#include "morgul/nxmx.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "morgul/jungfrau.h"
+
+#define PIXEL_M 75e-6
+#define DET "entry/instrument/detector"
+
+static void attr_str(hid_t loc, const char *name, const char *v)
+{
+    if (H5Aexists(loc, name) > 0)
+        H5Adelete(loc, name);
+    hid_t s = H5Screate(H5S_SCALAR), t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, v);
+    H5Aclose(a);
+    H5Tclose(t);
+    H5Sclose(s);
+}
+
+static void attr_vec(hid_t loc, const char *name, const double *v, int n)
+{
+    hsize_t d = (hsize_t)n;
+    hid_t s = H5Screate_simple(1, &d, NULL);
+    hid_t a = H5Acreate2(loc, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_DOUBLE, v);
+    H5Aclose(a);
+    H5Sclose(s);
+}
+
+static hid_t group(hid_t f, const char *path, const char *nx_class)
+{
+    hid_t g = H5Lexists(f, path, H5P_DEFAULT) > 0 ? H5Gopen2(f, path, H5P_DEFAULT) : -1;
+    if (g < 0) {
+        hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+        H5Pset_create_intermediate_group(lcpl, 1);
+        g = H5Gcreate2(f, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        H5Pclose(lcpl);
+    }
+    if (g >= 0)
+        attr_str(g, "NX_class", nx_class);
+    return g;
+}
+
+/* A scalar dataset with optional units; returns it open (for attributes) or -1. */
+static hid_t scalar_f64(hid_t g, const char *name, double v, const char *units)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t d = H5Dcreate2(g, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d >= 0) {
+        H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v);
+        if (units)
+            attr_str(d, "units", units);
+    }
+    H5Sclose(s);
+    return d;
+}
+
+static void put_f64(hid_t g, const char *name, double v, const char *units)
+{
+    hid_t d = scalar_f64(g, name, v, units);
+    if (d >= 0)
+        H5Dclose(d);
+}
+
+static void put_i64(hid_t g, const char *name, long long v)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t d = H5Dcreate2(g, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d >= 0) {
+        H5Dwrite(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v);
+        H5Dclose(d);
+    }
+    H5Sclose(s);
+}
+
+static void put_str(hid_t g, const char *name, const char *v)
+{
+    hid_t s = H5Screate(H5S_SCALAR), t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    hid_t d = H5Dcreate2(g, name, t, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d >= 0) {
+        H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+        H5Dclose(d);
+    }
+    H5Tclose(t);
+    H5Sclose(s);
+}
+
+static void put_i32_vec(hid_t g, const char *name, const int *v, int n)
+{
+    hsize_t d = (hsize_t)n;
+    hid_t s = H5Screate_simple(1, &d, NULL);
+    hid_t ds = H5Dcreate2(g, name, H5T_STD_I32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (ds >= 0) {
+        H5Dwrite(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+        H5Dclose(ds);
+    }
+    H5Sclose(s);
+}
+
+/* A translation axis of the depends_on chain. */
+static void axis(hid_t g, const char *name, double value, const char *depends_on, const double vector[3],
+                 const double offset[3])
+{
+    hid_t d = scalar_f64(g, name, value, "m");
+    if (d < 0)
+        return;
+    attr_str(d, "depends_on", depends_on);
+    attr_str(d, "transformation_type", "translation");
+    attr_vec(d, "vector", vector, 3);
+    if (offset) {
+        attr_vec(d, "offset", offset, 3);
+        attr_str(d, "offset_units", "m");
+    }
+    H5Dclose(d);
+}
+
+static int write_master(int64_t file, void *ctx)
+{
+    const mg_nxmx_info *in = ctx;
+    hid_t f = (hid_t)file;
+    const mg_geometry *g = in->geom;
+    hid_t entry = group(f, "entry", "NXentry");
+    if (entry < 0)
+        return -1;
+    attr_str(entry, "default", "data");
+    put_str(entry, "definition", "NXmx");
+    put_str(entry, "start_time", in->start_time);
+    hid_t data = group(f, "entry/data", "NXdata");
+    attr_str(data, "signal", "data");
+    H5Gclose(data);
+    hid_t instr = group(f, "entry/instrument", "NXinstrument");
+    put_str(instr, "name", "JUNGFRAU (morgul)");
+    H5Gclose(instr);
+    hid_t beam = group(f, "entry/instrument/beam", "NXbeam");
+    put_f64(beam, "incident_wavelength", 12.398419843320026 / in->energy_kev, "angstrom");
+    H5Gclose(beam);
+
+    hid_t det = group(f, DET, "NXdetector");
+    char desc[128];
+    snprintf(desc, sizeof desc, "JUNGFRAU %d module%s (%s)", in->det->nmodules, in->det->nmodules == 1 ? "" : "s",
+             in->det->name);
+    put_str(det, "description", desc);
+    put_str(det, "type", "pixel");
+    put_str(det, "depends_on", "/" DET "/transformations/translation");
+    put_str(det, "sensor_material", "Si");
+    put_f64(det, "sensor_thickness", in->sensor_thickness_m, "m");
+    put_f64(det, "x_pixel_size", PIXEL_M, "m");
+    put_f64(det, "y_pixel_size", PIXEL_M, "m");
+    put_f64(det, "count_time", in->count_time, "s");
+    put_f64(det, "frame_time", in->frame_time, "s");
+    put_f64(det, "beam_center_x", in->beam_x, "pixel");
+    put_f64(det, "beam_center_y", in->beam_y, "pixel");
+    put_f64(det, "distance", in->distance_m, "m");
+    put_i64(det, "bit_depth_readout", 16);
+    put_i64(det, "bit_depth_image", in->type == MG_OUT_INT16 ? 16 : 32);
+    if (in->type == MG_OUT_INT16) {
+        put_i64(det, "saturation_value", MG_INT16_SATURATED);
+        put_i64(det, "underload_value", MG_INT16_INVALID);
+    } else if (in->type == MG_OUT_INT32) {
+        put_i64(det, "saturation_value", MG_INT32_SATURATED);
+        put_i64(det, "underload_value", MG_INT32_INVALID);
+    } else
+        put_f64(det, "saturation_value", INFINITY, NULL);
+    /* the pixel mask, compressed: it is mostly zeros */
+    hsize_t dims[2] = {(hsize_t)g->height, (hsize_t)g->width};
+    hid_t s = H5Screate_simple(2, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 2, dims);
+    H5Pset_deflate(dcpl, 1);
+    hid_t m = H5Dcreate2(det, "pixel_mask", H5T_STD_U32LE, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    int bad = m < 0 || H5Dwrite(m, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, in->pixel_mask) < 0;
+    if (m >= 0)
+        H5Dclose(m);
+    H5Pclose(dcpl);
+    H5Sclose(s);
+    put_i64(det, "pixel_mask_applied", 0);
+
+    /* the depends_on chain: detector translation along the beam, the module
+     * placed so that the beam centre pixel lies on the beam, pixels running
+     * along -x (fast) and -y (slow) as seen from the sample */
+    hid_t tr = group(f, DET "/transformations", "NXtransformations");
+    const double z[3] = {0, 0, 1}, x[3] = {1, 0, 0}, mx[3] = {-1, 0, 0}, my[3] = {0, -1, 0}, zero[3] = {0, 0, 0};
+    axis(tr, "translation", in->distance_m, ".", z, NULL);
+    H5Gclose(tr);
+    hid_t mod = group(f, DET "/module", "NXdetector_module");
+    int origin[2] = {0, 0}, size[2] = {g->height, g->width};
+    put_i32_vec(mod, "data_origin", origin, 2);
+    put_i32_vec(mod, "data_size", size, 2);
+    const double off[3] = {in->beam_x * PIXEL_M, in->beam_y * PIXEL_M, 0};
+    axis(mod, "module_offset", 0, "/" DET "/transformations/translation", x, off);
+    axis(mod, "fast_pixel_direction", PIXEL_M, "/" DET "/module/module_offset", mx, zero);
+    axis(mod, "slow_pixel_direction", PIXEL_M, "/" DET "/module/module_offset", my, zero);
+    H5Gclose(mod);
+
+    hid_t jf = group(f, DET "/jungfrau", "NXcollection");
+    put_str(jf, "calibration_file", in->calibration_file ? in->calibration_file : "");
+    put_f64(jf, "photon_energy", in->energy_kev, "keV");
+    put_str(jf, "values", in->kev ? "keV" : "photons");
+    put_str(jf, "layout", g->cfg.raw_layout ? "raw: modules stacked, 512 x 1024 each"
+                          : g->cfg.mask_big ? "expanded 514 x 1030, big pixels masked"
+                                            : "expanded 514 x 1030, big pixels split");
+    H5Gclose(jf);
+    H5Gclose(det);
+
+    hid_t sample = group(f, "entry/sample", "NXsample");
+    put_str(sample, "depends_on", ".");
+    H5Gclose(sample);
+    H5Gclose(entry);
+    return bad ? -1 : 0;
+}
+
+void mg_nxmx_layout(mg_nxmx_info *info, mg_frame_layout *layout)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(info->start_time, sizeof info->start_time, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    memset(layout, 0, sizeof *layout);
+    layout->data_path = "entry/data/data";
+    layout->group = DET "/jungfrau";
+    layout->rank = 2;
+    layout->dims[0] = (uint64_t)info->geom->height;
+    layout->dims[1] = (uint64_t)info->geom->width;
+    layout->elem = info->type == MG_OUT_INT16 ? MG_ELEM_I16 : info->type == MG_OUT_INT32 ? MG_ELEM_I32 : MG_ELEM_F32;
+    layout->master_extra = write_master;
+    layout->ctx = info;
+}

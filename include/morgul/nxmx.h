@@ -1,0 +1,40 @@
+/* morgul/nxmx.h - corrected frames as NXmx files that DIALS and XDS (with
+ * Durin or Neggia) read (layout in docs/file-formats.md).
+ *
+ * The frame files (morgul/rawfile.h) take the layout from mg_nxmx_layout:
+ * data files hold /entry/data/data (frames, height, width) with one
+ * bitshuffle/LZ4 chunk per frame, and the per-frame records of the packet
+ * path under /entry/instrument/detector/jungfrau/frames.  The master file
+ * gets, through the layout's hook, the NXmx description: the detector with
+ * its pixel mask, saturation and underload values, pixel size, sensor,
+ * times, beam centre, distance, the depends_on chain and the module's
+ * axes; the beam's wavelength; the sample; and an NXcollection "jungfrau"
+ * with module names and the calibration file used.
+ */
+#ifndef MORGUL_NXMX_H
+#define MORGUL_NXMX_H
+
+#include "morgul/convert.h"
+#include "morgul/geometry.h"
+#include "morgul/rawfile.h"
+
+typedef struct mg_nxmx_info {
+    const mg_geometry *geom;
+    const mg_detector *det;
+    mg_out_type type;
+    int kev;                       /* values are keV, not photons */
+    const uint32_t *pixel_mask;    /* height x width */
+    double energy_kev;             /* photon energy: gives incident_wavelength */
+    double distance_m;             /* sample to detector */
+    double beam_x, beam_y;         /* beam centre, pixels (fast, slow) */
+    double count_time, frame_time; /* seconds */
+    double sensor_thickness_m;     /* 320 um unless told */
+    const char *calibration_file;
+    char start_time[32];           /* ISO 8601, filled by mg_nxmx_layout */
+} mg_nxmx_info;
+
+/* Fills the frame-file layout for corrected images of `info` (which must
+ * outlive the file: the master hook reads it). */
+void mg_nxmx_layout(mg_nxmx_info *info, mg_frame_layout *layout);
+
+#endif

@@ -1,0 +1,139 @@
+"""`morgul correct`: the real PSI module frames, replayed from a capture and
+written raw by morgul, corrected with their pedestals and gain map at
+12.4 keV, give PSI's reference conversion; the NXmx master has the fields
+DIALS and XDS read; a calibration or energy that does not fit is refused
+before any frame is read."""
+import h5py
+import numpy as np
+import pytest
+
+from conftest import SHARED, morgul
+
+MOD5 = SHARED / "psi-mod5"
+pytestmark = pytest.mark.skipif(not MOD5.is_dir(), reason="../shared/data/psi-mod5 is not beside the project")
+
+
+@pytest.fixture(scope="module")
+def raw_run(tmp_path_factory):
+    """The 10 real frames as a capture, replayed into morgul's raw files, and a calibration file."""
+    d = tmp_path_factory.mktemp("correct")
+    frames = ",".join(str(MOD5 / f"mod5_raw{k}.bin") for k in range(10))
+    morgul("simulate", "-n", 10, "--content", "frames", "--frames-file", frames, "--pcap", d / "c.pcap",
+           "--module-names", "M420")
+    morgul("replay", d / "c.pcap", "-o", d / "raw", "--module-names", "M420", "-q")
+    cal = d / "cal.h5"
+    morgul("gainmap", "-c", cal, "--module-names", "M420", "--gainmap", f"M420={MOD5 / 'gainmap_mod5_derived.bin'}")
+    morgul("calib", "import", "-c", cal, "--module", "M420", "--pedestal",
+           ",".join(str(MOD5 / f"mod5_pedeG{g}.bin") for g in range(3)))
+    return d, d / "raw_master.h5", cal
+
+
+def reference(k):
+    conv = np.fromfile(MOD5 / f"mod5_conv{k}.bin", dtype=np.float32).reshape(512, 1024)
+    return np.sign(conv) * np.floor(np.abs(conv) + 0.5)
+
+
+def test_real_frames_match_psi(raw_run):
+    d, raw, cal = raw_run
+    morgul("correct", raw, "-c", cal, "--energy", 12.4, "-o", d / "flat", "--raw-layout")
+    with h5py.File(d / "flat_master.h5", "r") as f:
+        data = f["entry/data/data"][()]
+    assert data.shape == (10, 512, 1024) and data.dtype == np.int16
+    exact = total = far = 0
+    for k in range(10):
+        raw_words = np.fromfile(MOD5 / f"mod5_raw{k}.bin", dtype=np.uint16).reshape(512, 1024)
+        v, ref = data[k], reference(k)
+        assert (v[raw_words == 0xC000] == 32767).all()
+        valid = (v != -32768) & (raw_words != 0xC000)
+        exact += (v[valid] == ref[valid]).sum()
+        total += valid.sum()
+        g0 = valid & (raw_words >> 14 == 0)
+        far += (np.abs(v[g0] - ref[g0]) > 1).sum()
+    assert total > 10 * 523000
+    assert exact >= 0.999 * total
+    assert far == 0
+
+
+def test_nxmx_master(raw_run):
+    d, raw, cal = raw_run
+    morgul("correct", raw, "-c", cal, "--wavelength", 0.9998725680096795, "-o", d / "nx", "--distance", 120,
+           "--beam-center", "500.5,250")
+    flat = d / "flat_master.h5"
+    if not flat.exists():
+        morgul("correct", raw, "-c", cal, "--energy", 12.4, "-o", d / "flat", "--raw-layout")
+    with h5py.File(d / "nx_master.h5", "r") as f, h5py.File(flat, "r") as g:
+        cls = lambda p: f[p].attrs["NX_class"].decode() if isinstance(f[p].attrs["NX_class"], bytes) else f[p].attrs["NX_class"]
+        units = lambda p: f[p].attrs["units"].decode() if isinstance(f[p].attrs["units"], bytes) else f[p].attrs["units"]
+        assert cls("entry") == "NXentry" and cls("entry/data") == "NXdata"
+        assert cls("entry/instrument/detector") == "NXdetector"
+        assert cls("entry/instrument/detector/module") == "NXdetector_module"
+        assert f["entry/definition"][()] == b"NXmx"
+        det = "entry/instrument/detector"
+        assert f[det + "/x_pixel_size"][()] == pytest.approx(75e-6) and units(det + "/x_pixel_size") == "m"
+        assert f[det + "/sensor_thickness"][()] == pytest.approx(320e-6)
+        assert f[det + "/sensor_material"][()] == b"Si"
+        assert f[det + "/saturation_value"][()] == 32767 and f[det + "/underload_value"][()] == -32768
+        assert f[det + "/distance"][()] == pytest.approx(0.12) and units(det + "/distance") == "m"
+        assert f[det + "/beam_center_x"][()] == pytest.approx(500.5) and units(det + "/beam_center_x") == "pixel"
+        assert f[det + "/depends_on"][()] == b"/entry/instrument/detector/transformations/translation"
+        assert f[det + "/transformations/translation"][()] == pytest.approx(0.12)
+        assert list(f[det + "/module/data_size"][()]) == [514, 1030]
+        fast = f[det + "/module/fast_pixel_direction"]
+        assert list(fast.attrs["vector"]) == [-1, 0, 0]
+        assert fast.attrs["depends_on"] in (b"/entry/instrument/detector/module/module_offset",
+                                            "/entry/instrument/detector/module/module_offset")
+        assert f["entry/instrument/beam/incident_wavelength"][()] == pytest.approx(0.99987, abs=1e-5)
+        assert units("entry/instrument/beam/incident_wavelength") == "angstrom"
+        assert f[det + "/count_time"][()] == pytest.approx(10e-6)  # the simulator's default exposure
+        mask = f[det + "/pixel_mask"][()]
+        assert mask.shape == (514, 1030) and mask.dtype == np.uint32
+        assert (mask[:, 255] & (1 << 31)).all() and (mask[:, 256] & (1 << 31)).all()
+        assert mask[0, 0] == 0
+        # the records of the packet path came along
+        assert list(f[det + "/jungfrau/frames/packets_received"][:, 0]) == [128] * 10
+        assert f[det + "/jungfrau/detector/module_name"][0] == b"M420"
+        # images: the expanded module of the flat one, rows flipped, big pixels split
+        img, flat_img = f["entry/data/data"][3], g["entry/data/data"][3]
+        assert img.shape == (514, 1030)
+        assert img[513 - 10, 20] == flat_img[10, 20]            # raw (10, 20): no big pixel
+        assert img[513 - 300, 600] == flat_img[298, 596]       # raw (298, 596)
+        v = int(flat_img[100, 255])
+        if v not in (32767, -32768):
+            assert int(img[513 - 100, 255]) + int(img[513 - 100, 256]) == v
+
+
+@pytest.mark.parametrize("kind", ["int32", "float32"])
+def test_other_types(raw_run, kind):
+    d, raw, cal = raw_run
+    morgul("correct", raw, "-c", cal, "--energy", 12.4, "-o", d / kind, "--raw-layout", "--type", kind)
+    with h5py.File(d / f"{kind}_master.h5", "r") as f:
+        v = f["entry/data/data"][0]
+    ref = reference(0)
+    raw0 = np.fromfile(MOD5 / "mod5_raw0.bin", dtype=np.uint16).reshape(512, 1024)
+    if kind == "int32":
+        assert v.dtype == np.int32 and (v[raw0 == 0xC000] == 2**31 - 1).all()
+        ok = (v >= 0) & (raw0 != 0xC000)
+        assert (v[ok] == np.maximum(ref[ok], 0)).mean() > 0.999
+    else:
+        assert v.dtype == np.float32 and np.isinf(v[raw0 == 0xC000]).all()
+        conv = np.fromfile(MOD5 / "mod5_conv0.bin", dtype=np.float32).reshape(512, 1024)
+        ok = np.isfinite(v)
+        diff = np.abs(v[ok] - conv[ok])
+        assert (diff < 1e-2).mean() > 0.999 and diff.max() < 0.05  # the derived gain map is not PSI's own
+
+
+def test_refused_before_reading(raw_run, tmp_path):
+    d, raw, cal = raw_run
+    p = morgul("correct", raw, "-c", cal, "-o", tmp_path / "x", check=False)
+    assert p.returncode == 2 and "--energy" in p.stdout
+    other = tmp_path / "other.h5"
+    morgul("gainmap", "-c", other, "--module-names", "M999", "--gainmap", f"M999={MOD5 / 'gainmap_mod5_derived.bin'}")
+    p = morgul("correct", raw, "-c", other, "--energy", 12.4, "-o", tmp_path / "x", check=False)
+    assert p.returncode == 1 and "no module M420" in p.stdout
+    nopeds = tmp_path / "nopeds.h5"
+    morgul("gainmap", "-c", nopeds, "--module-names", "M420", "--gainmap", f"M420={MOD5 / 'gainmap_mod5_derived.bin'}")
+    p = morgul("correct", raw, "-c", nopeds, "--energy", 12.4, "-o", tmp_path / "x", check=False)
+    assert p.returncode == 1 and "M420 has no pedestals" in p.stdout
+    p = morgul("correct", cal, "-c", cal, "--energy", 12.4, "-o", tmp_path / "x", check=False)
+    assert p.returncode == 1 and "not a raw file" in p.stdout
+    assert not list(tmp_path.glob("x_*"))
