@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "morgul/convert.h"
+#include "morgul/geometry.h"
 #include "morgul/ring.h"
 
 typedef struct job {
@@ -32,6 +34,7 @@ typedef struct worker {
     mg_bshuf_ctx *ctx;
     uint8_t *chunk;           /* this worker's compressed frame */
     mg_module_frame *modules; /* and its records */
+    void *conv, *image;       /* corrected output: one module converted, the detector image */
     int started;
 } worker;
 
@@ -39,6 +42,7 @@ struct mg_pipeline {
     mg_pipeline_config cfg;
     int nmod, nw;
     size_t chunk_cap, frame_elems;
+    size_t es, img_px;        /* element size and pixels of what is compressed */
     worker *w;
     pthread_t collector;
     int collector_started;
@@ -150,7 +154,18 @@ static void *worker_main(void *arg)
         memcpy(w->modules, f.modules, sizeof(mg_module_frame) * (size_t)p->nmod);
         mg_error e = {0};
         int64_t n = 0;
-        if (!atomic_load(&p->failed))
+        if (!atomic_load(&p->failed) && p->cfg.tables) {
+            /* convert each module from its packet blocks, lay it out, compress the image */
+            const mg_out_type type = (mg_out_type)p->cfg.type;
+            const size_t block = MG_PACKET_DATA_BYTES / 2;
+            for (int m = 0; m < p->nmod; m++) {
+                for (int q = 0; q < MG_PACKETS_PER_MODULE; q++)
+                    mg_convert(p->cfg.tables[m], (size_t)q * block, block, f.blocks[m * MG_PACKETS_PER_MODULE + q],
+                               (char *)w->conv + (size_t)q * block * p->es, type, MG_CONV_AUTO);
+                mg_geometry_place(p->cfg.geom, m, w->conv, w->image, type);
+            }
+            n = mg_bshuf_compress(w->ctx, w->image, p->img_px, w->chunk, p->chunk_cap, &e);
+        } else if (!atomic_load(&p->failed))
             n = mg_bshuf_compress_blocks(w->ctx, (const void *const *)f.blocks, (size_t)f.nblocks, w->chunk,
                                          p->chunk_cap, &e);
         mg_asm_release(p->cfg.assembler, &f);
@@ -164,7 +179,7 @@ static void *worker_main(void *arg)
                 fail(p, &e);
             else {
                 atomic_fetch_add(&p->written, 1);
-                atomic_fetch_add(&p->raw, p->frame_elems * 2);
+                atomic_fetch_add(&p->raw, p->img_px * p->es);
                 atomic_fetch_add(&p->comp, (uint64_t)n);
             }
         } else
@@ -180,6 +195,10 @@ static void destroy(mg_pipeline *p)
         mg_bshuf_ctx_free(p->w[i].ctx);
         mg_numa_free(p->cfg.topo, p->w[i].chunk, p->chunk_cap);
         free(p->w[i].modules);
+        if (p->w[i].conv)
+            mg_numa_free(p->cfg.topo, p->w[i].conv, (size_t)MG_MODULE_PIXELS * p->es);
+        if (p->w[i].image)
+            mg_numa_free(p->cfg.topo, p->w[i].image, p->img_px * p->es);
     }
     pthread_mutex_destroy(&p->err_lock);
     free(p->w);
@@ -201,7 +220,9 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
     int depth = cfg->queue_depth > 0 ? cfg->queue_depth : 4;
     p->nmod = mg_asm_modules(cfg->assembler);
     p->frame_elems = (size_t)p->nmod * MG_MODULE_PIXELS;
-    p->chunk_cap = mg_bshuf_bound(p->frame_elems, 2);
+    p->es = cfg->tables ? mg_out_size((mg_out_type)cfg->type) : 2;
+    p->img_px = cfg->tables ? (size_t)cfg->geom->width * (size_t)cfg->geom->height : p->frame_elems;
+    p->chunk_cap = mg_bshuf_bound(p->img_px, p->es);
     p->w = calloc((size_t)p->nw, sizeof(worker));
     if (!p->w) {
         destroy(p);
@@ -215,13 +236,19 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
         int node = cfg->plan ? cfg->plan->worker_node[i] : -1;
         w->chunk = mg_numa_alloc(cfg->topo, p->chunk_cap, node);
         w->modules = calloc((size_t)p->nmod, sizeof(mg_module_frame));
-        if (!w->chunk || !w->modules) {
+        if (cfg->tables) {
+            w->conv = mg_numa_alloc(cfg->topo, (size_t)MG_MODULE_PIXELS * p->es, node);
+            w->image = mg_numa_alloc(cfg->topo, p->img_px * p->es, node);
+            if (w->image)
+                mg_geometry_fill_gaps(cfg->geom, w->image, (mg_out_type)cfg->type);
+        }
+        if (!w->chunk || !w->modules || (cfg->tables && (!w->conv || !w->image))) {
             destroy(p);
             mg_error_set(err, MG_ENOMEM, "out of memory for compression buffers");
             return NULL;
         }
         if (mg_ring_init(&w->in, (uint32_t)depth, sizeof(job), cfg->topo, node, err) ||
-            !(w->ctx = mg_bshuf_ctx_new(2, cfg->impl, err))) {
+            !(w->ctx = mg_bshuf_ctx_new(p->es, cfg->impl, err))) {
             destroy(p);
             return NULL;
         }

@@ -1,11 +1,13 @@
 /* cmd_receive.c - `morgul receive`, `morgul replay` and `morgul plan`:
  * command-line front ends of morgul/run.h. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "morgul/cli.h"
+#include "morgul/convert.h"
 #include "morgul/run.h"
 #include "morgul/topology.h"
 
@@ -29,6 +31,13 @@ static const char *const run_help =
     "      --idle-timeout S    end the run after S seconds without packets (default: never)\n"
     "      --progress          print a line of counters every second\n"
     "  -q, --quiet             no plan or summary, errors only\n"
+    "correction while receiving (NXmx output instead of raw frames):\n"
+    "      --calibration FILE  the detector's calibration file (morgul gainmap, calib import)\n"
+    "      --energy KEV | --wavelength A   photon energy\n"
+    "      --type int16|int32|float32  output values (default int16)\n"
+    "      --keV               energy deposited in keV instead of photons\n"
+    "      --raw-layout | --mask-big | --no-flip | --gap-rows N | --gap-cols N   image layout (see morgul correct)\n"
+    "      --distance MM  --beam-center X,Y   for the NXmx master (default 100 mm, image centre)\n"
     "threads:\n"
     "      --cpus LIST         cores for the receivers, then workers, then writer (e.g. 2,3,8-11)\n"
     "      --no-pin            do not pin threads\n"
@@ -37,6 +46,7 @@ static const char *const run_help =
 enum {
     O_NOWRITE = 1000, O_OVERWRITE, O_FPF, O_WORKERS, O_SCALAR, O_WINDOW, O_BUFFERS, O_ALIGN, O_NOPOS, O_IDLE,
     O_PROGRESS, O_CPUS, O_NOPIN, O_TOPO, O_RCVBUF, O_BATCH, O_REALTIME, O_SPEED, O_SEND, O_HELP, O_ACCEL, O_LOOPS,
+    O_CAL, O_ENERGY, O_WL, O_TYPE, O_KEV, O_RAWL, O_MASKBIG, O_GR, O_GC, O_NOFLIP, O_DIST, O_BEAM,
     O_DET /* detector options: O_DET + index */
 };
 
@@ -57,6 +67,12 @@ static struct option opts[] = {
     {"speed", required_argument, 0, O_SPEED}, {"send", required_argument, 0, O_SEND},
     {"help", no_argument, 0, 'h'}, {"lz4-acceleration", required_argument, 0, O_ACCEL},
     {"loops", required_argument, 0, O_LOOPS},
+    {"calibration", required_argument, 0, O_CAL}, {"energy", required_argument, 0, O_ENERGY},
+    {"wavelength", required_argument, 0, O_WL}, {"type", required_argument, 0, O_TYPE},
+    {"keV", no_argument, 0, O_KEV}, {"raw-layout", no_argument, 0, O_RAWL},
+    {"mask-big", no_argument, 0, O_MASKBIG}, {"gap-rows", required_argument, 0, O_GR},
+    {"gap-cols", required_argument, 0, O_GC}, {"no-flip", no_argument, 0, O_NOFLIP},
+    {"distance", required_argument, 0, O_DIST}, {"beam-center", required_argument, 0, O_BEAM},
     {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
     {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
     {"port", required_argument, 0, O_DET + 4}, {"module-names", required_argument, 0, O_DET + 5},
@@ -101,6 +117,9 @@ static int run_cmd(which w, int argc, char **argv)
     memset(&cfg, 0, sizeof cfg);
     cfg.check_position = 1;
     cfg.speed = 1;
+    mg_geometry_defaults(&cfg.geometry);
+    cfg.beam_x = cfg.beam_y = NAN;
+    double wl = 0;
     mg_detopt dopt;
     mg_detopt_init(&dopt);
     const char *send = NULL;
@@ -141,6 +160,34 @@ static int run_cmd(which w, int argc, char **argv)
         case O_SEND: send = optarg; break;
         case O_ACCEL: bad |= mg_opt_int(cmd, "--lz4-acceleration", optarg, 1, 65537, &cfg.lz4_acceleration); break;
         case O_LOOPS: bad |= mg_opt_int(cmd, "--loops", optarg, 1, 1000000, &cfg.loops); break;
+        case O_CAL: cfg.calibration = optarg; break;
+        case O_ENERGY: bad |= mg_opt_double(cmd, "--energy", optarg, 0.1, 1000, &cfg.energy_kev); break;
+        case O_WL: bad |= mg_opt_double(cmd, "--wavelength", optarg, 0.01, 100, &wl); break;
+        case O_TYPE:
+            if (!strcmp(optarg, "int16"))
+                cfg.out_type = MG_OUT_INT16;
+            else if (!strcmp(optarg, "int32"))
+                cfg.out_type = MG_OUT_INT32;
+            else if (!strcmp(optarg, "float32"))
+                cfg.out_type = MG_OUT_FLOAT32;
+            else {
+                fprintf(stderr, "morgul %s: --type is int16, int32 or float32\n", cmd);
+                bad = 1;
+            }
+            break;
+        case O_KEV: cfg.kev = 1; break;
+        case O_RAWL: cfg.geometry.raw_layout = 1; break;
+        case O_MASKBIG: cfg.geometry.mask_big = 1; break;
+        case O_GR: bad |= mg_opt_int(cmd, "--gap-rows", optarg, 0, 10000, &cfg.geometry.gap_rows); break;
+        case O_GC: bad |= mg_opt_int(cmd, "--gap-cols", optarg, 0, 10000, &cfg.geometry.gap_cols); break;
+        case O_NOFLIP: cfg.geometry.flip_rows = 0; break;
+        case O_DIST: bad |= mg_opt_double(cmd, "--distance", optarg, 1, 1e6, &cfg.distance_mm); break;
+        case O_BEAM:
+            if (sscanf(optarg, "%lf,%lf", &cfg.beam_x, &cfg.beam_y) != 2) {
+                fprintf(stderr, "morgul %s: --beam-center X,Y in pixels\n", cmd);
+                bad = 1;
+            }
+            break;
         case 'h': usage(w, stdout); return 0;
         default:
             if (c >= O_DET && c < O_DET + 7) {
@@ -154,6 +201,17 @@ static int run_cmd(which w, int argc, char **argv)
     }
     if (bad)
         return 2;
+    if (wl > 0) {
+        if (cfg.energy_kev > 0) {
+            fprintf(stderr, "morgul %s: give --energy or --wavelength, not both\n", cmd);
+            return 2;
+        }
+        cfg.energy_kev = mg_energy_from_wavelength(wl);
+    }
+    if (cfg.calibration && !(cfg.energy_kev > 0)) {
+        fprintf(stderr, "morgul %s: --calibration needs the photon energy: --energy KEV or --wavelength A\n", cmd);
+        return 2;
+    }
     mg_error err = {0};
     if (w == CMD_REPLAY) {
         if (optind != argc - 1) {

@@ -3,6 +3,7 @@
  * (contract in morgul/run.h).  The sources are receive.c and replay.c. */
 #include "run_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -25,6 +26,47 @@ const char *mg_run_end_reason(int s)
     case MG_END_ERROR: return "stopped by an error";
     default: return "?";
     }
+}
+
+/* Inline correction: the calibration checked against the detector, the
+ * conversion tables on the workers' node, the geometry and the NXmx
+ * description - all before any packet is taken. */
+static int setup_correction(run *r, const mg_run_config *cfg, mg_error *err)
+{
+    if (!(cfg->energy_kev > 0))
+        return mg_error_set(err, MG_EINVAL, "correcting while receiving needs the photon energy: --energy KEV or "
+                                            "--wavelength A");
+    if (mg_calib_read(cfg->calibration, &r->calib, err) || mg_calib_check(&r->calib, &cfg->det, err))
+        return err ? err->code : MG_ECONFIG;
+    const uint32_t *masks[MG_MAX_MODULES] = {0};
+    int node = r->plan.nworkers ? r->plan.worker_node[0] : -1;
+    for (int m = 0; m < cfg->det.nmodules; m++) {
+        mg_module_calib *x = mg_calib_module(&r->calib, cfg->det.modules[m].name, 0, 0);
+        masks[m] = x->mask;
+        if (!(r->tables[m] = mg_calib_tables(x, cfg->kev ? 1.0 : cfg->energy_kev, r->topo, node, err)))
+            return err ? err->code : MG_ENOMEM;
+    }
+    if (mg_geometry_init(&r->geom, &cfg->det, &cfg->geometry, err))
+        return err ? err->code : MG_EINVAL;
+    r->pixel_mask = malloc((size_t)r->geom.width * (size_t)r->geom.height * sizeof(uint32_t));
+    if (!r->pixel_mask)
+        return mg_error_set(err, MG_ENOMEM, "out of memory for the pixel mask");
+    mg_geometry_mask(&r->geom, masks, r->pixel_mask);
+    r->nx = (mg_nxmx_info){
+        .geom = &r->geom,
+        .det = &cfg->det,
+        .type = (mg_out_type)cfg->out_type,
+        .kev = cfg->kev,
+        .pixel_mask = r->pixel_mask,
+        .energy_kev = cfg->energy_kev,
+        .distance_m = (cfg->distance_mm > 0 ? cfg->distance_mm : 100) / 1000,
+        .beam_x = isnan(cfg->beam_x) ? r->geom.width / 2.0 : cfg->beam_x,
+        .beam_y = isnan(cfg->beam_y) ? r->geom.height / 2.0 : cfg->beam_y,
+        .sensor_thickness_m = 320e-6,
+        .calibration_file = cfg->calibration,
+    };
+    mg_nxmx_layout(&r->nx, &r->layout);
+    return 0;
 }
 
 int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, mg_error *err)
@@ -79,9 +121,11 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
     r->a = mg_asm_new(&ac, err);
     if (!r->a)
         return err ? err->code : MG_ENOMEM;
+    if (cfg->calibration && setup_correction(r, cfg, err))
+        return err ? err->code : MG_ECONFIG;
     if (cfg->output) {
         mg_rawfile_config rc = {.prefix = cfg->output, .det = &cfg->det, .frames_per_file = cfg->frames_per_file,
-                                .overwrite = cfg->overwrite};
+                                .overwrite = cfg->overwrite, .layout = cfg->calibration ? &r->layout : NULL};
         r->out = mg_rawfile_create(&rc, err);
         if (!r->out)
             return err ? err->code : MG_EIO;
@@ -95,6 +139,9 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         .topo = r->topo,
         .plan = r->pin ? &r->plan : NULL,
         .stop = &r->stop_internal,
+        .tables = cfg->calibration ? r->tables : NULL,
+        .geom = &r->geom,
+        .type = cfg->out_type,
     };
     r->pipe = mg_pipeline_start(&pc, err);
     if (!r->pipe)
@@ -245,6 +292,13 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
     }
     mg_asm_free(r->a);
     r->a = NULL;
+    for (int m = 0; m < MG_MAX_MODULES; m++) {
+        mg_conv_tables_free(r->tables[m]);
+        r->tables[m] = NULL;
+    }
+    mg_calib_free(&r->calib);
+    free(r->pixel_mask);
+    r->pixel_mask = NULL;
     mg_topology_close(r->topo);
     r->topo = NULL;
     return rc;

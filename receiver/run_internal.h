@@ -5,6 +5,9 @@
 
 #include <stdatomic.h>
 
+#include "morgul/calibration.h"
+#include "morgul/convert.h"
+#include "morgul/nxmx.h"
 #include "morgul/pipeline.h"
 #include "morgul/rawfile.h"
 #include "morgul/run.h"
@@ -22,6 +25,13 @@ typedef struct run {
     _Atomic int stop_internal; /* raised by the pipeline on a fatal error */
     uint64_t t0, last_progress, last_bytes;
     uint64_t unexpected_port, capture_skipped;
+    /* inline correction */
+    mg_calibration calib;
+    mg_conv_tables *tables[MG_MAX_MODULES];
+    mg_geometry geom;
+    uint32_t *pixel_mask;
+    mg_nxmx_info nx;
+    mg_frame_layout layout;
 } run;
 
 uint64_t mg_now_ns(void);

@@ -36,6 +36,12 @@ typedef struct mg_pipeline_config {
     mg_topology *topo;
     const mg_thread_plan *plan;  /* where to bind threads; NULL = do not bind */
     _Atomic int *stop;           /* raised on a fatal error so the receivers stop */
+    /* corrected output: with tables, each frame is converted module by module
+     * (blocks straight from the packets), laid out by geom and compressed as
+     * `type`; without, raw frames are written */
+    struct mg_conv_tables *const *tables; /* one per module, or NULL */
+    const struct mg_geometry *geom;
+    int type;                    /* mg_out_type */
 } mg_pipeline_config;
 
 typedef struct mg_pipeline_stats {

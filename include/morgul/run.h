@@ -20,6 +20,7 @@
 #include "morgul/bitshuffle.h"
 #include "morgul/detector.h"
 #include "morgul/error.h"
+#include "morgul/geometry.h"
 
 typedef struct mg_run_config {
     mg_detector det;
@@ -54,6 +55,15 @@ typedef struct mg_run_config {
     int realtime;               /* pace by the capture's time stamps */
     double speed;               /* with realtime: 2 = twice as fast */
     int loops;                  /* replay the capture this many times (frame numbers continue); 0 = 1 */
+    /* inline correction: with a calibration file, frames are converted while they
+     * arrive and written as NXmx (morgul/nxmx.h) */
+    const char *calibration;    /* NULL: raw frames */
+    double energy_kev;          /* photon energy (required with a calibration) */
+    int kev;                    /* keV instead of photons */
+    int out_type;               /* mg_out_type */
+    mg_geometry_config geometry; /* fill with mg_geometry_defaults first */
+    double distance_mm;         /* 0: 100 mm */
+    double beam_x, beam_y;      /* NaN: the image centre */
 } mg_run_config;
 
 typedef struct mg_run_summary {

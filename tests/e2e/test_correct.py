@@ -137,3 +137,36 @@ def test_refused_before_reading(raw_run, tmp_path):
     p = morgul("correct", cal, "-c", cal, "--energy", 12.4, "-o", tmp_path / "x", check=False)
     assert p.returncode == 1 and "not a raw file" in p.stdout
     assert not list(tmp_path.glob("x_*"))
+
+
+def test_inline_replay_and_receive_equal_offline(raw_run, port):
+    """Correcting while the packets come in (replay, and receive over
+    loopback) gives the same NXmx images as correcting the raw files."""
+    from conftest import Receiver
+    d, raw, cal = raw_run
+    morgul("correct", raw, "-c", cal, "--energy", 12.4, "-o", d / "off", "--overwrite")
+    morgul("replay", d / "c.pcap", "--module-names", "M420", "-o", d / "inl", "--calibration", cal, "--energy", 12.4,
+           "-q", "--overwrite")
+    rx = Receiver("--module-names", "M420", "--port", port, "-o", d / "live", "-n", 10, "--idle-timeout", 2,
+                  "--calibration", cal, "--energy", 12.4, "--overwrite").start()
+    frames = ",".join(str(MOD5 / f"mod5_raw{k}.bin") for k in range(10))
+    morgul("simulate", "-n", 10, "--content", "frames", "--frames-file", frames, "--port", port, "--rate", 100,
+           "--module-names", "M420")
+    assert rx.wait() == 0, rx.output
+    with h5py.File(d / "off_master.h5", "r") as a, h5py.File(d / "inl_master.h5", "r") as b, \
+            h5py.File(d / "live_master.h5", "r") as c:
+        want = a["entry/data/data"][()]
+        np.testing.assert_array_equal(b["entry/data/data"][()], want)
+        np.testing.assert_array_equal(c["entry/data/data"][()], want)
+        assert c["entry/definition"][()] == b"NXmx"
+        assert list(c["entry/instrument/detector/jungfrau/frames/packets_received"][:, 0]) == [128] * 10
+
+
+def test_inline_refused_before_receiving(raw_run, tmp_path, port):
+    d, raw, cal = raw_run
+    p = morgul("receive", "--port", port, "-o", tmp_path / "x", "--calibration", cal, check=False)
+    assert p.returncode == 2 and "photon energy" in p.stdout
+    p = morgul("receive", "--port", port, "-o", tmp_path / "x", "--calibration", cal, "--energy", 12.4, "-n", 1,
+               check=False)  # modules are named M000 by default: not in the calibration
+    assert p.returncode == 1 and "no module M000" in p.stdout
+    assert not list(tmp_path.glob("x_*"))
