@@ -125,28 +125,49 @@ static inline long long part_of(long long v, int k, int i)
     return base + extra;
 }
 
+/* One raw pixel split over its parts (image positions ys x xs). */
+#define SPLIT_PIXEL(T, SPECIAL, PART, INVALID)                                                                  \
+    do {                                                                                                        \
+        int k = nr * nc;                                                                                        \
+        for (int a = 0; a < nr; a++)                                                                            \
+            for (int b = 0; b < nc; b++) {                                                                      \
+                int i = a * nc + b;                                                                             \
+                (void)i;                                                                                        \
+                img[(size_t)ys[a] * W + (size_t)xs[b]] = g->cfg.mask_big ? (INVALID) : (SPECIAL(v)) ? v : (T)(PART); \
+            }                                                                                                   \
+    } while (0)
+
+/* Rows of one image row are copied in four runs (the chips' inner columns)
+ * and six split columns; the two big rows go pixel by pixel. */
 #define DEFINE_PLACE(NAME, T, SPECIAL, PART, INVALID)                                                          \
-    static void NAME(const mg_geometry *g, int m, const T *in, T *img)                                         \
+    static void NAME(const mg_geometry *g, int m, int r0, int nrows, const T *in, T *img)                      \
     {                                                                                                          \
         const size_t W = (size_t)g->width;                                                                     \
-        for (int r = 0; r < MG_MODULE_ROWS; r++) {                                                             \
+        static const int run_src[4] = {0, 257, 513, 769}, run_len[4] = {255, 254, 254, 255};                   \
+        static const int run_dst[4] = {0, 259, 517, 775};                                                      \
+        static const int big[6] = {255, 256, 511, 512, 767, 768};                                              \
+        for (int r = r0; r < r0 + nrows; r++) {                                                                \
             int ys[2], nr = image_rows(g, m, r, ys);                                                           \
-            const T *row = in + (size_t)r * MG_MODULE_COLS;                                                    \
+            const T *row = in + (size_t)(r - r0) * MG_MODULE_COLS;                                             \
+            if (g->cfg.raw_layout) {                                                                           \
+                memcpy(img + (size_t)ys[0] * W + (size_t)g->x0[m], row, MG_MODULE_COLS * sizeof(T));           \
+                continue;                                                                                      \
+            }                                                                                                  \
+            if (nr == 1) {                                                                                     \
+                T *dst = img + (size_t)ys[0] * W + (size_t)g->x0[m];                                           \
+                for (int k = 0; k < 4; k++)                                                                    \
+                    memcpy(dst + run_dst[k], row + run_src[k], (size_t)run_len[k] * sizeof(T));                \
+                for (int j = 0; j < 6; j++) {                                                                  \
+                    int xs[2], nc = image_cols(g, m, big[j], xs);                                              \
+                    T v = row[big[j]];                                                                         \
+                    SPLIT_PIXEL(T, SPECIAL, PART, INVALID);                                                    \
+                }                                                                                              \
+                continue;                                                                                      \
+            }                                                                                                  \
             for (int c = 0; c < MG_MODULE_COLS; c++) {                                                         \
                 int xs[2], nc = image_cols(g, m, c, xs);                                                       \
                 T v = row[c];                                                                                  \
-                int k = nr * nc;                                                                               \
-                if (k == 1) {                                                                                  \
-                    img[(size_t)ys[0] * W + (size_t)xs[0]] = v;                                                \
-                    continue;                                                                                  \
-                }                                                                                              \
-                for (int a = 0; a < nr; a++)                                                                   \
-                    for (int b = 0; b < nc; b++) {                                                             \
-                        int i = a * nc + b;                                                                    \
-                        (void)i;                                                                               \
-                        T o = g->cfg.mask_big ? (INVALID) : (SPECIAL(v)) ? v : (T)(PART);                      \
-                        img[(size_t)ys[a] * W + (size_t)xs[b]] = o;                                            \
-                    }                                                                                          \
+                SPLIT_PIXEL(T, SPECIAL, PART, INVALID);                                                        \
             }                                                                                                  \
         }                                                                                                      \
     }
@@ -158,13 +179,19 @@ DEFINE_PLACE(place16, int16_t, SPECIAL16, part_of(v, k, i), MG_INT16_INVALID)
 DEFINE_PLACE(place32, int32_t, SPECIAL32, part_of(v, k, i), MG_INT32_INVALID)
 DEFINE_PLACE(placef, float, SPECIALF, v / (float)k, NAN)
 
-void mg_geometry_place(const mg_geometry *g, int module, const void *values, void *image, mg_out_type type)
+void mg_geometry_place_rows(const mg_geometry *g, int module, int first_row, int nrows, const void *values,
+                            void *image, mg_out_type type)
 {
     switch (type) {
-    case MG_OUT_INT16: place16(g, module, values, image); break;
-    case MG_OUT_INT32: place32(g, module, values, image); break;
-    case MG_OUT_FLOAT32: placef(g, module, values, image); break;
+    case MG_OUT_INT16: place16(g, module, first_row, nrows, values, image); break;
+    case MG_OUT_INT32: place32(g, module, first_row, nrows, values, image); break;
+    case MG_OUT_FLOAT32: placef(g, module, first_row, nrows, values, image); break;
     }
+}
+
+void mg_geometry_place(const mg_geometry *g, int module, const void *values, void *image, mg_out_type type)
+{
+    mg_geometry_place_rows(g, module, 0, MG_MODULE_ROWS, values, image, type);
 }
 
 /* True if image pixel (y, x) belongs to a module (not a gap). */

@@ -158,12 +158,14 @@ static void *worker_main(void *arg)
             /* convert each module from its packet blocks, lay it out, compress the image */
             const mg_out_type type = (mg_out_type)p->cfg.type;
             const size_t block = MG_PACKET_DATA_BYTES / 2;
-            for (int m = 0; m < p->nmod; m++) {
-                for (int q = 0; q < MG_PACKETS_PER_MODULE; q++)
+            for (int m = 0; m < p->nmod; m++)
+                for (int q = 0; q < MG_PACKETS_PER_MODULE; q++) {
+                    /* one packet's 4 rows: converted and placed while in cache */
                     mg_convert(p->cfg.tables[m], (size_t)q * block, block, f.blocks[m * MG_PACKETS_PER_MODULE + q],
-                               (char *)w->conv + (size_t)q * block * p->es, type, MG_CONV_AUTO);
-                mg_geometry_place(p->cfg.geom, m, w->conv, w->image, type);
-            }
+                               w->conv, type, MG_CONV_AUTO);
+                    mg_geometry_place_rows(p->cfg.geom, m, q * MG_ROWS_PER_PACKET, MG_ROWS_PER_PACKET, w->conv,
+                                           w->image, type);
+                }
             n = mg_bshuf_compress(w->ctx, w->image, p->img_px, w->chunk, p->chunk_cap, &e);
         } else if (!atomic_load(&p->failed))
             n = mg_bshuf_compress_blocks(w->ctx, (const void *const *)f.blocks, (size_t)f.nblocks, w->chunk,

@@ -68,6 +68,12 @@ void mg_geometry_where(const mg_geometry *g, int module, int r, int c, int *y, i
  * with the invalid value (mg_geometry_fill_gaps). */
 void mg_geometry_place(const mg_geometry *g, int module, const void *values, void *image, mg_out_type type);
 
+/* The same for module rows first_row .. first_row + nrows - 1 only, from
+ * `values` holding just those rows (nrows x 1024): a packet's 4 rows can be
+ * placed while they are in cache. */
+void mg_geometry_place_rows(const mg_geometry *g, int module, int first_row, int nrows, const void *values,
+                            void *image, mg_out_type type);
+
 /* Sets every gap pixel of the image to the invalid value of `type`. */
 void mg_geometry_fill_gaps(const mg_geometry *g, void *image, mg_out_type type);
 
