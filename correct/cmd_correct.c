@@ -23,9 +23,12 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: morgul correct RAW_master.h5 -c CALIBRATION.h5 (--energy KEV | --wavelength A) -o PREFIX [options]\n\n"
-            "Converts raw frames written by morgul receive/replay to photons and writes NXmx files\n"
-            "(PREFIX_master.h5, PREFIX_data_NNNNNN.h5) for DIALS and XDS.\n\n"
+            "usage: morgul correct RAW_master.h5 -c CALIBRATION.h5 (--energy KEV | --wavelength A) -o PREFIX [options]\n"
+            "       morgul correct MODULE_A.h5 MODULE_B.h5 ... -c CALIBRATION.h5 ... (original morgul raw files)\n\n"
+            "Converts raw frames written by morgul receive/replay, or the original morgul's per-module raw files\n"
+            "(root dataset data (frames, 512, 1024) and scalars exptime, gainmode, timestamp, row, column; their\n"
+            "modules are named from --config by row and column, or by --module-names in file order), to photons\n"
+            "and writes NXmx files (PREFIX_master.h5, PREFIX_data_NNNNNN.h5) for DIALS and XDS.\n\n"
             "  --type int16|int32|float32  output values (default int16: saturated 32767, invalid -32768)\n"
             "  --keV                       energy deposited in keV instead of photons\n"
             "  --raw-layout                modules stacked 512 x 1024, no expansion, gaps or flip\n"
@@ -38,7 +41,23 @@ static void usage(FILE *out)
             "  --overwrite                 replace existing output files\n");
 }
 
-enum { O_ENERGY = 1000, O_WL, O_TYPE, O_KEV, O_RAW, O_MASKBIG, O_GR, O_GC, O_NOFLIP, O_DIST, O_BEAM, O_FPF, O_OVER };
+enum { O_ENERGY = 1000, O_WL, O_TYPE, O_KEV, O_RAW, O_MASKBIG, O_GR, O_GC, O_NOFLIP, O_DIST, O_BEAM, O_FPF, O_OVER,
+       O_CONFIG, O_NAMES };
+
+/* A double scalar of the file, or `dflt`. */
+static double scalar(hid_t f, const char *name, double dflt)
+{
+    double v = dflt;
+    if (H5Lexists(f, name, H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+        hid_t s = H5Dget_space(d);
+        if (H5Sget_simple_extent_npoints(s) == 1)
+            H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v);
+        H5Sclose(s);
+        H5Dclose(d);
+    }
+    return v;
+}
 
 /* Reads dataset `path` of f into buf as `mtype` if it has n elements. */
 static int read_all(hid_t f, const char *path, hid_t mtype, void *buf, size_t n)
@@ -64,8 +83,9 @@ int mg_cmd_correct(int argc, char **argv)
         {"no-flip", no_argument, 0, O_NOFLIP},      {"distance", required_argument, 0, O_DIST},
         {"beam-center", required_argument, 0, O_BEAM}, {"frames-per-file", required_argument, 0, O_FPF},
         {"overwrite", no_argument, 0, O_OVER},      {"help", no_argument, 0, 'h'},
+        {"config", required_argument, 0, O_CONFIG}, {"module-names", required_argument, 0, O_NAMES},
         {0, 0, 0, 0}};
-    const char *cal = NULL, *out = NULL;
+    const char *cal = NULL, *out = NULL, *config = NULL, *mnames = NULL;
     double energy = 0, wl = 0, dist_mm = 100, bx = NAN, by = NAN;
     mg_out_type type = MG_OUT_INT16;
     int kev = 0, overwrite = 0, c;
@@ -124,12 +144,14 @@ int mg_cmd_correct(int argc, char **argv)
                 return 2;
             break;
         case O_OVER: overwrite = 1; break;
+        case O_CONFIG: config = optarg; break;
+        case O_NAMES: mnames = optarg; break;
         case 'h': usage(stdout); return 0;
         default: return 2;
         }
     }
-    if (optind != argc - 1 || !cal || !out) {
-        fprintf(stderr, "morgul correct: give one raw master file, -c CALIBRATION.h5 and -o PREFIX (see --help)\n");
+    if (optind >= argc || argc - optind > MG_MAX_MODULES || !cal || !out) {
+        fprintf(stderr, "morgul correct: give the raw file(s), -c CALIBRATION.h5 and -o PREFIX (see --help)\n");
         return 2;
     }
     if (energy > 0 && wl > 0) {
@@ -147,6 +169,10 @@ int mg_cmd_correct(int argc, char **argv)
     int rc = 0;
     /* everything is released at `done`, whatever happens */
     hid_t f = -1, data = -1, fs = -1, ms = -1;
+    hid_t pf[MG_MAX_MODULES], pd[MG_MAX_MODULES]; /* original morgul: a file per module */
+    for (int m = 0; m < MG_MAX_MODULES; m++)
+        pf[m] = pd[m] = -1;
+    int per_module = 0;
     char(*names)[MG_NAME_MAX] = NULL;
     int *rows = NULL, *cols = NULL;
     mg_calibration cb;
@@ -173,20 +199,31 @@ int mg_cmd_correct(int argc, char **argv)
         rc = mg_error_set(&err, MG_EIO, "cannot open %s (missing, or not HDF5)", in);
         goto done;
     }
-    /* the raw layout morgul writes: /data (frames, modules, 512, 1024) and /detector */
+    /* morgul's raw layout: /data (frames, modules, 512, 1024) and /detector; the original morgul's:
+     * one file per module with /data (frames, 512, 1024) */
     hsize_t dims[4] = {0};
+    int rank = 0;
     data = H5Lexists(f, "data", H5P_DEFAULT) > 0 ? H5Dopen2(f, "data", H5P_DEFAULT) : -1;
     if (data >= 0) {
         hid_t space = H5Dget_space(data);
-        int rank = H5Sget_simple_extent_ndims(space);
-        if (rank == 4)
+        rank = H5Sget_simple_extent_ndims(space);
+        if (rank == 3 || rank == 4)
             H5Sget_simple_extent_dims(space, dims, NULL);
         H5Sclose(space);
     }
+    per_module = rank == 3 && H5Lexists(f, "detector", H5P_DEFAULT) <= 0;
+    if (per_module) {
+        dims[3] = dims[2];
+        dims[2] = dims[1];
+        dims[1] = (hsize_t)(argc - optind);
+    } else if (argc - optind != 1) {
+        rc = mg_error_set(&err, MG_EINVAL, "%s is a morgul raw master file: give it alone", in);
+        goto done;
+    }
     if (data < 0 || dims[2] != MG_MODULE_ROWS || dims[3] != MG_MODULE_COLS || dims[1] < 1 ||
         dims[1] > MG_MAX_MODULES) {
-        rc = mg_error_set(&err, MG_EFORMAT, "%s has no /data of raw frames (frames, modules, 512, 1024): not a raw "
-                                            "file of morgul receive or replay", in);
+        rc = mg_error_set(&err, MG_EFORMAT, "%s has no /data of raw frames ((frames, modules, 512, 1024) from morgul, "
+                                            "or (frames, 512, 1024) from the original morgul): not a raw file", in);
         goto done;
     }
     nframes = (size_t)dims[0];
@@ -196,15 +233,71 @@ int mg_cmd_correct(int argc, char **argv)
     names = calloc(nmod, MG_NAME_MAX);
     rows = calloc(nmod, sizeof(int));
     cols = calloc(nmod, sizeof(int));
-    hid_t st = H5Tcopy(H5T_C_S1);
-    H5Tset_size(st, MG_NAME_MAX);
-    int bad = !names || !rows || !cols || read_all(f, "detector/module_name", st, names, nmod) ||
-              read_all(f, "detector/module_row", H5T_NATIVE_INT, rows, nmod) ||
-              read_all(f, "detector/module_column", H5T_NATIVE_INT, cols, nmod);
-    H5Tclose(st);
-    if (bad) {
-        rc = mg_error_set(&err, MG_EFORMAT, "%s has no /detector description for its %zu module(s)", in, nmod);
+    if (!names || !rows || !cols) {
+        rc = mg_error_set(&err, MG_ENOMEM, "out of memory");
         goto done;
+    }
+    if (per_module) {
+        mg_detector known;
+        int have_known = 0;
+        if (config) {
+            if ((rc = mg_detector_load(&known, config, &err)))
+                goto done;
+            have_known = 1;
+        }
+        const char *np = mnames;
+        for (size_t m = 0; m < nmod; m++) {
+            if (m > 0) {
+                pf[m] = H5Fopen(argv[optind + m], H5F_ACC_RDONLY, H5P_DEFAULT);
+                pd[m] = pf[m] >= 0 && H5Lexists(pf[m], "data", H5P_DEFAULT) > 0 ? H5Dopen2(pf[m], "data", H5P_DEFAULT)
+                                                                                 : -1;
+                hsize_t d3[3] = {0};
+                if (pd[m] >= 0) {
+                    hid_t sp = H5Dget_space(pd[m]);
+                    if (H5Sget_simple_extent_ndims(sp) == 3)
+                        H5Sget_simple_extent_dims(sp, d3, NULL);
+                    H5Sclose(sp);
+                }
+                if (d3[0] != dims[0] || d3[1] != MG_MODULE_ROWS || d3[2] != MG_MODULE_COLS) {
+                    rc = mg_error_set(&err, MG_EFORMAT, "%s has no /data of %llu frames of 512 x 1024 like %s",
+                                      argv[optind + m], (unsigned long long)dims[0], in);
+                    goto done;
+                }
+            } else {
+                pf[0] = f;
+                pd[0] = data;
+            }
+            rows[m] = (int)scalar(pf[m], "row", (double)m);
+            cols[m] = (int)scalar(pf[m], "column", 0);
+            if (have_known) {
+                int found = -1;
+                for (int k = 0; k < known.nmodules; k++)
+                    if (known.modules[k].row == rows[m] && known.modules[k].column == cols[m])
+                        found = k;
+                if (found < 0) {
+                    rc = mg_error_set(&err, MG_ECONFIG, "%s is the module at row %d column %d, which %s does not "
+                                      "describe", argv[optind + m], rows[m], cols[m], config);
+                    goto done;
+                }
+                snprintf(names[m], MG_NAME_MAX, "%s", known.modules[found].name);
+            } else if (np && *np) {
+                size_t len = strcspn(np, ",");
+                snprintf(names[m], MG_NAME_MAX, "%.*s", (int)(len < MG_NAME_MAX - 1 ? len : MG_NAME_MAX - 1), np);
+                np += len + (np[len] == ',');
+            } else
+                snprintf(names[m], MG_NAME_MAX, "M%03zu", m);
+        }
+    } else {
+        hid_t st = H5Tcopy(H5T_C_S1);
+        H5Tset_size(st, MG_NAME_MAX);
+        int bad = read_all(f, "detector/module_name", st, names, nmod) ||
+                  read_all(f, "detector/module_row", H5T_NATIVE_INT, rows, nmod) ||
+                  read_all(f, "detector/module_column", H5T_NATIVE_INT, cols, nmod);
+        H5Tclose(st);
+        if (bad) {
+            rc = mg_error_set(&err, MG_EFORMAT, "%s has no /detector description for its %zu module(s)", in, nmod);
+            goto done;
+        }
     }
     for (size_t m = 0; m < nmod; m++) {
         snprintf(det.modules[m].name, MG_NAME_MAX, "%s", names[m]);
@@ -213,6 +306,8 @@ int mg_cmd_correct(int argc, char **argv)
         det.modules[m].interfaces = 1;
         det.modules[m].ports[0] = (uint16_t)(1 + m);
     }
+    if ((rc = mg_detector_validate(&det, &err)))
+        goto done;
     /* everything about the calibration and geometry is checked before any frame is read */
     if ((rc = mg_calib_read(cal, &cb, &err)) || (rc = mg_calib_check(&cb, &det, &err)))
         goto done;
@@ -255,6 +350,16 @@ int mg_cmd_correct(int argc, char **argv)
     if (!have)
         for (size_t i = 0; i < nframes; i++)
             index[i] = (int64_t)i;
+    if (per_module) /* what the original files say: one exposure and timestamp per module */
+        for (size_t i = 0; i < nframes; i++)
+            for (size_t m = 0; m < nmod; m++) {
+                mg_module_frame *rm = &recs[i * nmod + m];
+                rm->frame_number = i + 1;
+                rm->exposure_length = (uint32_t)llround(scalar(pf[m], "exptime", 0) * 1e7);
+                rm->timestamp = (uint64_t)scalar(pf[m], "timestamp", 0);
+                rm->packets = MG_PACKETS_PER_MODULE;
+                memset(rm->mask, 0xFF, 16);
+            }
     mg_geometry_mask(&geom, masks, pmask);
     mg_nxmx_info info = {
         .geom = &geom,
@@ -295,12 +400,25 @@ int mg_cmd_correct(int argc, char **argv)
     mg_geometry_fill_gaps(&geom, img, type);
     fs = H5Dget_space(data);
     hsize_t cnt[4] = {1, nmod, MG_MODULE_ROWS, MG_MODULE_COLS};
-    ms = H5Screate_simple(4, cnt, NULL);
+    hsize_t cnt3[3] = {1, MG_MODULE_ROWS, MG_MODULE_COLS};
+    ms = per_module ? H5Screate_simple(3, cnt3, NULL) : H5Screate_simple(4, cnt, NULL);
     for (size_t i = 0; i < nframes && !rc; i++) {
-        hsize_t start[4] = {i, 0, 0, 0};
-        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
-        if (H5Dread(data, H5T_NATIVE_UINT16, ms, fs, H5P_DEFAULT, raw) < 0) {
-            rc = mg_error_set(&err, MG_EIO, "reading frame %zu of %s failed (corrupt chunk?)", i, in);
+        int ok = 1;
+        if (per_module)
+            for (size_t m = 0; m < nmod && ok; m++) {
+                hsize_t start[3] = {i, 0, 0};
+                hid_t sp = H5Dget_space(pd[m]);
+                H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, cnt3, NULL);
+                ok = H5Dread(pd[m], H5T_NATIVE_UINT16, ms, sp, H5P_DEFAULT, raw + m * P) >= 0;
+                H5Sclose(sp);
+            }
+        else {
+            hsize_t start[4] = {i, 0, 0, 0};
+            H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+            ok = H5Dread(data, H5T_NATIVE_UINT16, ms, fs, H5P_DEFAULT, raw) >= 0;
+        }
+        if (!ok) {
+            rc = mg_error_set(&err, MG_EIO, "reading frame %zu failed (corrupt chunk?)", i);
             break;
         }
         for (size_t m = 0; m < nmod; m++) {
@@ -326,6 +444,12 @@ done:
         H5Sclose(ms);
     if (fs >= 0)
         H5Sclose(fs);
+    for (int m = 1; m < MG_MAX_MODULES; m++) {
+        if (pd[m] >= 0)
+            H5Dclose(pd[m]);
+        if (pf[m] >= 0)
+            H5Fclose(pf[m]);
+    }
     if (data >= 0)
         H5Dclose(data);
     if (f >= 0)

@@ -170,3 +170,48 @@ def test_inline_refused_before_receiving(raw_run, tmp_path, port):
                check=False)  # modules are named M000 by default: not in the calibration
     assert p.returncode == 1 and "no module M000" in p.stdout
     assert not list(tmp_path.glob("x_*"))
+
+
+def write_original(path, row, frames=10):
+    """A per-module raw file as the original morgul wrote them."""
+    data = np.stack([np.fromfile(MOD5 / f"mod5_raw{k}.bin", dtype=np.uint16).reshape(512, 1024)
+                     for k in range(frames)])
+    with h5py.File(path, "w") as f:
+        f["data"] = data
+        f["exptime"] = 10e-6
+        f["gainmode"] = "dynamic"
+        f["timestamp"] = 1700000000.0
+        f["row"] = row
+        f["column"] = 0
+
+
+def test_original_morgul_files(raw_run, tmp_path):
+    """Two per-module files of the original morgul, named through the
+    detector description by their row and column, assembled into one image."""
+    d, raw, cal = raw_run
+    a, b = tmp_path / "bottom.h5", tmp_path / "top.h5"
+    write_original(a, 0)
+    write_original(b, 1)
+    two = tmp_path / "cal2.h5"
+    gm = MOD5 / "gainmap_mod5_derived.bin"
+    morgul("gainmap", "-c", two, "--module-names", "M420,M418", "--modules", 2, "--gainmap", f"M420={gm}",
+           "--gainmap", f"M418={gm}")
+    planes = ",".join(str(MOD5 / f"mod5_pedeG{g}.bin") for g in range(3))
+    for m in ("M420", "M418"):
+        morgul("calib", "import", "-c", two, "--module", m, "--pedestal", planes)
+    ini = tmp_path / "det.ini"
+    ini.write_text("[detector]\nname = jf1m\n[a]\nmodule = M418\nrow = 1\n[b]\nmodule = M420\nrow = 0\n")
+    morgul("correct", b, a, "-c", two, "--config", ini, "--energy", 12.4, "-o", tmp_path / "orig")
+    with h5py.File(tmp_path / "orig_master.h5", "r") as f:
+        img = f["entry/data/data"][()]
+        names = list(f["entry/instrument/detector/jungfrau/detector/module_name"][()])
+        assert f["entry/instrument/detector/count_time"][()] == pytest.approx(10e-6)
+    assert img.shape == (10, 2 * 514 + 36, 1030)
+    assert names == [b"M418", b"M420"]
+    # both modules hold the same frames: the top and bottom halves of the image agree
+    np.testing.assert_array_equal(img[:, :514], img[:, 514 + 36:])
+    # and they are the conversion of the real frames (rows flipped, raw (10, 20) -> image row 503)
+    ref = reference(4)
+    assert img[4, 513 - 10, 20] == ref[10, 20] or abs(int(img[4, 513 - 10, 20]) - ref[10, 20]) <= 1
+    p = morgul("correct", b, a, "-c", two, "--energy", 12.4, "-o", tmp_path / "x", check=False)
+    assert p.returncode == 1 and "no module M000" in p.stdout  # unnamed modules are not in the calibration
