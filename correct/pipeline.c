@@ -154,14 +154,15 @@ static void *worker_main(void *arg)
         memcpy(w->modules, f.modules, sizeof(mg_module_frame) * (size_t)p->nmod);
         mg_error e = {0};
         int64_t n = 0;
-        if (!atomic_load(&p->failed) && p->cfg.tables) {
+        mg_conv_tables *const *tables = p->cfg.worker_tables ? p->cfg.worker_tables[w->id] : p->cfg.tables;
+        if (!atomic_load(&p->failed) && tables) {
             /* convert each module from its packet blocks, lay it out, compress the image */
             const mg_out_type type = (mg_out_type)p->cfg.type;
             const size_t block = MG_PACKET_DATA_BYTES / 2;
             for (int m = 0; m < p->nmod; m++)
                 for (int q = 0; q < MG_PACKETS_PER_MODULE; q++) {
                     /* one packet's 4 rows: converted and placed while in cache */
-                    mg_convert(p->cfg.tables[m], (size_t)q * block, block, f.blocks[m * MG_PACKETS_PER_MODULE + q],
+                    mg_convert(tables[m], (size_t)q * block, block, f.blocks[m * MG_PACKETS_PER_MODULE + q],
                                w->conv, type, MG_CONV_AUTO);
                     mg_geometry_place_rows(p->cfg.geom, m, q * MG_ROWS_PER_PACKET, MG_ROWS_PER_PACKET, w->conv,
                                            w->image, type);
@@ -222,8 +223,9 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
     int depth = cfg->queue_depth > 0 ? cfg->queue_depth : 4;
     p->nmod = mg_asm_modules(cfg->assembler);
     p->frame_elems = (size_t)p->nmod * MG_MODULE_PIXELS;
-    p->es = cfg->tables ? mg_out_size((mg_out_type)cfg->type) : 2;
-    p->img_px = cfg->tables ? (size_t)cfg->geom->width * (size_t)cfg->geom->height : p->frame_elems;
+    const int correcting = cfg->tables || cfg->worker_tables;
+    p->es = correcting ? mg_out_size((mg_out_type)cfg->type) : 2;
+    p->img_px = correcting ? (size_t)cfg->geom->width * (size_t)cfg->geom->height : p->frame_elems;
     p->chunk_cap = mg_bshuf_bound(p->img_px, p->es);
     p->w = calloc((size_t)p->nw, sizeof(worker));
     if (!p->w) {
@@ -238,13 +240,13 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
         int node = cfg->plan ? cfg->plan->worker_node[i] : -1;
         w->chunk = mg_numa_alloc(cfg->topo, p->chunk_cap, node);
         w->modules = calloc((size_t)p->nmod, sizeof(mg_module_frame));
-        if (cfg->tables) {
+        if (correcting) {
             w->conv = mg_numa_alloc(cfg->topo, (size_t)MG_MODULE_PIXELS * p->es, node);
             w->image = mg_numa_alloc(cfg->topo, p->img_px * p->es, node);
             if (w->image)
                 mg_geometry_fill_gaps(cfg->geom, w->image, (mg_out_type)cfg->type);
         }
-        if (!w->chunk || !w->modules || (cfg->tables && (!w->conv || !w->image))) {
+        if (!w->chunk || !w->modules || (correcting && (!w->conv || !w->image))) {
             destroy(p);
             mg_error_set(err, MG_ENOMEM, "out of memory for compression buffers");
             return NULL;

@@ -39,12 +39,26 @@ static int setup_correction(run *r, const mg_run_config *cfg, mg_error *err)
     if (mg_calib_read(cfg->calibration, &r->calib, err) || mg_calib_check(&r->calib, &cfg->det, err))
         return err ? err->code : MG_ECONFIG;
     const uint32_t *masks[MG_MAX_MODULES] = {0};
-    int node = r->plan.nworkers ? r->plan.worker_node[0] : -1;
-    for (int m = 0; m < cfg->det.nmodules; m++) {
-        mg_module_calib *x = mg_calib_module(&r->calib, cfg->det.modules[m].name, 0, 0);
-        masks[m] = x->mask;
-        if (!(r->tables[m] = mg_calib_tables(x, cfg->kev ? 1.0 : cfg->energy_kev, r->topo, node, err)))
-            return err ? err->code : MG_ENOMEM;
+    for (int m = 0; m < cfg->det.nmodules; m++)
+        masks[m] = mg_calib_module(&r->calib, cfg->det.modules[m].name, 0, 0)->mask;
+    /* a set of tables on each NUMA node that has workers: every worker reads its own node's */
+    int nw = r->plan.nworkers > 0 ? r->plan.nworkers : 1;
+    for (int w = 0; w < nw; w++) {
+        int node = r->plan.nworkers ? r->plan.worker_node[w] : 0;
+        if (node < 0 || node >= MG_MAX_THREADS)
+            node = 0;
+        if (!r->node_tables[node]) {
+            r->node_tables[node] = calloc(MG_MAX_MODULES, sizeof(mg_conv_tables *));
+            if (!r->node_tables[node])
+                return mg_error_set(err, MG_ENOMEM, "out of memory for conversion tables");
+            for (int m = 0; m < cfg->det.nmodules; m++) {
+                mg_module_calib *x = mg_calib_module(&r->calib, cfg->det.modules[m].name, 0, 0);
+                if (!(r->node_tables[node][m] = mg_calib_tables(x, cfg->kev ? 1.0 : cfg->energy_kev, r->topo,
+                                                                 r->pin ? node : -1, err)))
+                    return err ? err->code : MG_ENOMEM;
+            }
+        }
+        r->worker_tables[w] = r->node_tables[node];
     }
     if (mg_geometry_init(&r->geom, &cfg->det, &cfg->geometry, err))
         return err ? err->code : MG_EINVAL;
@@ -139,7 +153,7 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         .topo = r->topo,
         .plan = r->pin ? &r->plan : NULL,
         .stop = &r->stop_internal,
-        .tables = cfg->calibration ? r->tables : NULL,
+        .worker_tables = cfg->calibration ? r->worker_tables : NULL,
         .geom = &r->geom,
         .type = cfg->out_type,
     };
@@ -292,10 +306,13 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
     }
     mg_asm_free(r->a);
     r->a = NULL;
-    for (int m = 0; m < MG_MAX_MODULES; m++) {
-        mg_conv_tables_free(r->tables[m]);
-        r->tables[m] = NULL;
-    }
+    for (int n = 0; n < MG_MAX_THREADS; n++)
+        if (r->node_tables[n]) {
+            for (int m = 0; m < MG_MAX_MODULES; m++)
+                mg_conv_tables_free(r->node_tables[n][m]);
+            free(r->node_tables[n]);
+            r->node_tables[n] = NULL;
+        }
     mg_calib_free(&r->calib);
     free(r->pixel_mask);
     r->pixel_mask = NULL;

@@ -40,6 +40,7 @@ typedef struct mg_pipeline_config {
      * (blocks straight from the packets), laid out by geom and compressed as
      * `type`; without, raw frames are written */
     struct mg_conv_tables *const *tables; /* one per module, or NULL */
+    struct mg_conv_tables *const *const *worker_tables; /* or a set per worker (tables on its NUMA node) */
     const struct mg_geometry *geom;
     int type;                    /* mg_out_type */
 } mg_pipeline_config;
