@@ -37,12 +37,14 @@ static void usage(FILE *out)
             "  --no-flip                   keep raw row 0 at the top of each module\n"
             "  --distance MM               sample to detector distance (default 100 mm)\n"
             "  --beam-center X,Y           beam centre in pixels (default: the image centre)\n"
+            "  --omega START,INCREMENT     a rotation series: omega of the first frame and per frame, degrees\n"
+            "                              (default: stills, no goniometer axis)\n"
             "  --frames-per-file N         data files roll over every N frames (default 1000)\n"
             "  --overwrite                 replace existing output files\n");
 }
 
 enum { O_ENERGY = 1000, O_WL, O_TYPE, O_KEV, O_RAW, O_MASKBIG, O_GR, O_GC, O_NOFLIP, O_DIST, O_BEAM, O_FPF, O_OVER,
-       O_CONFIG, O_NAMES };
+       O_CONFIG, O_NAMES, O_OMEGA };
 
 /* A double scalar of the file, or `dflt`. */
 static double scalar(hid_t f, const char *name, double dflt)
@@ -84,11 +86,13 @@ int mg_cmd_correct(int argc, char **argv)
         {"beam-center", required_argument, 0, O_BEAM}, {"frames-per-file", required_argument, 0, O_FPF},
         {"overwrite", no_argument, 0, O_OVER},      {"help", no_argument, 0, 'h'},
         {"config", required_argument, 0, O_CONFIG}, {"module-names", required_argument, 0, O_NAMES},
+        {"omega", required_argument, 0, O_OMEGA},
         {0, 0, 0, 0}};
     const char *cal = NULL, *out = NULL, *config = NULL, *mnames = NULL;
     double energy = 0, wl = 0, dist_mm = 100, bx = NAN, by = NAN;
     mg_out_type type = MG_OUT_INT16;
-    int kev = 0, overwrite = 0, c;
+    int kev = 0, overwrite = 0, c, rotation = 0;
+    double om0 = 0, omd = 0;
     uint64_t fpf = 0;
     mg_geometry_config gc;
     mg_geometry_defaults(&gc);
@@ -145,6 +149,13 @@ int mg_cmd_correct(int argc, char **argv)
             break;
         case O_OVER: overwrite = 1; break;
         case O_CONFIG: config = optarg; break;
+        case O_OMEGA:
+            if (sscanf(optarg, "%lf,%lf", &om0, &omd) != 2 || !isfinite(om0) || !isfinite(omd)) {
+                fprintf(stderr, "morgul correct: --omega START,INCREMENT in degrees\n");
+                return 2;
+            }
+            rotation = 1;
+            break;
         case O_NAMES: mnames = optarg; break;
         case 'h': usage(stdout); return 0;
         default: return 2;
@@ -377,6 +388,9 @@ int mg_cmd_correct(int argc, char **argv)
                           : 0,
         .sensor_thickness_m = 320e-6,
         .calibration_file = cal,
+        .rotation = rotation,
+        .omega_start = om0,
+        .omega_increment = omd,
     };
     mg_frame_layout layout;
     mg_nxmx_layout(&info, &layout);

@@ -3,6 +3,7 @@
 
 #include <hdf5.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -123,7 +124,7 @@ static void axis(hid_t g, const char *name, double value, const char *depends_on
     H5Dclose(d);
 }
 
-static int write_master(int64_t file, void *ctx)
+static int write_master(int64_t file, uint64_t frames, void *ctx)
 {
     const mg_nxmx_info *in = ctx;
     hid_t f = (hid_t)file;
@@ -212,7 +213,36 @@ static int write_master(int64_t file, void *ctx)
     H5Gclose(det);
 
     hid_t sample = group(f, "entry/sample", "NXsample");
-    put_str(sample, "depends_on", ".");
+    if (in->rotation && frames) {
+        put_str(sample, "depends_on", "/entry/sample/transformations/omega");
+        hid_t tr2 = group(f, "entry/sample/transformations", "NXtransformations");
+        hsize_t n = (hsize_t)frames;
+        hid_t sp = H5Screate_simple(1, &n, NULL);
+        double *om = malloc(sizeof(double) * frames), *inc = malloc(sizeof(double) * frames);
+        for (uint64_t i = 0; om && inc && i < frames; i++) {
+            om[i] = in->omega_start + (double)i * in->omega_increment;
+            inc[i] = in->omega_increment;
+        }
+        hid_t od = om && inc ? H5Dcreate2(tr2, "omega", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+        if (od >= 0) {
+            H5Dwrite(od, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, om);
+            const double axis_vec[3] = {-1, 0, 0};
+            attr_str(od, "units", "deg");
+            attr_str(od, "depends_on", ".");
+            attr_str(od, "transformation_type", "rotation");
+            attr_vec(od, "vector", axis_vec, 3);
+            H5Dclose(od);
+            hid_t id = scalar_f64(tr2, "omega_increment_set", in->omega_increment, "deg");
+            if (id >= 0)
+                H5Dclose(id);
+        } else
+            bad = 1;
+        free(om);
+        free(inc);
+        H5Sclose(sp);
+        H5Gclose(tr2);
+    } else
+        put_str(sample, "depends_on", ".");
     H5Gclose(sample);
     H5Gclose(entry);
     return bad ? -1 : 0;

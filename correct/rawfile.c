@@ -537,7 +537,7 @@ int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error 
         H5Sclose(s1);
         if (g >= 0)
             H5Gclose(g);
-        if (f->lay.master_extra && f->lay.master_extra((int64_t)m, f->lay.ctx))
+        if (f->lay.master_extra && f->lay.master_extra((int64_t)m, f->total, f->lay.ctx))
             bad = 1;
         bad |= H5Fclose(m) < 0;
         if (bad && !rc)

@@ -38,6 +38,7 @@ static const char *const run_help =
     "      --keV               energy deposited in keV instead of photons\n"
     "      --raw-layout | --mask-big | --no-flip | --gap-rows N | --gap-cols N   image layout (see morgul correct)\n"
     "      --distance MM  --beam-center X,Y   for the NXmx master (default 100 mm, image centre)\n"
+    "      --omega START,INCREMENT   a rotation series (degrees; default stills)\n"
     "threads:\n"
     "      --cpus LIST         cores for the receivers, then workers, then writer (e.g. 2,3,8-11)\n"
     "      --no-pin            do not pin threads\n"
@@ -46,7 +47,7 @@ static const char *const run_help =
 enum {
     O_NOWRITE = 1000, O_OVERWRITE, O_FPF, O_WORKERS, O_SCALAR, O_WINDOW, O_BUFFERS, O_ALIGN, O_NOPOS, O_IDLE,
     O_PROGRESS, O_CPUS, O_NOPIN, O_TOPO, O_RCVBUF, O_BATCH, O_REALTIME, O_SPEED, O_SEND, O_HELP, O_ACCEL, O_LOOPS,
-    O_CAL, O_ENERGY, O_WL, O_TYPE, O_KEV, O_RAWL, O_MASKBIG, O_GR, O_GC, O_NOFLIP, O_DIST, O_BEAM,
+    O_CAL, O_ENERGY, O_WL, O_TYPE, O_KEV, O_RAWL, O_MASKBIG, O_GR, O_GC, O_NOFLIP, O_DIST, O_BEAM, O_OMEGA,
     O_DET /* detector options: O_DET + index */
 };
 
@@ -73,6 +74,7 @@ static struct option opts[] = {
     {"mask-big", no_argument, 0, O_MASKBIG}, {"gap-rows", required_argument, 0, O_GR},
     {"gap-cols", required_argument, 0, O_GC}, {"no-flip", no_argument, 0, O_NOFLIP},
     {"distance", required_argument, 0, O_DIST}, {"beam-center", required_argument, 0, O_BEAM},
+    {"omega", required_argument, 0, O_OMEGA},
     {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
     {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
     {"port", required_argument, 0, O_DET + 4}, {"module-names", required_argument, 0, O_DET + 5},
@@ -182,6 +184,13 @@ static int run_cmd(which w, int argc, char **argv)
         case O_GC: bad |= mg_opt_int(cmd, "--gap-cols", optarg, 0, 10000, &cfg.geometry.gap_cols); break;
         case O_NOFLIP: cfg.geometry.flip_rows = 0; break;
         case O_DIST: bad |= mg_opt_double(cmd, "--distance", optarg, 1, 1e6, &cfg.distance_mm); break;
+        case O_OMEGA:
+            if (sscanf(optarg, "%lf,%lf", &cfg.omega_start, &cfg.omega_increment) != 2) {
+                fprintf(stderr, "morgul %s: --omega START,INCREMENT in degrees\n", cmd);
+                bad = 1;
+            }
+            cfg.rotation = 1;
+            break;
         case O_BEAM:
             if (sscanf(optarg, "%lf,%lf", &cfg.beam_x, &cfg.beam_y) != 2) {
                 fprintf(stderr, "morgul %s: --beam-center X,Y in pixels\n", cmd);

@@ -78,6 +78,9 @@ static int setup_correction(run *r, const mg_run_config *cfg, mg_error *err)
         .beam_y = isnan(cfg->beam_y) ? r->geom.height / 2.0 : cfg->beam_y,
         .sensor_thickness_m = 320e-6,
         .calibration_file = cfg->calibration,
+        .rotation = cfg->rotation,
+        .omega_start = cfg->omega_start,
+        .omega_increment = cfg->omega_increment,
     };
     mg_nxmx_layout(&r->nx, &r->layout);
     return 0;

@@ -10,6 +10,10 @@
  * times, beam centre, distance, the depends_on chain and the module's
  * axes; the beam's wavelength; the sample; and an NXcollection "jungfrau"
  * with module names and the calibration file used.
+ *
+ * The sample: for a rotation series, /entry/sample/depends_on points to an
+ * omega axis (transformations/omega, degrees per frame, about -x as at most
+ * MX beamlines); otherwise it is "." (stills, e.g. serial crystallography).
  */
 #ifndef MORGUL_NXMX_H
 #define MORGUL_NXMX_H
@@ -30,6 +34,8 @@ typedef struct mg_nxmx_info {
     double count_time, frame_time; /* seconds */
     double sensor_thickness_m;     /* 320 um unless told */
     const char *calibration_file;
+    int rotation;                  /* a rotation series: omega per frame from start and increment */
+    double omega_start, omega_increment; /* degrees */
     char start_time[32];           /* ISO 8601, filled by mg_nxmx_layout */
 } mg_nxmx_info;
 

@@ -42,8 +42,9 @@ typedef struct mg_frame_layout {
     int rank;               /* of one frame: 2 or 3 */
     uint64_t dims[3];
     int elem;               /* MG_ELEM_* */
-    /* called with the open master file (an HDF5 hid_t) before it is closed */
-    int (*master_extra)(int64_t master, void *ctx);
+    /* called with the open master file (an HDF5 hid_t) and the number of
+     * frames written, before the master is closed */
+    int (*master_extra)(int64_t master, uint64_t frames, void *ctx);
     void *ctx;
 } mg_frame_layout;
 

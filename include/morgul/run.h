@@ -64,6 +64,8 @@ typedef struct mg_run_config {
     mg_geometry_config geometry; /* fill with mg_geometry_defaults first */
     double distance_mm;         /* 0: 100 mm */
     double beam_x, beam_y;      /* NaN: the image centre */
+    int rotation;               /* omega per frame: start + i * increment (degrees) */
+    double omega_start, omega_increment;
 } mg_run_config;
 
 typedef struct mg_run_summary {

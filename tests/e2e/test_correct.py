@@ -57,7 +57,7 @@ def test_real_frames_match_psi(raw_run):
 def test_nxmx_master(raw_run):
     d, raw, cal = raw_run
     morgul("correct", raw, "-c", cal, "--wavelength", 0.9998725680096795, "-o", d / "nx", "--distance", 120,
-           "--beam-center", "500.5,250")
+           "--beam-center", "500.5,250", "--omega", "10,0.1", "--overwrite")
     flat = d / "flat_master.h5"
     if not flat.exists():
         morgul("correct", raw, "-c", cal, "--energy", 12.4, "-o", d / "flat", "--raw-layout")
@@ -92,6 +92,12 @@ def test_nxmx_master(raw_run):
         # the records of the packet path came along
         assert list(f[det + "/jungfrau/frames/packets_received"][:, 0]) == [128] * 10
         assert f[det + "/jungfrau/detector/module_name"][0] == b"M420"
+        # a rotation series: omega per frame
+        assert f["entry/sample/depends_on"][()] == b"/entry/sample/transformations/omega"
+        omega = f["entry/sample/transformations/omega"]
+        np.testing.assert_allclose(omega[()], 10 + 0.1 * np.arange(10))
+        assert units("entry/sample/transformations/omega") == "deg"
+        assert omega.attrs["transformation_type"] in (b"rotation", "rotation")
         # images: the expanded module of the flat one, rows flipped, big pixels split
         img, flat_img = f["entry/data/data"][3], g["entry/data/data"][3]
         assert img.shape == (514, 1030)
