@@ -210,6 +210,39 @@ static int make_capture(const char *path, int nmod, uint64_t frames, const char 
     return 0;
 }
 
+/* One replay of the capture through the whole path; returns module-frames/s
+ * (0 on failure).  `out` NULL: no files; `cal`: inline correction to int16
+ * photons at 12.4 keV. */
+static double replay_pass(const mg_detector *det, const char *cap, const char *out, int loops, const char *cal,
+                          mg_run_summary *sum)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (out)
+        remove_prefix(out);
+    mg_run_config rc;
+    memset(&rc, 0, sizeof rc);
+    rc.det = *det;
+    rc.check_position = 1;
+    rc.output = out;
+    rc.overwrite = 1;
+    rc.workers = ncpu > 1 ? (int)ncpu : 1;
+    rc.quiet = 1;
+    rc.pcap = cap;
+    rc.loops = loops;
+    rc.log = stderr;
+    rc.calibration = cal;
+    rc.energy_kev = 12.4;
+    mg_geometry_defaults(&rc.geometry);
+    rc.beam_x = rc.beam_y = NAN;
+    mg_error e = {0};
+    memset(sum, 0, sizeof *sum);
+    if (mg_run_replay(&rc, sum, &e)) {
+        fprintf(stderr, "morgul bench replay: %s\n", e.message);
+        return 0;
+    }
+    return (double)(sum->frames.frames_complete + sum->frames.frames_partial) * det->nmodules / sum->seconds;
+}
+
 static int bench_replay(const char *frames_dir, int loops, int warm_gb, int markdown)
 {
     char dir[256], cap[512], out[512];
@@ -253,28 +286,12 @@ static int bench_replay(const char *frames_dir, int loops, int warm_gb, int mark
     /* pass 0-2 write files, 3-4 do not: the difference is what tmpfs costs */
     for (int pass = 0; pass < 5; pass++) {
         int write = pass < 3;
-        remove_prefix(out);
-        mg_run_config rc;
-        memset(&rc, 0, sizeof rc);
-        rc.det = det;
-        rc.check_position = 1;
-        rc.output = write ? out : NULL;
-        rc.overwrite = 1;
-        rc.workers = ncpu > 1 ? (int)ncpu : 1;
-        rc.quiet = 1;
-        rc.pcap = cap;
-        rc.loops = loops;
-        rc.log = stderr;
-        mg_error e = {0};
         mg_run_summary s1;
-        memset(&s1, 0, sizeof s1);
-        if (mg_run_replay(&rc, &s1, &e)) {
-            fprintf(stderr, "morgul bench replay: %s\n", e.message);
+        double mf = replay_pass(&det, cap, write ? out : NULL, loops, NULL, &s1);
+        if (mf <= 0)
             return 1;
-        }
         if (write)
             sum = s1;
-        double mf = (double)(s1.frames.frames_complete + s1.frames.frames_partial) * 2 / s1.seconds;
         if (pass == 0)
             first = mf;
         if (mf > best[!write])
@@ -305,30 +322,8 @@ static int bench_replay(const char *frames_dir, int loops, int warm_gb, int mark
         have_cal = !mg_calib_write(cal, &cb, NULL);
     mg_calib_free(&cb);
     for (int pass = 0; pass < 3 && have_cal; pass++) {
-        remove_prefix(out);
-        mg_run_config rc;
-        memset(&rc, 0, sizeof rc);
-        rc.det = det;
-        rc.check_position = 1;
-        rc.output = out;
-        rc.overwrite = 1;
-        rc.workers = ncpu > 1 ? (int)ncpu : 1;
-        rc.quiet = 1;
-        rc.pcap = cap;
-        rc.loops = loops;
-        rc.log = stderr;
-        rc.calibration = cal;
-        rc.energy_kev = 12.4;
-        mg_geometry_defaults(&rc.geometry);
-        rc.beam_x = rc.beam_y = NAN;
-        mg_error e = {0};
         mg_run_summary s1;
-        memset(&s1, 0, sizeof s1);
-        if (mg_run_replay(&rc, &s1, &e)) {
-            fprintf(stderr, "morgul bench replay (corrected): %s\n", e.message);
-            break;
-        }
-        double mf = (double)(s1.frames.frames_complete + s1.frames.frames_partial) * 2 / s1.seconds;
+        double mf = replay_pass(&det, cap, out, loops, cal, &s1);
         if (mf > best_corr)
             best_corr = mf;
     }
