@@ -12,6 +12,7 @@
 
 #include "morgul/convert.h"
 #include "morgul/h5filter.h"
+#include "morgul/h5util.h"
 #include "morgul/jungfrau.h"
 
 #define P ((size_t)MG_MODULE_PIXELS)
@@ -326,27 +327,6 @@ static int write_ds(hid_t g, const char *name, int rank, const hsize_t *dims, hi
     return rc;
 }
 
-static void put_int_attr(hid_t loc, const char *name, int v)
-{
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, H5T_STD_I32LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, H5T_NATIVE_INT, &v);
-    H5Aclose(a);
-    H5Sclose(s);
-}
-
-static void put_str_attr(hid_t loc, const char *name, const char *v)
-{
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v) + 1);
-    hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, v);
-    H5Aclose(a);
-    H5Tclose(t);
-    H5Sclose(s);
-}
-
 int mg_calib_write(const char *path, const mg_calibration *c, mg_error *err)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -357,8 +337,8 @@ int mg_calib_write(const char *path, const mg_calibration *c, mg_error *err)
     if (f < 0)
         return mg_error_set(err, MG_EIO, "cannot create %s: %s", tmp, strerror(errno));
     int bad = 0;
-    put_str_attr(f, "detector", c->detector[0] ? c->detector : "jungfrau");
-    put_str_attr(f, "morgul_version", MG_VERSION);
+    mg_h5_attr_str(f, "detector", c->detector[0] ? c->detector : "jungfrau");
+    mg_h5_attr_str(f, "morgul_version", MG_VERSION);
     for (int m = 0; m < c->nmodules && !bad; m++) {
         const mg_module_calib *x = &c->modules[m];
         hid_t g = H5Gcreate2(f, x->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -366,9 +346,9 @@ int mg_calib_write(const char *path, const mg_calibration *c, mg_error *err)
             bad = 1;
             break;
         }
-        put_str_attr(g, "name", x->name);
-        put_int_attr(g, "row", x->row);
-        put_int_attr(g, "column", x->column);
+        mg_h5_attr_str(g, "name", x->name);
+        mg_h5_attr_int(g, "row", x->row);
+        mg_h5_attr_int(g, "column", x->column);
         if (x->pedestal)
             bad |= write_ds(g, "pedestal", 3, DIM3, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x->pedestal);
         if (x->pedestal_rms)

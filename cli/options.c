@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "morgul/cli.h"
+#include "morgul/convert.h"
 
 int mg_opt_u64(const char *cmd, const char *opt, const char *v, uint64_t *out)
 {
@@ -102,6 +103,71 @@ int mg_detopt_build(const mg_detopt *o, mg_detector *det, mg_error *err)
         return mg_detector_load(det, o->config, err);
     }
     return mg_detector_simple(det, o->name, o->modules, o->interfaces, o->host, o->port, o->names, err);
+}
+
+const char *const mg_corropt_names[MG_CORROPT_COUNT] = {
+    "calibration", "energy", "wavelength", "type", "keV", "raw-layout", "mask-big",
+    "gap-rows", "gap-cols", "no-flip", "distance", "beam-center", "omega"};
+const int mg_corropt_has_arg[MG_CORROPT_COUNT] = {1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 1, 1};
+
+void mg_corropt_init(mg_corropt *o)
+{
+    memset(o, 0, sizeof *o);
+    mg_geometry_defaults(&o->geometry);
+    o->distance_mm = 100;
+    o->beam_x = o->beam_y = NAN;
+}
+
+static int pair(const char *cmd, const char *opt, const char *v, double *a, double *b)
+{
+    if (sscanf(v, "%lf,%lf", a, b) != 2 || !isfinite(*a) || !isfinite(*b)) {
+        fprintf(stderr, "morgul %s: %s '%s': give two numbers, A,B\n", cmd, opt, v);
+        return -1;
+    }
+    return 0;
+}
+
+int mg_corropt_take(mg_corropt *o, const char *cmd, int i, const char *v)
+{
+    switch (i) {
+    case 0: o->calibration = v; return 0;
+    case 1: return mg_opt_double(cmd, "--energy", v, 0.1, 1000, &o->energy_kev);
+    case 2: return mg_opt_double(cmd, "--wavelength", v, 0.01, 100, &o->wavelength);
+    case 3:
+        if (!strcmp(v, "int16"))
+            o->type = 0;
+        else if (!strcmp(v, "int32"))
+            o->type = 1;
+        else if (!strcmp(v, "float32"))
+            o->type = 2;
+        else {
+            fprintf(stderr, "morgul %s: --type is int16, int32 or float32\n", cmd);
+            return -1;
+        }
+        return 0;
+    case 4: o->kev = 1; return 0;
+    case 5: o->geometry.raw_layout = 1; return 0;
+    case 6: o->geometry.mask_big = 1; return 0;
+    case 7: return mg_opt_int(cmd, "--gap-rows", v, 0, 10000, &o->geometry.gap_rows);
+    case 8: return mg_opt_int(cmd, "--gap-cols", v, 0, 10000, &o->geometry.gap_cols);
+    case 9: o->geometry.flip_rows = 0; return 0;
+    case 10: return mg_opt_double(cmd, "--distance", v, 1, 1e6, &o->distance_mm);
+    case 11: return pair(cmd, "--beam-center", v, &o->beam_x, &o->beam_y);
+    case 12: o->rotation = 1; return pair(cmd, "--omega", v, &o->omega_start, &o->omega_increment);
+    default: return -1;
+    }
+}
+
+int mg_corropt_energy(mg_corropt *o, const char *cmd)
+{
+    if (o->wavelength > 0) {
+        if (o->energy_kev > 0) {
+            fprintf(stderr, "morgul %s: give --energy or --wavelength, not both\n", cmd);
+            return -1;
+        }
+        o->energy_kev = mg_energy_from_wavelength(o->wavelength);
+    }
+    return 0;
 }
 
 static _Atomic int stop_flag;

@@ -43,8 +43,7 @@ static void usage(FILE *out)
             "  --overwrite                 replace existing output files\n");
 }
 
-enum { O_ENERGY = 1000, O_WL, O_TYPE, O_KEV, O_RAW, O_MASKBIG, O_GR, O_GC, O_NOFLIP, O_DIST, O_BEAM, O_FPF, O_OVER,
-       O_CONFIG, O_NAMES, O_OMEGA };
+enum { O_FPF = 1000, O_OVER, O_CONFIG, O_NAMES, O_CORR /* + mg_corropt index */ };
 
 /* A double scalar of the file, or `dflt`. */
 static double scalar(hid_t f, const char *name, double dflt)
@@ -76,101 +75,49 @@ static int read_all(hid_t f, const char *path, hid_t mtype, void *buf, size_t n)
 
 int mg_cmd_correct(int argc, char **argv)
 {
-    static struct option opts[] = {
-        {"calibration", required_argument, 0, 'c'}, {"output", required_argument, 0, 'o'},
-        {"energy", required_argument, 0, O_ENERGY}, {"wavelength", required_argument, 0, O_WL},
-        {"type", required_argument, 0, O_TYPE},     {"keV", no_argument, 0, O_KEV},
-        {"raw-layout", no_argument, 0, O_RAW},      {"mask-big", no_argument, 0, O_MASKBIG},
-        {"gap-rows", required_argument, 0, O_GR},   {"gap-cols", required_argument, 0, O_GC},
-        {"no-flip", no_argument, 0, O_NOFLIP},      {"distance", required_argument, 0, O_DIST},
-        {"beam-center", required_argument, 0, O_BEAM}, {"frames-per-file", required_argument, 0, O_FPF},
+    struct option opts[8 + MG_CORROPT_COUNT] = {
+        {"output", required_argument, 0, 'o'},      {"frames-per-file", required_argument, 0, O_FPF},
         {"overwrite", no_argument, 0, O_OVER},      {"help", no_argument, 0, 'h'},
-        {"config", required_argument, 0, O_CONFIG}, {"module-names", required_argument, 0, O_NAMES},
-        {"omega", required_argument, 0, O_OMEGA},
-        {0, 0, 0, 0}};
-    const char *cal = NULL, *out = NULL, *config = NULL, *mnames = NULL;
-    double energy = 0, wl = 0, dist_mm = 100, bx = NAN, by = NAN;
-    mg_out_type type = MG_OUT_INT16;
-    int kev = 0, overwrite = 0, c, rotation = 0;
-    double om0 = 0, omd = 0;
+        {"config", required_argument, 0, O_CONFIG}, {"module-names", required_argument, 0, O_NAMES}};
+    for (int i = 0; i < MG_CORROPT_COUNT; i++)
+        opts[6 + i] = (struct option){mg_corropt_names[i], mg_corropt_has_arg[i] ? required_argument : no_argument, 0,
+                                      O_CORR + i};
+    const char *out = NULL, *config = NULL, *mnames = NULL;
+    mg_corropt co;
+    mg_corropt_init(&co);
+    int overwrite = 0, c;
     uint64_t fpf = 0;
-    mg_geometry_config gc;
-    mg_geometry_defaults(&gc);
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': cal = optarg; break;
+        case 'c': co.calibration = optarg; break;
         case 'o': out = optarg; break;
-        case O_ENERGY:
-            if (mg_opt_double("correct", "--energy", optarg, 0.1, 1000, &energy))
-                return 2;
-            break;
-        case O_WL:
-            if (mg_opt_double("correct", "--wavelength", optarg, 0.01, 100, &wl))
-                return 2;
-            break;
-        case O_TYPE:
-            if (!strcmp(optarg, "int16"))
-                type = MG_OUT_INT16;
-            else if (!strcmp(optarg, "int32"))
-                type = MG_OUT_INT32;
-            else if (!strcmp(optarg, "float32"))
-                type = MG_OUT_FLOAT32;
-            else {
-                fprintf(stderr, "morgul correct: --type is int16, int32 or float32\n");
-                return 2;
-            }
-            break;
-        case O_KEV: kev = 1; break;
-        case O_RAW: gc.raw_layout = 1; break;
-        case O_MASKBIG: gc.mask_big = 1; break;
-        case O_GR:
-            if (mg_opt_int("correct", "--gap-rows", optarg, 0, 10000, &gc.gap_rows))
-                return 2;
-            break;
-        case O_GC:
-            if (mg_opt_int("correct", "--gap-cols", optarg, 0, 10000, &gc.gap_cols))
-                return 2;
-            break;
-        case O_NOFLIP: gc.flip_rows = 0; break;
-        case O_DIST:
-            if (mg_opt_double("correct", "--distance", optarg, 1, 1e6, &dist_mm))
-                return 2;
-            break;
-        case O_BEAM:
-            if (sscanf(optarg, "%lf,%lf", &bx, &by) != 2) {
-                fprintf(stderr, "morgul correct: --beam-center X,Y in pixels\n");
-                return 2;
-            }
-            break;
         case O_FPF:
             if (mg_opt_u64("correct", "--frames-per-file", optarg, &fpf))
                 return 2;
             break;
         case O_OVER: overwrite = 1; break;
         case O_CONFIG: config = optarg; break;
-        case O_OMEGA:
-            if (sscanf(optarg, "%lf,%lf", &om0, &omd) != 2 || !isfinite(om0) || !isfinite(omd)) {
-                fprintf(stderr, "morgul correct: --omega START,INCREMENT in degrees\n");
-                return 2;
-            }
-            rotation = 1;
-            break;
-        case O_NAMES: mnames = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: return 2;
+        default:
+            if (c >= O_CORR && c < O_CORR + MG_CORROPT_COUNT) {
+                if (mg_corropt_take(&co, "correct", c - O_CORR, optarg))
+                    return 2;
+                break;
+            }
+            return 2;
         }
     }
+    const char *cal = co.calibration;
+    if (mg_corropt_energy(&co, "correct"))
+        return 2;
+    const double energy = co.energy_kev;
+    const mg_out_type type = (mg_out_type)co.type;
+    const int kev = co.kev;
     if (optind >= argc || argc - optind > MG_MAX_MODULES || !cal || !out) {
         fprintf(stderr, "morgul correct: give the raw file(s), -c CALIBRATION.h5 and -o PREFIX (see --help)\n");
         return 2;
     }
-    if (energy > 0 && wl > 0) {
-        fprintf(stderr, "morgul correct: give --energy or --wavelength, not both\n");
-        return 2;
-    }
-    if (wl > 0)
-        energy = mg_energy_from_wavelength(wl);
     if (!(energy > 0)) {
         fprintf(stderr, "morgul correct: the photon energy is needed: --energy KEV or --wavelength A\n");
         return 2;
@@ -332,7 +279,7 @@ int mg_cmd_correct(int argc, char **argv)
             goto done;
         }
     }
-    if ((rc = mg_geometry_init(&geom, &det, &gc, &err)))
+    if ((rc = mg_geometry_init(&geom, &det, &co.geometry, &err)))
         goto done;
     /* per-frame records and times from the raw file */
     recs = calloc(nframes * nmod + 1, sizeof *recs);
@@ -379,18 +326,18 @@ int mg_cmd_correct(int argc, char **argv)
         .kev = kev,
         .pixel_mask = pmask,
         .energy_kev = energy,
-        .distance_m = dist_mm / 1000,
-        .beam_x = isnan(bx) ? geom.width / 2.0 : bx,
-        .beam_y = isnan(by) ? geom.height / 2.0 : by,
+        .distance_m = co.distance_mm / 1000,
+        .beam_x = isnan(co.beam_x) ? geom.width / 2.0 : co.beam_x,
+        .beam_y = isnan(co.beam_y) ? geom.height / 2.0 : co.beam_y,
         .count_time = nframes ? recs[0].exposure_length * 1e-7 : 0,
         .frame_time = nframes > 1 && recs[nmod].timestamp > recs[0].timestamp
                           ? (double)(recs[nmod].timestamp - recs[0].timestamp) * 1e-7
                           : 0,
         .sensor_thickness_m = 320e-6,
         .calibration_file = cal,
-        .rotation = rotation,
-        .omega_start = om0,
-        .omega_increment = omd,
+        .rotation = co.rotation,
+        .omega_start = co.omega_start,
+        .omega_increment = co.omega_increment,
     };
     mg_frame_layout layout;
     mg_nxmx_layout(&info, &layout);

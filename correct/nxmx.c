@@ -7,24 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "morgul/h5util.h"
 #include "morgul/jungfrau.h"
 
 #define PIXEL_M 75e-6
 #define DET "entry/instrument/detector"
-
-static void attr_str(hid_t loc, const char *name, const char *v)
-{
-    if (H5Aexists(loc, name) > 0)
-        H5Adelete(loc, name);
-    hid_t s = H5Screate(H5S_SCALAR), t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v) + 1);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
-    hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, v);
-    H5Aclose(a);
-    H5Tclose(t);
-    H5Sclose(s);
-}
 
 static void attr_vec(hid_t loc, const char *name, const double *v, int n)
 {
@@ -46,7 +33,7 @@ static hid_t group(hid_t f, const char *path, const char *nx_class)
         H5Pclose(lcpl);
     }
     if (g >= 0)
-        attr_str(g, "NX_class", nx_class);
+        mg_h5_attr_str(g, "NX_class", nx_class);
     return g;
 }
 
@@ -58,7 +45,7 @@ static hid_t scalar_f64(hid_t g, const char *name, double v, const char *units)
     if (d >= 0) {
         H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v);
         if (units)
-            attr_str(d, "units", units);
+            mg_h5_attr_str(d, "units", units);
     }
     H5Sclose(s);
     return d;
@@ -114,12 +101,12 @@ static void axis(hid_t g, const char *name, double value, const char *depends_on
     hid_t d = scalar_f64(g, name, value, "m");
     if (d < 0)
         return;
-    attr_str(d, "depends_on", depends_on);
-    attr_str(d, "transformation_type", "translation");
+    mg_h5_attr_str(d, "depends_on", depends_on);
+    mg_h5_attr_str(d, "transformation_type", "translation");
     attr_vec(d, "vector", vector, 3);
     if (offset) {
         attr_vec(d, "offset", offset, 3);
-        attr_str(d, "offset_units", "m");
+        mg_h5_attr_str(d, "offset_units", "m");
     }
     H5Dclose(d);
 }
@@ -132,11 +119,11 @@ static int write_master(int64_t file, uint64_t frames, void *ctx)
     hid_t entry = group(f, "entry", "NXentry");
     if (entry < 0)
         return -1;
-    attr_str(entry, "default", "data");
+    mg_h5_attr_str(entry, "default", "data");
     put_str(entry, "definition", "NXmx");
     put_str(entry, "start_time", in->start_time);
     hid_t data = group(f, "entry/data", "NXdata");
-    attr_str(data, "signal", "data");
+    mg_h5_attr_str(data, "signal", "data");
     H5Gclose(data);
     hid_t instr = group(f, "entry/instrument", "NXinstrument");
     put_str(instr, "name", "JUNGFRAU (morgul)");
@@ -227,9 +214,9 @@ static int write_master(int64_t file, uint64_t frames, void *ctx)
         if (od >= 0) {
             H5Dwrite(od, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, om);
             const double axis_vec[3] = {-1, 0, 0};
-            attr_str(od, "units", "deg");
-            attr_str(od, "depends_on", ".");
-            attr_str(od, "transformation_type", "rotation");
+            mg_h5_attr_str(od, "units", "deg");
+            mg_h5_attr_str(od, "depends_on", ".");
+            mg_h5_attr_str(od, "transformation_type", "rotation");
             attr_vec(od, "vector", axis_vec, 3);
             H5Dclose(od);
             hid_t id = scalar_f64(tr2, "omega_increment_set", in->omega_increment, "deg");

@@ -14,6 +14,7 @@
 
 #include "morgul/bitshuffle.h"
 #include "morgul/h5filter.h"
+#include "morgul/h5util.h"
 
 #define META_BLOCK 256 /* frames of metadata buffered before a write */
 #define DATA_GROW 64   /* frames the data extent grows by */
@@ -177,22 +178,6 @@ static int write_detector(hid_t loc, const char *path, const mg_detector *det)
     return rc;
 }
 
-static int set_version_attr(hid_t file)
-{
-    hid_t str = H5Tcopy(H5T_C_S1);
-    H5Tset_size(str, 32);
-    hid_t s1 = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(file, "morgul_version", str, s1, H5P_DEFAULT, H5P_DEFAULT);
-    char v[32] = {0};
-    snprintf(v, sizeof v, "%s", MG_VERSION);
-    int rc = a >= 0 && H5Awrite(a, str, v) >= 0 ? 0 : -1;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(s1);
-    H5Tclose(str);
-    return rc;
-}
-
 /* Sets aside disk space, so that when the disk fills up the data file's
  * records and the master file can still be written: every frame written
  * before stays readable. */
@@ -248,7 +233,7 @@ static int open_data_file(mg_rawfile *f, mg_error *err)
         bad |= f->meta[i] < 0;
     }
     bad |= write_detector(f->file, f->det_path, f->cfg.det) < 0;
-    bad |= set_version_attr(f->file) < 0;
+    bad |= mg_h5_attr_str(f->file, "morgul_version", MG_VERSION) < 0;
     f->in_file = f->data_extent = f->meta_written = 0;
     if (bad)
         return mg_error_set(err, MG_EIO, "cannot lay out datasets in %s", path);
@@ -525,7 +510,7 @@ int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error 
             bad |= make_vds(f, m, f->meta_path[i], meta_type(i), rank, t);
         }
         bad |= write_detector(m, f->det_path, f->cfg.det) < 0;
-        bad |= set_version_attr(m) < 0;
+        bad |= mg_h5_attr_str(m, "morgul_version", MG_VERSION) < 0;
         hid_t g = H5Gcreate2(m, "run", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         hid_t s1 = H5Screate(H5S_SCALAR);
         for (int i = 0; i < n && g >= 0; i++) {

@@ -47,14 +47,15 @@ static const char *const run_help =
 enum {
     O_NOWRITE = 1000, O_OVERWRITE, O_FPF, O_WORKERS, O_SCALAR, O_WINDOW, O_BUFFERS, O_ALIGN, O_NOPOS, O_IDLE,
     O_PROGRESS, O_CPUS, O_NOPIN, O_TOPO, O_RCVBUF, O_BATCH, O_REALTIME, O_SPEED, O_SEND, O_HELP, O_ACCEL, O_LOOPS,
-    O_CAL, O_ENERGY, O_WL, O_TYPE, O_KEV, O_RAWL, O_MASKBIG, O_GR, O_GC, O_NOFLIP, O_DIST, O_BEAM, O_OMEGA,
-    O_DET /* detector options: O_DET + index */
+    O_CORR, /* + mg_corropt index */
+    O_DET = O_CORR + MG_CORROPT_COUNT /* detector options: O_DET + index */
 };
 
 static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
                                         "detector-name"};
 
-static struct option opts[] = {
+/* the correction options (mg_corropt) are added after these at run time */
+static struct option opts[48 + MG_CORROPT_COUNT] = {
     {"output", required_argument, 0, 'o'},  {"no-write", no_argument, 0, O_NOWRITE},
     {"overwrite", no_argument, 0, O_OVERWRITE}, {"frames-per-file", required_argument, 0, O_FPF},
     {"workers", required_argument, 0, O_WORKERS}, {"scalar", no_argument, 0, O_SCALAR},
@@ -68,17 +69,10 @@ static struct option opts[] = {
     {"speed", required_argument, 0, O_SPEED}, {"send", required_argument, 0, O_SEND},
     {"help", no_argument, 0, 'h'}, {"lz4-acceleration", required_argument, 0, O_ACCEL},
     {"loops", required_argument, 0, O_LOOPS},
-    {"calibration", required_argument, 0, O_CAL}, {"energy", required_argument, 0, O_ENERGY},
-    {"wavelength", required_argument, 0, O_WL}, {"type", required_argument, 0, O_TYPE},
-    {"keV", no_argument, 0, O_KEV}, {"raw-layout", no_argument, 0, O_RAWL},
-    {"mask-big", no_argument, 0, O_MASKBIG}, {"gap-rows", required_argument, 0, O_GR},
-    {"gap-cols", required_argument, 0, O_GC}, {"no-flip", no_argument, 0, O_NOFLIP},
-    {"distance", required_argument, 0, O_DIST}, {"beam-center", required_argument, 0, O_BEAM},
-    {"omega", required_argument, 0, O_OMEGA},
     {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
     {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
     {"port", required_argument, 0, O_DET + 4}, {"module-names", required_argument, 0, O_DET + 5},
-    {"detector-name", required_argument, 0, O_DET + 6}, {0, 0, 0, 0},
+    {"detector-name", required_argument, 0, O_DET + 6},
 };
 
 typedef enum { CMD_RECEIVE, CMD_REPLAY, CMD_PLAN } which;
@@ -119,9 +113,14 @@ static int run_cmd(which w, int argc, char **argv)
     memset(&cfg, 0, sizeof cfg);
     cfg.check_position = 1;
     cfg.speed = 1;
-    mg_geometry_defaults(&cfg.geometry);
-    cfg.beam_x = cfg.beam_y = NAN;
-    double wl = 0;
+    mg_corropt co;
+    mg_corropt_init(&co);
+    int base = 0;
+    while (opts[base].name && opts[base].val != O_CORR) /* the first free entry (or our earlier fill) */
+        base++;
+    for (int i = 0; i < MG_CORROPT_COUNT; i++)
+        opts[base + i] = (struct option){mg_corropt_names[i], mg_corropt_has_arg[i] ? required_argument : no_argument,
+                                       0, O_CORR + i};
     mg_detopt dopt;
     mg_detopt_init(&dopt);
     const char *send = NULL;
@@ -162,41 +161,6 @@ static int run_cmd(which w, int argc, char **argv)
         case O_SEND: send = optarg; break;
         case O_ACCEL: bad |= mg_opt_int(cmd, "--lz4-acceleration", optarg, 1, 65537, &cfg.lz4_acceleration); break;
         case O_LOOPS: bad |= mg_opt_int(cmd, "--loops", optarg, 1, 1000000, &cfg.loops); break;
-        case O_CAL: cfg.calibration = optarg; break;
-        case O_ENERGY: bad |= mg_opt_double(cmd, "--energy", optarg, 0.1, 1000, &cfg.energy_kev); break;
-        case O_WL: bad |= mg_opt_double(cmd, "--wavelength", optarg, 0.01, 100, &wl); break;
-        case O_TYPE:
-            if (!strcmp(optarg, "int16"))
-                cfg.out_type = MG_OUT_INT16;
-            else if (!strcmp(optarg, "int32"))
-                cfg.out_type = MG_OUT_INT32;
-            else if (!strcmp(optarg, "float32"))
-                cfg.out_type = MG_OUT_FLOAT32;
-            else {
-                fprintf(stderr, "morgul %s: --type is int16, int32 or float32\n", cmd);
-                bad = 1;
-            }
-            break;
-        case O_KEV: cfg.kev = 1; break;
-        case O_RAWL: cfg.geometry.raw_layout = 1; break;
-        case O_MASKBIG: cfg.geometry.mask_big = 1; break;
-        case O_GR: bad |= mg_opt_int(cmd, "--gap-rows", optarg, 0, 10000, &cfg.geometry.gap_rows); break;
-        case O_GC: bad |= mg_opt_int(cmd, "--gap-cols", optarg, 0, 10000, &cfg.geometry.gap_cols); break;
-        case O_NOFLIP: cfg.geometry.flip_rows = 0; break;
-        case O_DIST: bad |= mg_opt_double(cmd, "--distance", optarg, 1, 1e6, &cfg.distance_mm); break;
-        case O_OMEGA:
-            if (sscanf(optarg, "%lf,%lf", &cfg.omega_start, &cfg.omega_increment) != 2) {
-                fprintf(stderr, "morgul %s: --omega START,INCREMENT in degrees\n", cmd);
-                bad = 1;
-            }
-            cfg.rotation = 1;
-            break;
-        case O_BEAM:
-            if (sscanf(optarg, "%lf,%lf", &cfg.beam_x, &cfg.beam_y) != 2) {
-                fprintf(stderr, "morgul %s: --beam-center X,Y in pixels\n", cmd);
-                bad = 1;
-            }
-            break;
         case 'h': usage(w, stdout); return 0;
         default:
             if (c >= O_DET && c < O_DET + 7) {
@@ -204,19 +168,28 @@ static int run_cmd(which w, int argc, char **argv)
                     bad = 1;
                 break;
             }
+            if (c >= O_CORR && c < O_CORR + MG_CORROPT_COUNT) {
+                if (mg_corropt_take(&co, cmd, c - O_CORR, optarg))
+                    bad = 1;
+                break;
+            }
             fprintf(stderr, "morgul %s: see 'morgul %s --help'\n", cmd, cmd);
             return 2;
         }
     }
-    if (bad)
+    if (bad || mg_corropt_energy(&co, cmd))
         return 2;
-    if (wl > 0) {
-        if (cfg.energy_kev > 0) {
-            fprintf(stderr, "morgul %s: give --energy or --wavelength, not both\n", cmd);
-            return 2;
-        }
-        cfg.energy_kev = mg_energy_from_wavelength(wl);
-    }
+    cfg.calibration = co.calibration;
+    cfg.energy_kev = co.energy_kev;
+    cfg.kev = co.kev;
+    cfg.out_type = co.type;
+    cfg.geometry = co.geometry;
+    cfg.distance_mm = co.distance_mm;
+    cfg.beam_x = co.beam_x;
+    cfg.beam_y = co.beam_y;
+    cfg.rotation = co.rotation;
+    cfg.omega_start = co.omega_start;
+    cfg.omega_increment = co.omega_increment;
     if (cfg.calibration && !(cfg.energy_kev > 0)) {
         fprintf(stderr, "morgul %s: --calibration needs the photon energy: --energy KEV or --wavelength A\n", cmd);
         return 2;

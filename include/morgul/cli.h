@@ -10,6 +10,7 @@
 
 #include "morgul/detector.h"
 #include "morgul/error.h"
+#include "morgul/geometry.h"
 
 int mg_cmd_simulate(int argc, char **argv);
 int mg_cmd_receive(int argc, char **argv);
@@ -42,6 +43,32 @@ void mg_detopt_init(mg_detopt *o);
 int mg_detopt_take(mg_detopt *o, const char *cmd, const char *opt, const char *val);
 int mg_detopt_build(const mg_detopt *o, mg_detector *det, mg_error *err);
 extern const char *const mg_detopt_help;
+
+/* The correction options `morgul correct`, `receive` and `replay` share:
+ *   --calibration FILE --energy KEV | --wavelength A --type T --keV
+ *   --raw-layout --mask-big --gap-rows N --gap-cols N --no-flip
+ *   --distance MM --beam-center X,Y --omega START,INCREMENT
+ * mg_corropt_names[i] is option i's name, mg_corropt_has_arg[i] whether it
+ * takes a value; mg_corropt_take(o, cmd, i, val) parses it (0, or -1 after
+ * printing why not).  mg_corropt_energy turns a wavelength into the energy
+ * and refuses both at once (-1 with a message). */
+#define MG_CORROPT_COUNT 13
+extern const char *const mg_corropt_names[MG_CORROPT_COUNT];
+extern const int mg_corropt_has_arg[MG_CORROPT_COUNT];
+
+typedef struct mg_corropt {
+    const char *calibration;
+    double energy_kev, wavelength;
+    int kev, type; /* type: mg_out_type */
+    mg_geometry_config geometry;
+    double distance_mm, beam_x, beam_y; /* distance 100 mm, beam NaN (the image centre) unless given */
+    int rotation;
+    double omega_start, omega_increment;
+} mg_corropt;
+
+void mg_corropt_init(mg_corropt *o);
+int mg_corropt_take(mg_corropt *o, const char *cmd, int i, const char *val);
+int mg_corropt_energy(mg_corropt *o, const char *cmd);
 
 /* SIGINT and SIGTERM raise the returned flag instead of killing the process;
  * a second signal kills it as usual. */

@@ -1,0 +1,15 @@
+/* morgul/h5util.h - the few HDF5 attribute helpers every file morgul
+ * writes uses (raw frames, NXmx, calibration).  Each returns 0 or -1. */
+#ifndef MORGUL_H5UTIL_H
+#define MORGUL_H5UTIL_H
+
+#include <hdf5.h>
+
+/* A scalar string attribute (NUL-terminated, exactly as long as v),
+ * replacing one of the same name. */
+int mg_h5_attr_str(hid_t loc, const char *name, const char *v);
+
+/* A scalar 32-bit integer attribute. */
+int mg_h5_attr_int(hid_t loc, const char *name, int v);
+
+#endif
