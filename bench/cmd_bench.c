@@ -156,10 +156,10 @@ static void warm_memory(int gb)
     }
 }
 
-/* A scratch directory on tmpfs for captures and outputs. */
-static int scratch_dir(char *dir, size_t cap)
+/* A scratch directory for captures and outputs under `base` (a tmpfs). */
+static int scratch_dir(const char *base, char *dir, size_t cap)
 {
-    snprintf(dir, cap, "/dev/shm/morgul-bench-%d", (int)getpid());
+    snprintf(dir, cap, "%s/morgul-bench-%d", base, (int)getpid());
     if (mkdir(dir, 0700) && errno != EEXIST) {
         fprintf(stderr, "morgul bench: cannot create %s: %s\n", dir, strerror(errno));
         return -1;
@@ -243,10 +243,10 @@ static double replay_pass(const mg_detector *det, const char *cap, const char *o
     return (double)(sum->frames.frames_complete + sum->frames.frames_partial) * det->nmodules / sum->seconds;
 }
 
-static int bench_replay(const char *frames_dir, int loops, int warm_gb, int markdown)
+static int bench_replay(const char *frames_dir, const char *base, int loops, int warm_gb, int markdown)
 {
     char dir[256], cap[512], out[512];
-    if (scratch_dir(dir, sizeof dir))
+    if (scratch_dir(base, dir, sizeof dir))
         return 1;
     snprintf(cap, sizeof cap, "%s/replay.pcap", dir);
     snprintf(out, sizeof out, "%s/out", dir);
@@ -459,7 +459,7 @@ static int loopback_trial(const char *self, int nmod, uint64_t frames, double ra
     return res->ok ? 0 : -1;
 }
 
-static int bench_loopback(const char *frames_dir, int nmod, int warm_gb, int markdown)
+static int bench_loopback(const char *frames_dir, const char *base, int nmod, int warm_gb, int markdown)
 {
     char self[1024];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -467,7 +467,7 @@ static int bench_loopback(const char *frames_dir, int nmod, int warm_gb, int mar
         return 1;
     self[n] = 0;
     char dir[256];
-    if (scratch_dir(dir, sizeof dir))
+    if (scratch_dir(base, dir, sizeof dir))
         return 1;
     char files[8192];
     frame_file_list(frames_dir, files, sizeof files);
@@ -597,6 +597,7 @@ static int bench_usage(FILE *out)
                  "  --loops N          replay: passes over the 1000-frame capture (default 1)\n"
                  "  --modules N        loopback: modules of the simulated detector (default 1)\n"
                  "  --warm-memory GB   touch this much memory before timing (default 8; see docs/performance.md)\n"
+                 "  --scratch DIR      where captures and outputs go (default /dev/shm; a tmpfs)\n"
                  "  --markdown         also print table rows for docs/performance.md\n");
     return 0;
 }
@@ -606,9 +607,9 @@ int mg_cmd_bench(int argc, char **argv)
     static struct option opts[] = {{"frames-dir", required_argument, 0, 'd'}, {"seconds", required_argument, 0, 's'},
                                    {"reference", required_argument, 0, 'r'}, {"markdown", no_argument, 0, 'm'},
                                    {"loops", required_argument, 0, 'l'}, {"modules", required_argument, 0, 'M'},
-                                   {"warm-memory", required_argument, 0, 'W'},
+                                   {"warm-memory", required_argument, 0, 'W'}, {"scratch", required_argument, 0, 'S'},
                                    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *dir = "../shared/data/psi-mod5", *ref = REFERENCE_PLUGIN;
+    const char *dir = "../shared/data/psi-mod5", *ref = REFERENCE_PLUGIN, *base = "/dev/shm";
     double secs = 3;
     int md = 0, c, loops = 1, nmod = 1, warm = 8;
     optind = 1;
@@ -620,6 +621,7 @@ int mg_cmd_bench(int argc, char **argv)
                 return 2;
             break;
         case 'r': ref = optarg; break;
+        case 'S': base = optarg; break;
         case 'm': md = 1; break;
         case 'l':
             if (mg_opt_int("bench", "--loops", optarg, 1, 100000, &loops))
@@ -644,8 +646,8 @@ int mg_cmd_bench(int argc, char **argv)
     if (!strcmp(what, "convert") || !strcmp(what, "all"))
         rc |= bench_convert(dir, secs, md);
     if (!strcmp(what, "replay") || !strcmp(what, "all"))
-        rc |= bench_replay(dir, loops, warm, md);
+        rc |= bench_replay(dir, base, loops, warm, md);
     if (!strcmp(what, "loopback") || !strcmp(what, "all"))
-        rc |= bench_loopback(dir, nmod, warm, md);
+        rc |= bench_loopback(dir, base, nmod, warm, md);
     return rc;
 }

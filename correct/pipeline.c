@@ -1,14 +1,20 @@
 /* pipeline.c - collector and compressing, writing workers
  * (contract in morgul/pipeline.h).
  *
- * The collector deals frames round-robin to the workers with a sequence
- * number.  A worker compresses its frame into its own buffer, gives the
- * frame buffer back, waits for its turn (the sequence number of the next
- * frame to be written) and writes the chunk itself, then passes the turn
- * on.  The chunk is still in the worker's cache when it is written, there is
- * no writer thread to hand it to, and while one worker writes the others
- * compress.  The HDF5 library is not thread-safe; the turn makes its calls
- * strictly one at a time. */
+ * The collector deals frames with a sequence number to the worker with the
+ * fewest frames queued (a worker that shares its core with the receivers
+ * or the collector gets fewer).  A worker compresses its frame into one of its own output
+ * buffers, gives the frame buffer back and posts the chunk under its
+ * sequence number.  Chunks are written strictly in sequence order by
+ * whichever worker finds the next one posted: it takes the write lock and
+ * writes every consecutive posted chunk, so no worker sits idle waiting for
+ * its turn while a slower frame ahead of it is still being compressed (that
+ * wait cost a tenth of the workers' time).  A worker has OUTBUFS buffers, so
+ * it runs at most that many frames ahead of the writing, and the posting
+ * table has NPOSTED entries, so no chunk is posted further ahead than that.  There is no writer
+ * thread: the chunk is usually written by the worker that compressed it,
+ * while still in its cache.  The HDF5 library is not thread-safe; the write
+ * lock makes its calls strictly one at a time. */
 #include "morgul/pipeline.h"
 
 #include <pthread.h>
@@ -26,14 +32,27 @@ typedef struct job {
     mg_frame frame;
 } job;
 
+#define OUTBUFS 2
+#define NPOSTED 256
+
+/* A compressed frame waiting to be written. */
+typedef struct outbuf {
+    uint8_t *chunk;
+    mg_module_frame *modules; /* the frame's records */
+    int64_t n;                /* chunk bytes; 0: nothing to write (failed) */
+    int64_t index;
+    uint64_t seq;
+    _Atomic int busy;         /* posted and not yet written */
+} outbuf;
+
 typedef struct worker {
     mg_pipeline *p;
     int id;
     pthread_t th;
     mg_ring in;
     mg_bshuf_ctx *ctx;
-    uint8_t *chunk;           /* this worker's compressed frame */
-    mg_module_frame *modules; /* and its records */
+    outbuf out[OUTBUFS];
+    unsigned next_out;
     void *conv, *image;       /* corrected output: one module converted, the detector image */
     int started;
 } worker;
@@ -48,6 +67,8 @@ struct mg_pipeline {
     int collector_started;
     _Atomic uint64_t turn;     /* sequence number of the next frame to write */
     _Atomic uint32_t turn_gen; /* futex word: changes whenever turn does */
+    _Atomic(outbuf *) posted[NPOSTED]; /* [seq % NPOSTED]: chunks waiting for their turn */
+    pthread_mutex_t write_lock;
     _Atomic uint64_t written, discarded, raw, comp;
     _Atomic uint32_t fill_max;
     _Atomic int collector_done;
@@ -104,7 +125,13 @@ static void *collector_main(void *arg)
             atomic_store(&p->collector_done, 1);
             return NULL;
         }
+        /* the least-filled queue, looking from the one after the last pick */
         worker *w = &p->w[seq % (uint64_t)p->nw];
+        for (int k = 1; k < p->nw; k++) {
+            worker *o = &p->w[(seq + (uint64_t)k) % (uint64_t)p->nw];
+            if (mg_ring_fill(&o->in) < mg_ring_fill(&w->in))
+                w = o;
+        }
         job *j;
         while (!(j = mg_ring_claim(&w->in, 100000)))
             ;
@@ -118,21 +145,73 @@ static void *collector_main(void *arg)
     }
 }
 
-static void wait_turn(mg_pipeline *p, uint64_t seq)
+/* Waits until `b` has been written (turn_gen changes after every write). */
+static void wait_written(mg_pipeline *p, outbuf *b)
 {
-    while (atomic_load_explicit(&p->turn, memory_order_acquire) != seq) {
+    while (atomic_load(&b->busy)) {
         uint32_t g = atomic_load(&p->turn_gen);
-        if (atomic_load_explicit(&p->turn, memory_order_acquire) == seq)
+        if (!atomic_load(&b->busy))
             break;
         mg_futex_wait(&p->turn_gen, g, 2000);
     }
 }
 
-static void pass_turn(mg_pipeline *p, uint64_t seq)
+/* Waits until the posting entry of `seq` is free: it holds seq - NPOSTED
+ * until that is written, which needs nothing from this worker. */
+static void wait_post_free(mg_pipeline *p, uint64_t seq)
 {
-    atomic_store_explicit(&p->turn, seq + 1, memory_order_release);
-    atomic_fetch_add(&p->turn_gen, 1);
-    mg_futex_wake_all(&p->turn_gen);
+    while (atomic_load(&p->posted[seq % NPOSTED])) {
+        uint32_t g = atomic_load(&p->turn_gen);
+        if (!atomic_load(&p->posted[seq % NPOSTED]))
+            break;
+        mg_futex_wait(&p->turn_gen, g, 2000);
+    }
+}
+
+static void write_one(mg_pipeline *p, outbuf *b)
+{
+    mg_error e = {0};
+    if (b->n > 0 && !atomic_load(&p->failed)) {
+        if (p->cfg.out && mg_rawfile_write(p->cfg.out, b->index, b->modules, b->chunk, (size_t)b->n, &e))
+            fail(p, &e);
+        else {
+            atomic_fetch_add(&p->written, 1);
+            atomic_fetch_add(&p->raw, p->img_px * p->es);
+            atomic_fetch_add(&p->comp, (uint64_t)b->n);
+        }
+    } else
+        atomic_fetch_add(&p->discarded, 1);
+}
+
+/* Writes every posted chunk from the turn on, in order, if no other worker
+ * is doing so.  The check after unlocking closes the race with a chunk
+ * posted while the lock was held: its poster failed to take the lock, so the
+ * holder must look again. */
+static void drain(mg_pipeline *p)
+{
+    for (;;) {
+        uint64_t t = atomic_load(&p->turn);
+        outbuf *b = atomic_load(&p->posted[t % NPOSTED]);
+        if (!b || b->seq != t || pthread_mutex_trylock(&p->write_lock))
+            return;
+        int wrote = 0;
+        for (;;) {
+            t = atomic_load(&p->turn);
+            b = atomic_load(&p->posted[t % NPOSTED]);
+            if (!b || b->seq != t)
+                break;
+            atomic_store(&p->posted[t % NPOSTED], NULL);
+            write_one(p, b);
+            atomic_store(&p->turn, t + 1);
+            atomic_store(&b->busy, 0);
+            wrote = 1;
+        }
+        pthread_mutex_unlock(&p->write_lock);
+        if (wrote) {
+            atomic_fetch_add(&p->turn_gen, 1);
+            mg_futex_wake_all(&p->turn_gen);
+        }
+    }
 }
 
 static void *worker_main(void *arg)
@@ -151,7 +230,9 @@ static void *worker_main(void *arg)
         uint64_t seq = j->seq;
         mg_frame f = j->frame;
         mg_ring_consume(&w->in);
-        memcpy(w->modules, f.modules, sizeof(mg_module_frame) * (size_t)p->nmod);
+        outbuf *b = &w->out[w->next_out++ % OUTBUFS];
+        wait_written(p, b);
+        memcpy(b->modules, f.modules, sizeof(mg_module_frame) * (size_t)p->nmod);
         mg_error e = {0};
         int64_t n = 0;
         mg_conv_tables *const *tables = p->cfg.worker_tables ? p->cfg.worker_tables[w->id] : p->cfg.tables;
@@ -167,27 +248,22 @@ static void *worker_main(void *arg)
                     mg_geometry_place_rows(p->cfg.geom, m, q * MG_ROWS_PER_PACKET, MG_ROWS_PER_PACKET, w->conv,
                                            w->image, type);
                 }
-            n = mg_bshuf_compress(w->ctx, w->image, p->img_px, w->chunk, p->chunk_cap, &e);
+            n = mg_bshuf_compress(w->ctx, w->image, p->img_px, b->chunk, p->chunk_cap, &e);
         } else if (!atomic_load(&p->failed))
-            n = mg_bshuf_compress_blocks(w->ctx, (const void *const *)f.blocks, (size_t)f.nblocks, w->chunk,
+            n = mg_bshuf_compress_blocks(w->ctx, (const void *const *)f.blocks, (size_t)f.nblocks, b->chunk,
                                          p->chunk_cap, &e);
         mg_asm_release(p->cfg.assembler, &f);
         if (n < 0) {
             mg_error_prefix(&e, "compressing frame %lld", (long long)f.index);
             fail(p, &e);
         }
-        wait_turn(p, seq);
-        if (n > 0 && !atomic_load(&p->failed)) {
-            if (p->cfg.out && mg_rawfile_write(p->cfg.out, f.index, w->modules, w->chunk, (size_t)n, &e))
-                fail(p, &e);
-            else {
-                atomic_fetch_add(&p->written, 1);
-                atomic_fetch_add(&p->raw, p->img_px * p->es);
-                atomic_fetch_add(&p->comp, (uint64_t)n);
-            }
-        } else
-            atomic_fetch_add(&p->discarded, 1);
-        pass_turn(p, seq);
+        b->n = n > 0 ? n : 0;
+        b->index = f.index;
+        b->seq = seq;
+        atomic_store(&b->busy, 1);
+        wait_post_free(p, seq);
+        atomic_store(&p->posted[seq % NPOSTED], b);
+        drain(p);
     }
 }
 
@@ -196,14 +272,17 @@ static void destroy(mg_pipeline *p)
     for (int i = 0; i < p->nw; i++) {
         mg_ring_destroy(&p->w[i].in);
         mg_bshuf_ctx_free(p->w[i].ctx);
-        mg_numa_free(p->cfg.topo, p->w[i].chunk, p->chunk_cap);
-        free(p->w[i].modules);
+        for (int k = 0; k < OUTBUFS; k++) {
+            mg_numa_free(p->cfg.topo, p->w[i].out[k].chunk, p->chunk_cap);
+            free(p->w[i].out[k].modules);
+        }
         if (p->w[i].conv)
             mg_numa_free(p->cfg.topo, p->w[i].conv, (size_t)MG_MODULE_PIXELS * p->es);
         if (p->w[i].image)
             mg_numa_free(p->cfg.topo, p->w[i].image, p->img_px * p->es);
     }
     pthread_mutex_destroy(&p->err_lock);
+    pthread_mutex_destroy(&p->write_lock);
     free(p->w);
     free(p);
 }
@@ -217,6 +296,7 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
     }
     p->cfg = *cfg;
     pthread_mutex_init(&p->err_lock, NULL);
+    pthread_mutex_init(&p->write_lock, NULL);
     p->nw = cfg->workers > 0 ? cfg->workers : 1;
     if (p->nw > MG_MAX_THREADS)
         p->nw = MG_MAX_THREADS;
@@ -238,15 +318,19 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
         w->p = p;
         w->id = i;
         int node = cfg->plan ? cfg->plan->worker_node[i] : -1;
-        w->chunk = mg_numa_alloc(cfg->topo, p->chunk_cap, node);
-        w->modules = calloc((size_t)p->nmod, sizeof(mg_module_frame));
+        int bufs_ok = 1;
+        for (int k = 0; k < OUTBUFS; k++) {
+            w->out[k].chunk = mg_numa_alloc(cfg->topo, p->chunk_cap, node);
+            w->out[k].modules = calloc((size_t)p->nmod, sizeof(mg_module_frame));
+            bufs_ok &= w->out[k].chunk && w->out[k].modules;
+        }
         if (correcting) {
             w->conv = mg_numa_alloc(cfg->topo, (size_t)MG_MODULE_PIXELS * p->es, node);
             w->image = mg_numa_alloc(cfg->topo, p->img_px * p->es, node);
             if (w->image)
                 mg_geometry_fill_gaps(cfg->geom, w->image, (mg_out_type)cfg->type);
         }
-        if (!w->chunk || !w->modules || (correcting && (!w->conv || !w->image))) {
+        if (!bufs_ok || (correcting && (!w->conv || !w->image))) {
             destroy(p);
             mg_error_set(err, MG_ENOMEM, "out of memory for compression buffers");
             return NULL;

@@ -17,7 +17,8 @@ static const char *const run_help =
     "      --no-write          assemble and compress, write nothing (tests, benchmarks)\n"
     "      --overwrite         replace existing files of PREFIX (never done otherwise)\n"
     "      --frames-per-file N data files roll over every N frames (default 1000)\n"
-    "      --workers N         compression threads (default 1)\n"
+    "      --workers N         compression threads (default: the cores left after one per receiving\n"
+    "                          thread; every core for replay)\n"
     "      --scalar            use the scalar bitshuffle kernel instead of AVX2\n"
     "      --lz4-acceleration N  LZ4 speed/size trade-off (default 8; 1 = LZ4's own default)\n"
     "assembly:\n"
@@ -240,7 +241,7 @@ static int run_cmd(which w, int argc, char **argv)
             ifp[l] = ifn[l];
         }
         mg_thread_plan plan;
-        int rc = mg_topology_plan(t, nl, ifp, cfg.workers > 0 ? cfg.workers : 1, cfg.cpus, &plan, &err);
+        int rc = mg_topology_plan(t, nl, ifp, cfg.workers > 0 ? cfg.workers : mg_topology_default_workers(t, nl), cfg.cpus, &plan, &err);
         if (!rc) {
             mg_detector_print(&cfg.det, stdout);
             for (int l = 0; l < nl; l++)

@@ -97,7 +97,7 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
     if (!r->topo)
         return err ? err->code : MG_ESYS;
     int nlinks = mg_detector_links(&cfg->det);
-    int workers = cfg->workers > 0 ? cfg->workers : 1;
+    int workers = cfg->workers > 0 ? cfg->workers : mg_topology_default_workers(r->topo, cfg->pcap ? 0 : nlinks);
     char ifn[MG_MAX_LINKS][32];
     const char *ifp[MG_MAX_LINKS];
     for (int l = 0; l < nlinks; l++) {

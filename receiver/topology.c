@@ -282,3 +282,9 @@ int mg_topology_bind_thread(mg_topology *t, int core, mg_error *err)
         return mg_error_set(err, MG_ESYS, "cannot bind a thread to core %d (cgroup or container limits?)", core);
     return 0;
 }
+
+int mg_topology_default_workers(const mg_topology *t, int nlinks)
+{
+    int n = mg_topology_cores(t) - nlinks;
+    return n < 1 ? 1 : n > MG_MAX_THREADS ? MG_MAX_THREADS : n;
+}

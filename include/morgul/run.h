@@ -33,7 +33,7 @@ typedef struct mg_run_config {
     const char *output;         /* prefix; NULL = no files (counting only) */
     int overwrite;
     uint64_t frames_per_file;
-    int workers;
+    int workers;                /* 0: mg_topology_default_workers() */
     mg_bshuf_impl impl;
     int lz4_acceleration;       /* 0 = default */
     /* threads */

@@ -30,6 +30,9 @@ void mg_topology_close(mg_topology *t);
 int mg_topology_is_this_system(const mg_topology *t);
 int mg_topology_cores(const mg_topology *t);
 int mg_topology_numa_nodes(const mg_topology *t);
+/* Workers to start when the user gives none: the cores left after one per
+ * receiving thread (`nlinks`; 0 when replaying), at least 1. */
+int mg_topology_default_workers(const mg_topology *t, int nlinks);
 /* NUMA node (logical index) of a core (logical index), or 0. */
 int mg_topology_core_node(const mg_topology *t, int core);
 
