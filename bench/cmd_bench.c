@@ -32,6 +32,7 @@
 #include "morgul/cli.h"
 #include "morgul/convert.h"
 #include "morgul/jungfrau.h"
+#include "morgul/pedestal.h"
 #include "morgul/run.h"
 #include "morgul/simulate.h"
 
@@ -588,9 +589,77 @@ static int bench_convert(const char *dir, double secs, int markdown)
     return 0;
 }
 
+/* Pedestal accumulation: 32 dark frames made from the PSI G0 pedestals and
+ * noise of frames_dir (synthetic ones without them), added over and over by
+ * the scalar and the AVX2 kernel, against a memcpy of the same frames. */
+static int bench_pedestal(const char *dir, double secs, int markdown)
+{
+    enum { NF = 32 };
+    const size_t P = MG_MODULE_PIXELS;
+    uint16_t *frames = malloc(NF * P * sizeof(uint16_t)), *copy = malloc(P * sizeof(uint16_t));
+    float *ped = malloc(P * sizeof(float)), *rms = malloc(P * sizeof(float));
+    if (!frames || !copy || !ped || !rms)
+        return 1;
+    char path[1200];
+    mg_error e = {0};
+    snprintf(path, sizeof path, "%s/mod5_pedeG0.bin", dir);
+    int real = !mg_plane_read_f32(path, ped, &e);
+    snprintf(path, sizeof path, "%s/mod5_pedeG0_RMS.bin", dir);
+    real = real && !mg_plane_read_f32(path, rms, &e);
+    uint64_t r = 12345;
+    for (size_t i = 0; i < NF * P; i++) {
+        size_t p = i % P;
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        double u = ((double)(r >> 11) / 9007199254740992.0 - 0.5) * 3.4641; /* unit variance */
+        double v = real ? ped[p] + rms[p] * u : 2500 + 20 * u;
+        frames[i] = (uint16_t)(v < 0 ? 0 : v > 16383 ? 16383 : v);
+    }
+    const char *names[3] = {"memcpy of the frames (baseline)", "scalar", "AVX2"};
+    double best[3] = {0};
+    mg_pedestal_acc *acc[3] = {NULL, mg_pedestal_acc_new(P, MG_PED_SCALAR, &e),
+                               mg_cpu_has_avx2() ? mg_pedestal_acc_new(P, MG_PED_AVX2, &e) : NULL};
+    double t_end = now_s() + secs;
+    int rounds = 0;
+    while (now_s() < t_end || rounds < 3) {
+        for (int k = 0; k < 3; k++) {
+            if (k && !acc[k])
+                continue;
+            double t0 = now_s();
+            for (int f = 0; f < NF; f++) {
+                if (k == 0)
+                    memcpy(copy, frames + (size_t)f * P, P * sizeof(uint16_t));
+                else
+                    mg_pedestal_add(acc[k], frames + (size_t)f * P, 0);
+                __asm__ volatile("" ::"r"(copy) : "memory");
+            }
+            if (k)
+                mg_pedestal_flush(acc[k]);
+            double rate = NF / (now_s() - t0);
+            if (rate > best[k])
+                best[k] = rate;
+        }
+        rounds++;
+    }
+    printf("pedestal: %d dark frames (%s), accumulated per gain, best of %d rounds, 1 thread\n", NF,
+           real ? "PSI G0 pedestals and noise" : "synthetic", rounds);
+    for (int k = 0; k < 3; k++)
+        if (best[k] > 0)
+            printf("  %-38s %8.0f module-frames/s\n", names[k], best[k]);
+    if (best[2] > 0) {
+        printf("  AVX2 / scalar: x%.2f; memcpy is %.2fx faster than AVX2\n", best[2] / best[1], best[0] / best[2]);
+        if (markdown)
+            printf("| pedestal accumulation, 1 thread | %.0f module-frames/s | scalar %.0f, memcpy %.0f | x%.2f over "
+                   "scalar | target 4000 |\n", best[2], best[1], best[0], best[2] / best[1]);
+    }
+    mg_pedestal_acc_free(acc[1]);
+    mg_pedestal_acc_free(acc[2]);
+    free(frames), free(copy), free(ped), free(rms);
+    return 0;
+}
+
 static int bench_usage(FILE *out)
 {
-    fprintf(out, "usage: morgul bench [compress|convert|replay|loopback|all] [options]\n\n"
+    fprintf(out, "usage: morgul bench [compress|convert|pedestal|replay|loopback|all] [options]\n\n"
                  "  --frames-dir DIR   real raw frames (default ../shared/data/psi-mod5)\n"
                  "  --seconds S        time per measurement (default 3)\n"
                  "  --reference FILE   reference bitshuffle library (default " REFERENCE_PLUGIN ")\n"
@@ -645,6 +714,8 @@ int mg_cmd_bench(int argc, char **argv)
         rc |= bench_compress(dir, (int)(secs * 10), ref, md);
     if (!strcmp(what, "convert") || !strcmp(what, "all"))
         rc |= bench_convert(dir, secs, md);
+    if (!strcmp(what, "pedestal") || !strcmp(what, "all"))
+        rc |= bench_pedestal(dir, secs, md);
     if (!strcmp(what, "replay") || !strcmp(what, "all"))
         rc |= bench_replay(dir, base, loops, warm, md);
     if (!strcmp(what, "loopback") || !strcmp(what, "all"))
