@@ -304,7 +304,7 @@ static int bench_replay(const char *frames_dir, const char *base, int loops, int
     char cal[600];
     snprintf(cal, sizeof cal, "%s/calibration.h5", dir);
     mg_calibration cb;
-    memset(&cb, 0, sizeof cb);
+    mg_calib_init(&cb);
     int have_cal = 1;
     for (int m = 0; m < 2 && have_cal; m++) {
         mg_module_calib *x = mg_calib_module(&cb, det.modules[m].name, det.modules[m].row, 0);

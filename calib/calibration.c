@@ -4,11 +4,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
+#include <time.h>
 #include <fnmatch.h>
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "morgul/convert.h"
 #include "morgul/h5filter.h"
@@ -25,11 +28,28 @@ void mg_calib_free(mg_calibration *c)
         free(x->pedestal_rms);
         free(x->gain);
         free(x->mask);
+        free(x->frames_used);
+        free(x->wrong_gain);
         x->pedestal = x->pedestal_rms = NULL;
         x->gain = NULL;
-        x->mask = NULL;
+        x->mask = x->frames_used = x->wrong_gain = NULL;
     }
     c->nmodules = 0;
+}
+
+void mg_calib_init(mg_calibration *c)
+{
+    memset(c, 0, sizeof *c);
+    c->exposure_s = NAN;
+}
+
+int mg_calib_load_or_new(const char *path, mg_calibration *c, const char *detector, mg_error *err)
+{
+    if (access(path, F_OK) == 0)
+        return mg_calib_read(path, c, err);
+    mg_calib_init(c);
+    snprintf(c->detector, sizeof c->detector, "%s", detector ? detector : "jungfrau");
+    return 0;
 }
 
 mg_module_calib *mg_calib_module(mg_calibration *c, const char *name, int row, int column)
@@ -44,6 +64,7 @@ mg_module_calib *mg_calib_module(mg_calibration *c, const char *name, int row, i
     snprintf(x->name, sizeof x->name, "%s", name);
     x->row = row;
     x->column = column;
+    x->exposure_s = NAN;
     return x;
 }
 
@@ -226,9 +247,39 @@ static int read_ds(hid_t loc, const char *file, const char *path, int rank, cons
 static const hsize_t DIM3[3] = {3, MG_MODULE_ROWS, MG_MODULE_COLS};
 static const hsize_t DIM2[2] = {MG_MODULE_ROWS, MG_MODULE_COLS};
 
+static double attr_double(hid_t loc, const char *name, double dflt)
+{
+    double v = dflt;
+    if (H5Aexists(loc, name) > 0) {
+        hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
+            v = dflt;
+        H5Aclose(a);
+    }
+    return v;
+}
+
+static void attr_string(hid_t loc, const char *name, char *dst, size_t cap)
+{
+    dst[0] = 0;
+    if (H5Aexists(loc, name) <= 0)
+        return;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    hid_t ft = H5Aget_type(a);
+    if (H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft)) {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, cap);
+        H5Aread(a, t, dst);
+        H5Tclose(t);
+        dst[cap - 1] = 0;
+    }
+    H5Tclose(ft);
+    H5Aclose(a);
+}
+
 int mg_calib_read(const char *path, mg_calibration *c, mg_error *err)
 {
-    memset(c, 0, sizeof *c);
+    mg_calib_init(c);
     mg_h5_register_bitshuffle(NULL);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -272,6 +323,18 @@ int mg_calib_read(const char *path, mg_calibration *c, mg_error *err)
             H5Gclose(g);
             break;
         }
+        attr_string(g, "serial", x->serial, sizeof x->serial);
+        attr_string(g, "source_files", x->sources, sizeof x->sources);
+        x->exposure_s = attr_double(g, "exposure_time", NAN);
+        x->taken = attr_double(g, "time_taken", 0);
+        if (H5Aexists(g, "dark_frames") > 0) {
+            hid_t da = H5Aopen(g, "dark_frames", H5P_DEFAULT);
+            hid_t ds = H5Aget_space(da);
+            if (H5Sget_simple_extent_npoints(ds) == 3)
+                H5Aread(da, H5T_NATIVE_UINT64, x->dark_frames);
+            H5Sclose(ds);
+            H5Aclose(da);
+        }
         struct {
             const char *ds;
             int rank;
@@ -283,6 +346,8 @@ int mg_calib_read(const char *path, mg_calibration *c, mg_error *err)
             {"pedestal_rms", 3, (void **)&x->pedestal_rms, 3 * P * sizeof(float), H5T_NATIVE_FLOAT},
             {"gain", 3, (void **)&x->gain, 3 * P * sizeof(double), H5T_NATIVE_DOUBLE},
             {"mask", 2, (void **)&x->mask, P * sizeof(uint32_t), H5T_NATIVE_UINT32},
+            {"frames_used", 3, (void **)&x->frames_used, 3 * P * sizeof(uint32_t), H5T_NATIVE_UINT32},
+            {"wrong_gain", 3, (void **)&x->wrong_gain, 3 * P * sizeof(uint32_t), H5T_NATIVE_UINT32},
         };
         for (size_t k = 0; k < sizeof parts / sizeof *parts && !rc; k++) {
             void *buf = malloc(parts[k].bytes);
@@ -303,6 +368,8 @@ int mg_calib_read(const char *path, mg_calibration *c, mg_error *err)
         }
         H5Gclose(g);
     }
+    c->exposure_s = attr_double(f, "exposure_time", NAN);
+    c->taken = attr_double(f, "time_taken", 0);
     H5Fclose(f);
     if (!rc && c->nmodules == 0)
         rc = mg_error_set(err, MG_EFORMAT, "%s holds no module groups: not a morgul calibration file", path);
@@ -339,6 +406,22 @@ int mg_calib_write(const char *path, const mg_calibration *c, mg_error *err)
     int bad = 0;
     mg_h5_attr_str(f, "detector", c->detector[0] ? c->detector : "jungfrau");
     mg_h5_attr_str(f, "morgul_version", MG_VERSION);
+    double exposure = c->exposure_s, taken = c->taken;
+    for (int m = 0; m < c->nmodules; m++) {
+        const mg_module_calib *x = &c->modules[m];
+        if (x->taken > taken && c->taken == 0)
+            taken = x->taken;
+        if (exposure != exposure && c->exposure_s != c->exposure_s)
+            exposure = x->exposure_s;
+    }
+    if (exposure == exposure)
+        mg_h5_attr_double(f, "exposure_time", exposure);
+    if (taken > 0) {
+        mg_h5_attr_double(f, "time_taken", taken);
+        char iso[64];
+        mg_calib_time_iso(taken, iso, sizeof iso);
+        mg_h5_attr_str(f, "time_taken_iso", iso);
+    }
     for (int m = 0; m < c->nmodules && !bad; m++) {
         const mg_module_calib *x = &c->modules[m];
         hid_t g = H5Gcreate2(f, x->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -349,6 +432,36 @@ int mg_calib_write(const char *path, const mg_calibration *c, mg_error *err)
         mg_h5_attr_str(g, "name", x->name);
         mg_h5_attr_int(g, "row", x->row);
         mg_h5_attr_int(g, "column", x->column);
+        char serial[32];
+        if (x->serial[0])
+            snprintf(serial, sizeof serial, "%s", x->serial);
+        else {
+            size_t k = 0;
+            for (const char *q = x->name; *q && k + 1 < sizeof serial; q++)
+                if (*q >= '0' && *q <= '9')
+                    serial[k++] = *q;
+            serial[k] = 0;
+        }
+        mg_h5_attr_str(g, "serial", serial);
+        if (x->exposure_s == x->exposure_s)
+            mg_h5_attr_double(g, "exposure_time", x->exposure_s);
+        if (x->taken > 0) {
+            char iso[64];
+            mg_calib_time_iso(x->taken, iso, sizeof iso);
+            mg_h5_attr_double(g, "time_taken", x->taken);
+            mg_h5_attr_str(g, "time_taken_iso", iso);
+        }
+        if (x->sources[0])
+            mg_h5_attr_str(g, "source_files", x->sources);
+        if (x->dark_frames[0] || x->dark_frames[1] || x->dark_frames[2]) {
+            hsize_t three = 3;
+            hid_t sp = H5Screate_simple(1, &three, NULL);
+            hid_t da = H5Acreate2(g, "dark_frames", H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+            bad |= da < 0 || H5Awrite(da, H5T_NATIVE_UINT64, x->dark_frames) < 0;
+            if (da >= 0)
+                H5Aclose(da);
+            H5Sclose(sp);
+        }
         if (x->pedestal)
             bad |= write_ds(g, "pedestal", 3, DIM3, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x->pedestal);
         if (x->pedestal_rms)
@@ -357,6 +470,10 @@ int mg_calib_write(const char *path, const mg_calibration *c, mg_error *err)
             bad |= write_ds(g, "gain", 3, DIM3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, x->gain);
         if (x->mask)
             bad |= write_ds(g, "mask", 2, DIM2, H5T_STD_U32LE, H5T_NATIVE_UINT32, x->mask);
+        if (x->frames_used)
+            bad |= write_ds(g, "frames_used", 3, DIM3, H5T_STD_U32LE, H5T_NATIVE_UINT32, x->frames_used);
+        if (x->wrong_gain)
+            bad |= write_ds(g, "wrong_gain", 3, DIM3, H5T_STD_U32LE, H5T_NATIVE_UINT32, x->wrong_gain);
         H5Gclose(g);
     }
     bad |= H5Fclose(f) < 0;
@@ -449,4 +566,12 @@ done:
     free(rms);
     free(mask);
     return rc;
+}
+
+void mg_calib_time_iso(double t, char *buf, size_t cap)
+{
+    time_t s = (time_t)t;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }

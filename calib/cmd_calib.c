@@ -19,15 +19,6 @@ static const char *const det_names[] = {"config", "modules", "interfaces", "host
 enum { O_DIR = 1000, O_GMAP, O_MODULE, O_PED, O_RMS, O_ROW, O_COL, O_DET };
 
 /* The existing calibration file, or an empty one for the detector. */
-static int load_or_new(const char *path, mg_calibration *c, const char *detector, mg_error *err)
-{
-    if (access(path, F_OK) == 0)
-        return mg_calib_read(path, c, err);
-    memset(c, 0, sizeof *c);
-    snprintf(c->detector, sizeof c->detector, "%s", detector ? detector : "jungfrau");
-    return 0;
-}
-
 int mg_cmd_gainmap(int argc, char **argv)
 {
     static struct option opts[] = {
@@ -80,7 +71,7 @@ int mg_cmd_gainmap(int argc, char **argv)
     if (!dir && det.calibration[0])
         dir = det.calibration;
     mg_calibration cb;
-    if (load_or_new(cal, &cb, det.name, &err)) {
+    if (mg_calib_load_or_new(cal, &cb, det.name, &err)) {
         fprintf(stderr, "morgul gainmap: %s\n", err.message);
         return 1;
     }
@@ -191,7 +182,7 @@ int mg_cmd_calib(int argc, char **argv)
     }
     mg_calibration cb;
     mg_error err = {0};
-    if (load_or_new(cal, &cb, NULL, &err)) {
+    if (mg_calib_load_or_new(cal, &cb, NULL, &err)) {
         fprintf(stderr, "morgul calib import: %s\n", err.message);
         return 1;
     }

@@ -134,7 +134,7 @@ int mg_cmd_correct(int argc, char **argv)
     char(*names)[MG_NAME_MAX] = NULL;
     int *rows = NULL, *cols = NULL;
     mg_calibration cb;
-    memset(&cb, 0, sizeof cb);
+    mg_calib_init(&cb);
     mg_conv_tables *tables[MG_MAX_MODULES] = {0};
     mg_module_frame *recs = NULL;
     uint64_t *u64 = NULL;

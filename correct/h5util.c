@@ -29,3 +29,14 @@ int mg_h5_attr_int(hid_t loc, const char *name, int v)
     H5Sclose(s);
     return rc;
 }
+
+int mg_h5_attr_double(hid_t loc, const char *name, double v)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a >= 0 && H5Awrite(a, H5T_NATIVE_DOUBLE, &v) >= 0 ? 0 : -1;
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(s);
+    return rc;
+}

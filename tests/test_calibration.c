@@ -15,7 +15,7 @@
 static void test_roundtrip_and_check(void)
 {
     mg_calibration c;
-    memset(&c, 0, sizeof c);
+    mg_calib_init(&c);
     snprintf(c.detector, sizeof c.detector, "jf1m");
     mg_module_calib *a = mg_calib_module(&c, "M420", 0, 0);
     mg_module_calib *b = mg_calib_module(&c, "M418", 1, 0);

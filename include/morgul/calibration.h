@@ -4,8 +4,12 @@
  *   /<module>/pedestal       float32 (3, 512, 1024)  ADU per gain, NaN = unknown
  *   /<module>/pedestal_rms   float32 (3, 512, 1024)  ADU, NaN = unknown
  *   /<module>/gain           float64 (3, 512, 1024)  ADU/keV (G1, G2 negative, as PSI files)
- *   /<module>/mask           uint32  (512, 1024)     bad-pixel bits (docs/file-formats.md)
- *   attributes: name, row, column; on the file: detector, morgul_version
+ *   /<module>/mask           uint32  (512, 1024)     bad-pixel bits (morgul/badpixel.h)
+ *   /<module>/frames_used    uint32  (3, 512, 1024)  dark frames averaged per pixel and gain
+ *   /<module>/wrong_gain     uint32  (3, 512, 1024)  dark frames in which the pixel read another gain
+ *   module attributes: name, serial, row, column; from a dark run also dark_frames (3),
+ *     exposure_time (s), time_taken (Unix s, the start of validity), time_taken_iso, source_files
+ *   file attributes: detector, morgul_version; exposure_time and time_taken when known
  *
  * A part that was never given (a gain map not imported yet, say) is absent,
  * and so NULL after mg_calib_read.  Importers fill the parts from the
@@ -31,10 +35,19 @@ typedef struct mg_module_calib {
     float *pedestal_rms; /* 3 x 512 x 1024, or NULL */
     double *gain;        /* 3 x 512 x 1024, or NULL */
     uint32_t *mask;      /* 512 x 1024, or NULL */
+    uint32_t *frames_used; /* 3 x 512 x 1024, or NULL */
+    uint32_t *wrong_gain;  /* 3 x 512 x 1024, or NULL */
+    char serial[32];       /* "" = the digits of the name */
+    uint64_t dark_frames[3]; /* frames of each dark run (0: not taken here) */
+    double exposure_s;     /* of the dark runs, NaN = unknown */
+    double taken;          /* Unix time of the dark run, 0 = unknown */
+    char sources[1024];    /* the dark runs' files, comma-separated */
 } mg_module_calib;
 
 typedef struct mg_calibration {
     char detector[MG_NAME_MAX];
+    double exposure_s;   /* NaN = unknown; written as the modules' common value if NaN */
+    double taken;        /* 0 = unknown; written as the modules' latest if 0 */
     int nmodules;
     mg_module_calib modules[MG_MAX_MODULES];
 } mg_calibration;
@@ -48,6 +61,13 @@ int mg_calib_write(const char *path, const mg_calibration *c, mg_error *err);
 
 void mg_calib_free(mg_calibration *c);
 
+/* An empty calibration (no modules, times unknown). */
+void mg_calib_init(mg_calibration *c);
+
+/* Reads the file at path if there is one, else an empty calibration for
+ * `detector` (NULL: "jungfrau"). */
+int mg_calib_load_or_new(const char *path, mg_calibration *c, const char *detector, mg_error *err);
+
 /* The module's entry, created (with no parts) if absent; NULL if full. */
 mg_module_calib *mg_calib_module(mg_calibration *c, const char *name, int row, int column);
 
@@ -60,6 +80,9 @@ int mg_calib_check(const mg_calibration *c, const mg_detector *det, mg_error *er
  * NUMA node `node`.  The module's mask, if any, marks pixels invalid. */
 struct mg_conv_tables *mg_calib_tables(const mg_module_calib *m, double energy_kev, mg_topology *topo, int node,
                                        mg_error *err);
+
+/* A Unix time as ISO 8601 UTC ("2026-11-21T06:58:04Z"). */
+void mg_calib_time_iso(double t, char *buf, size_t cap);
 
 /* PSI gain map .bin: 3 or 6 little-endian float64 planes of 512 x 1024 (G0,
  * G1, G2[, HG0, HG1, HG2]); the first 3 go to gain (3 x 512 x 1024).  Any

@@ -12,4 +12,7 @@ int mg_h5_attr_str(hid_t loc, const char *name, const char *v);
 /* A scalar 32-bit integer attribute. */
 int mg_h5_attr_int(hid_t loc, const char *name, int v);
 
+/* A scalar float64 attribute. */
+int mg_h5_attr_double(hid_t loc, const char *name, double v);
+
 #endif
