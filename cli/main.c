@@ -17,6 +17,7 @@ static const struct {
     {"gainmap", mg_cmd_gainmap, "store the modules' PSI gain maps in the calibration file"},
     {"calib", mg_cmd_calib, "calib import: bring pedestals into the calibration file"},
     {"correct", mg_cmd_correct, "raw frames to photons in NXmx files, offline"},
+    {"pedestal", mg_cmd_pedestal, "pedestals, noise and bad-pixel masks from dark runs"},
 };
 
 static void usage(FILE *out)

@@ -8,6 +8,7 @@
 
 #include "morgul/cli.h"
 #include "morgul/convert.h"
+#include "morgul/darkrun.h"
 
 int mg_opt_u64(const char *cmd, const char *opt, const char *v, uint64_t *out)
 {
@@ -190,4 +191,74 @@ _Atomic int *mg_cli_stop_flag(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     return &stop_flag;
+}
+
+const char *const mg_darkopt_names[MG_DARKOPT_COUNT] = {"gain", "pedestal-mode", "exposure", "user-mask",
+                                                       "max-wrong-g0", "noisy-rms", "noisy-k", "min-valid",
+                                                       "pedestal-range"};
+
+const char *const mg_darkopt_help =
+    "dark runs:\n"
+    "      --gain 0|1|2        the gain the run forces (0: dynamic gain, the G0 run; default 0)\n"
+    "      --pedestal-mode F,L one run in the firmware pedestal mode (F frames x L loops); frames whose\n"
+    "                          DAQ info has the forcing bits go by them\n"
+    "      --exposure S        exposure time of the dark frames, seconds (default: the frames' header)\n"
+    "      --user-mask FILE    HDF5 with /<module>/mask or /mask (512, 1024), nonzero = bad (bit 8)\n"
+    "      --max-wrong-g0 N    mask pixels with wrong gain in more than N G0 frames (default 2)\n"
+    "      --noisy-rms ADU     mask G0 RMS above ADU (default 100) ...\n"
+    "      --noisy-k K         ... or above the module's median + K x MAD (default 10)\n"
+    "      --min-valid F       mask pixels valid in fewer than F of a run's frames (default 0.5)\n"
+    "      --pedestal-range LO,HI  plausible pedestals in ADU (default 1,16382)\n";
+
+void mg_darkopt_init(mg_darkopt *o)
+{
+    memset(o, 0, sizeof *o);
+    mg_mask_criteria c;
+    mg_mask_criteria_defaults(&c);
+    o->exposure_s = NAN;
+    o->min_valid = c.min_valid_fraction;
+    o->noisy_rms = c.noisy_rms;
+    o->noisy_k = c.noisy_k;
+    o->range_lo = c.pedestal_min;
+    o->range_hi = c.pedestal_max;
+    o->max_wrong_g0 = (int)c.max_wrong_g0;
+}
+
+int mg_darkopt_take(mg_darkopt *o, const char *cmd, int i, const char *v)
+{
+    switch (i) {
+    case 0: return mg_opt_int(cmd, "--gain", v, 0, 2, &o->gain);
+    case 1: {
+        double f, l;
+        if (pair(cmd, "--pedestal-mode", v, &f, &l))
+            return -1;
+        if (!(f >= 1 && l >= 1 && f == (int)f && l == (int)l && f * l < 1e8)) {
+            fprintf(stderr, "morgul %s: --pedestal-mode F,L takes whole numbers F >= 1 and L >= 1\n", cmd);
+            return -1;
+        }
+        o->mode_frames = (int)f, o->mode_loops = (int)l;
+        return 0;
+    }
+    case 2: return mg_opt_double(cmd, "--exposure", v, 1e-9, 1e6, &o->exposure_s);
+    case 3: o->user_mask = v; return 0;
+    case 4: return mg_opt_int(cmd, "--max-wrong-g0", v, 0, 1 << 30, &o->max_wrong_g0);
+    case 5: return mg_opt_double(cmd, "--noisy-rms", v, 0, 1e6, &o->noisy_rms);
+    case 6: return mg_opt_double(cmd, "--noisy-k", v, 0, 1e6, &o->noisy_k);
+    case 7: return mg_opt_double(cmd, "--min-valid", v, 0, 1, &o->min_valid);
+    case 8: return pair(cmd, "--pedestal-range", v, &o->range_lo, &o->range_hi);
+    default: return -1;
+    }
+}
+
+void mg_darkopt_info(const mg_darkopt *o, mg_dark_info *d)
+{
+    mg_dark_info_defaults(d);
+    d->criteria.min_valid_fraction = o->min_valid;
+    d->criteria.noisy_rms = o->noisy_rms;
+    d->criteria.noisy_k = o->noisy_k;
+    d->criteria.pedestal_min = o->range_lo;
+    d->criteria.pedestal_max = o->range_hi;
+    d->criteria.max_wrong_g0 = (uint32_t)o->max_wrong_g0;
+    d->user_mask = o->user_mask;
+    d->exposure_s = o->exposure_s;
 }

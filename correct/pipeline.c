@@ -24,6 +24,8 @@
 
 #include "morgul/convert.h"
 #include "morgul/geometry.h"
+#include "morgul/jungfrau.h"
+#include "morgul/pedestal.h"
 #include "morgul/ring.h"
 
 typedef struct job {
@@ -69,7 +71,8 @@ struct mg_pipeline {
     _Atomic uint32_t turn_gen; /* futex word: changes whenever turn does */
     _Atomic(outbuf *) posted[NPOSTED]; /* [seq % NPOSTED]: chunks waiting for their turn */
     pthread_mutex_t write_lock;
-    _Atomic uint64_t written, discarded, raw, comp;
+    _Atomic uint64_t written, discarded, raw, comp, dark;
+    _Atomic uint32_t dark_exposure;
     _Atomic uint32_t fill_max;
     _Atomic int collector_done;
     _Atomic int failed;
@@ -214,6 +217,34 @@ static void drain(mg_pipeline *p)
     }
 }
 
+/* Dark runs: every module of a complete frame into its accumulator, the
+ * packet blocks copied straight into the batch. */
+static void accumulate(mg_pipeline *p, const mg_frame *f)
+{
+    if (!f->complete) {
+        atomic_fetch_add(&p->discarded, 1);
+        return;
+    }
+    for (int m = 0; m < p->nmod; m++) {
+        const mg_module_frame *r = &f->modules[m];
+        int g = mg_pedestal_gain_of_daq(r->daq_info);
+        if (!g)
+            g = p->cfg.pedestal_frames > 0 ? mg_pedestal_mode_gain((uint64_t)f->index, p->cfg.pedestal_frames,
+                                                                     p->cfg.pedestal_loops)
+                                           : p->cfg.pedestal_gain;
+        uint16_t *dst = mg_pedestal_next(p->cfg.pedestal[m], g);
+        if (!dst)
+            continue;
+        for (int q = 0; q < MG_PACKETS_PER_MODULE; q++)
+            memcpy(dst + (size_t)q * (MG_PACKET_DATA_BYTES / 2), f->blocks[m * MG_PACKETS_PER_MODULE + q],
+                   MG_PACKET_DATA_BYTES);
+        mg_pedestal_commit(p->cfg.pedestal[m]);
+    }
+    if (!atomic_load(&p->dark_exposure))
+        atomic_store(&p->dark_exposure, f->modules[0].exposure_length);
+    atomic_fetch_add(&p->dark, 1);
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -230,6 +261,11 @@ static void *worker_main(void *arg)
         uint64_t seq = j->seq;
         mg_frame f = j->frame;
         mg_ring_consume(&w->in);
+        if (p->cfg.pedestal) {
+            accumulate(p, &f);
+            mg_asm_release(p->cfg.assembler, &f);
+            continue;
+        }
         outbuf *b = &w->out[w->next_out++ % OUTBUFS];
         wait_written(p, b);
         memcpy(b->modules, f.modules, sizeof(mg_module_frame) * (size_t)p->nmod);
@@ -297,7 +333,7 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
     p->cfg = *cfg;
     pthread_mutex_init(&p->err_lock, NULL);
     pthread_mutex_init(&p->write_lock, NULL);
-    p->nw = cfg->workers > 0 ? cfg->workers : 1;
+    p->nw = cfg->pedestal ? 1 : cfg->workers > 0 ? cfg->workers : 1;
     if (p->nw > MG_MAX_THREADS)
         p->nw = MG_MAX_THREADS;
     int depth = cfg->queue_depth > 0 ? cfg->queue_depth : 4;
@@ -390,6 +426,8 @@ void mg_pipeline_get_stats(mg_pipeline *p, mg_pipeline_stats *s)
     memset(s, 0, sizeof *s);
     s->frames_written = atomic_load(&p->written);
     s->frames_discarded = atomic_load(&p->discarded);
+    s->frames_dark = atomic_load(&p->dark);
+    s->dark_exposure = atomic_load(&p->dark_exposure);
     s->bytes_raw = atomic_load(&p->raw);
     s->bytes_compressed = atomic_load(&p->comp);
     for (int i = 0; i < p->nw; i++) {

@@ -5,9 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "morgul/cli.h"
 #include "morgul/convert.h"
+#include "morgul/darkrun.h"
+#include "morgul/pedestal.h"
 #include "morgul/run.h"
 #include "morgul/topology.h"
 
@@ -48,15 +51,17 @@ static const char *const run_help =
 enum {
     O_NOWRITE = 1000, O_OVERWRITE, O_FPF, O_WORKERS, O_SCALAR, O_WINDOW, O_BUFFERS, O_ALIGN, O_NOPOS, O_IDLE,
     O_PROGRESS, O_CPUS, O_NOPIN, O_TOPO, O_RCVBUF, O_BATCH, O_REALTIME, O_SPEED, O_SEND, O_HELP, O_ACCEL, O_LOOPS,
+    O_PEDESTAL,
     O_CORR, /* + mg_corropt index */
-    O_DET = O_CORR + MG_CORROPT_COUNT /* detector options: O_DET + index */
+    O_DET = O_CORR + MG_CORROPT_COUNT, /* detector options: O_DET + index */
+    O_DARK = O_DET + 16                /* dark-run options: O_DARK + index */
 };
 
 static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
                                         "detector-name"};
 
 /* the correction options (mg_corropt) are added after these at run time */
-static struct option opts[48 + MG_CORROPT_COUNT] = {
+static struct option opts[48 + MG_CORROPT_COUNT + MG_DARKOPT_COUNT] = {
     {"output", required_argument, 0, 'o'},  {"no-write", no_argument, 0, O_NOWRITE},
     {"overwrite", no_argument, 0, O_OVERWRITE}, {"frames-per-file", required_argument, 0, O_FPF},
     {"workers", required_argument, 0, O_WORKERS}, {"scalar", no_argument, 0, O_SCALAR},
@@ -69,7 +74,7 @@ static struct option opts[48 + MG_CORROPT_COUNT] = {
     {"batch", required_argument, 0, O_BATCH}, {"realtime", no_argument, 0, O_REALTIME},
     {"speed", required_argument, 0, O_SPEED}, {"send", required_argument, 0, O_SEND},
     {"help", no_argument, 0, 'h'}, {"lz4-acceleration", required_argument, 0, O_ACCEL},
-    {"loops", required_argument, 0, O_LOOPS},
+    {"loops", required_argument, 0, O_LOOPS}, {"pedestal", required_argument, 0, O_PEDESTAL},
     {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
     {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
     {"port", required_argument, 0, O_DET + 4}, {"module-names", required_argument, 0, O_DET + 5},
@@ -101,10 +106,65 @@ static void usage(which w, FILE *out)
                      "\"pack:2 numa:1 core:8 pu:1\").\n\n");
     fputs(mg_detopt_help, out);
     fputs(run_help, out);
+    if (w != CMD_PLAN) {
+        fprintf(out, "dark run (no frames written):\n"
+                     "      --pedestal FILE     add the frames to pedestal sums and write pedestals, noise and\n"
+                     "                          masks into the calibration FILE (see morgul pedestal)\n");
+        fputs(mg_darkopt_help, out);
+    }
     if (w == CMD_RECEIVE)
         fprintf(out, "live receiving:\n"
                      "      --rcvbuf MB         socket receive buffer (default 256)\n"
                      "      --batch N           datagrams per recvmmsg call (default 64)\n");
+}
+
+/* --pedestal CAL: the run's frames go into pedestal sums, nothing is
+ * written but the calibration file at the end. */
+static int dark_run(which w, mg_run_config *cfg, const char *cal, const mg_darkopt *dk)
+{
+    const char *cmd = w == CMD_RECEIVE ? "receive" : "replay";
+    if (cfg->output || cfg->calibration) {
+        fprintf(stderr, "morgul %s: --pedestal writes only the calibration file: no -o or --calibration with it\n",
+                cmd);
+        return 2;
+    }
+    mg_error err = {0};
+    mg_pedestal_acc *acc[MG_MAX_MODULES] = {0};
+    int rc = 0;
+    for (int m = 0; m < cfg->det.nmodules && !rc; m++)
+        if (!(acc[m] = mg_pedestal_acc_new(MG_MODULE_PIXELS, MG_PED_AUTO, &err)))
+            rc = 1;
+    mg_dark_info info;
+    mg_darkopt_info(dk, &info);
+    info.taken = (double)time(NULL);
+    info.sources = w == CMD_RECEIVE ? "live" : cfg->pcap;
+    cfg->pedestal = acc;
+    cfg->pedestal_gain = dk->gain;
+    cfg->pedestal_frames = dk->mode_frames;
+    cfg->pedestal_loops = dk->mode_loops;
+    cfg->stop = mg_cli_stop_flag();
+    cfg->log = stderr;
+    mg_run_summary sum;
+    memset(&sum, 0, sizeof sum);
+    if (!rc && (w == CMD_RECEIVE ? mg_run_receive(cfg, &sum, &err) : mg_run_replay(cfg, &sum, &err)))
+        rc = 1;
+    if (!cfg->quiet && (rc == 0 || sum.total.bytes))
+        mg_run_print_summary(&sum, stderr);
+    if (!rc && !sum.frames_dark)
+        rc = mg_error_set(&err, MG_EINVAL, "no complete frame came: nothing to average, %s left as it was", cal) ? 1 : 1;
+    if (!rc) {
+        if (info.exposure_s != info.exposure_s && sum.dark_exposure)
+            info.exposure_s = sum.dark_exposure * 1e-7;
+        if (mg_dark_save(cal, &cfg->det, acc, &info, cfg->quiet ? NULL : stdout, &err))
+            rc = 1;
+        else if (!cfg->quiet)
+            printf("wrote %s\n", cal);
+    }
+    if (rc)
+        fprintf(stderr, "morgul %s: %s\n", cmd, err.message);
+    for (int m = 0; m < cfg->det.nmodules; m++)
+        mg_pedestal_acc_free(acc[m]);
+    return rc;
 }
 
 static int run_cmd(which w, int argc, char **argv)
@@ -122,6 +182,11 @@ static int run_cmd(which w, int argc, char **argv)
     for (int i = 0; i < MG_CORROPT_COUNT; i++)
         opts[base + i] = (struct option){mg_corropt_names[i], mg_corropt_has_arg[i] ? required_argument : no_argument,
                                        0, O_CORR + i};
+    for (int i = 0; i < MG_DARKOPT_COUNT; i++)
+        opts[base + MG_CORROPT_COUNT + i] = (struct option){mg_darkopt_names[i], required_argument, 0, O_DARK + i};
+    mg_darkopt dk;
+    mg_darkopt_init(&dk);
+    const char *pedestal = NULL;
     mg_detopt dopt;
     mg_detopt_init(&dopt);
     const char *send = NULL;
@@ -162,6 +227,7 @@ static int run_cmd(which w, int argc, char **argv)
         case O_SEND: send = optarg; break;
         case O_ACCEL: bad |= mg_opt_int(cmd, "--lz4-acceleration", optarg, 1, 65537, &cfg.lz4_acceleration); break;
         case O_LOOPS: bad |= mg_opt_int(cmd, "--loops", optarg, 1, 1000000, &cfg.loops); break;
+        case O_PEDESTAL: pedestal = optarg; break;
         case 'h': usage(w, stdout); return 0;
         default:
             if (c >= O_DET && c < O_DET + 7) {
@@ -171,6 +237,11 @@ static int run_cmd(which w, int argc, char **argv)
             }
             if (c >= O_CORR && c < O_CORR + MG_CORROPT_COUNT) {
                 if (mg_corropt_take(&co, cmd, c - O_CORR, optarg))
+                    bad = 1;
+                break;
+            }
+            if (c >= O_DARK && c < O_DARK + MG_DARKOPT_COUNT) {
+                if (mg_darkopt_take(&dk, cmd, c - O_DARK, optarg))
                     bad = 1;
                 break;
             }
@@ -252,6 +323,8 @@ static int run_cmd(which w, int argc, char **argv)
         mg_topology_close(t);
         return rc ? 1 : 0;
     }
+    if (pedestal)
+        return dark_run(w, &cfg, pedestal, &dk);
     if (!cfg.output && !no_write) {
         fprintf(stderr, "morgul %s: say where to write (-o DIR/NAME) or pass --no-write\n", cmd);
         return 2;

@@ -30,6 +30,9 @@ static void usage(FILE *out)
             "      --noise ADU         dark/photons: G0 noise (default 12; G1 4, G2 3)\n"
             "      --pedestal FILES    G0.bin[,G1.bin,G2.bin]: float32 512x1024 pedestals (default synthetic)\n"
             "      --noise-file FILE   float32 512x1024 G0 noise per pixel\n"
+            "      --bad-pixels noisy=N,wrong-gain=N,stuck=N,dead=N\n"
+            "                          dark: plant bad pixels in every module (the same ones in every run)\n"
+            "      --bad-pixel-log F   CSV of the planted pixels (module,row,column,kind)\n"
             "      --gainmap FILE      photons: PSI gain map .bin (default typical 41 / -1.44 / -0.115 ADU/keV)\n"
             "      --energy KEV        photons: photon energy (default 12.4)\n"
             "      --spots N           photons: Bragg spots per frame (default 200)\n"
@@ -46,7 +49,7 @@ static void usage(FILE *out)
             "      --dest ADDR         send to ADDR instead of each module's address\n");
 }
 
-enum { O_RATE = 1000, O_FIRST, O_EXP, O_BUNCH, O_TS, O_DAQ, O_CONTENT, O_GAIN, O_PMODE, O_NOISE, O_PED, O_NOISEF,
+enum { O_RATE = 1000, O_FIRST, O_EXP, O_BUNCH, O_TS, O_DAQ, O_CONTENT, O_GAIN, O_PMODE, O_NOISE, O_PED, O_NOISEF, O_BAD, O_BADLOG,
        O_GMAP, O_ENERGY, O_SPOTS, O_FFILE, O_DROP, O_DUP, O_REORDER, O_DELAY, O_DELAYF, O_SEED, O_FLOG, O_PCAP,
        O_OVERWRITE, O_DEST, O_TRUTH, O_DET };
 
@@ -62,7 +65,8 @@ int mg_cmd_simulate(int argc, char **argv)
         {"daq-info", required_argument, 0, O_DAQ}, {"content", required_argument, 0, O_CONTENT},
         {"gain", required_argument, 0, O_GAIN}, {"pedestal-mode", required_argument, 0, O_PMODE},
         {"noise", required_argument, 0, O_NOISE}, {"pedestal", required_argument, 0, O_PED},
-        {"noise-file", required_argument, 0, O_NOISEF}, {"gainmap", required_argument, 0, O_GMAP},
+        {"noise-file", required_argument, 0, O_NOISEF}, {"bad-pixels", required_argument, 0, O_BAD},
+        {"bad-pixel-log", required_argument, 0, O_BADLOG}, {"gainmap", required_argument, 0, O_GMAP},
         {"energy", required_argument, 0, O_ENERGY}, {"spots", required_argument, 0, O_SPOTS},
         {"frames-file", required_argument, 0, O_FFILE}, {"drop", required_argument, 0, O_DROP},
         {"duplicate", required_argument, 0, O_DUP}, {"reorder", required_argument, 0, O_REORDER},
@@ -141,6 +145,26 @@ int mg_cmd_simulate(int argc, char **argv)
         case O_NOISE: bad |= mg_opt_double(cmd, "--noise", optarg, 0, 10000, &cfg.noise[0]); break;
         case O_PED: cfg.pedestal_files = optarg; break;
         case O_NOISEF: cfg.noise_file = optarg; break;
+        case O_BADLOG: cfg.bad_pixel_log = optarg; break;
+        case O_BAD: {
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", optarg);
+            char *save = NULL;
+            for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                char *eq = strchr(tok, '=');
+                int *dst = NULL;
+                if (eq) {
+                    *eq = 0;
+                    dst = !strcmp(tok, "noisy") ? &cfg.bad_noisy : !strcmp(tok, "wrong-gain") ? &cfg.bad_wrong_gain
+                        : !strcmp(tok, "stuck") ? &cfg.bad_stuck : !strcmp(tok, "dead") ? &cfg.bad_dead : NULL;
+                }
+                if (!dst || mg_opt_int("simulate", "--bad-pixels", eq + 1, 0, 100000, dst)) {
+                    fprintf(stderr, "morgul simulate: --bad-pixels takes noisy=N,wrong-gain=N,stuck=N,dead=N\n");
+                    return 2;
+                }
+            }
+            break;
+        }
         case O_GMAP: cfg.gainmap_file = optarg; break;
         case O_ENERGY: bad |= mg_opt_double(cmd, "--energy", optarg, 0.1, 1000, &cfg.energy_kev); break;
         case O_SPOTS: bad |= mg_opt_int(cmd, "--spots", optarg, 0, 1000000, &cfg.spots); break;

@@ -159,6 +159,10 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         .worker_tables = cfg->calibration ? r->worker_tables : NULL,
         .geom = &r->geom,
         .type = cfg->out_type,
+        .pedestal = cfg->pedestal,
+        .pedestal_gain = cfg->pedestal_gain,
+        .pedestal_frames = cfg->pedestal_frames,
+        .pedestal_loops = cfg->pedestal_loops,
     };
     r->pipe = mg_pipeline_start(&pc, err);
     if (!r->pipe)
@@ -239,6 +243,8 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
         r->pipe = NULL;
         sum->frames_written = ps.frames_written;
         sum->frames_discarded = ps.frames_discarded;
+        sum->frames_dark = ps.frames_dark;
+        sum->dark_exposure = ps.dark_exposure;
         sum->bytes_raw = ps.bytes_raw;
         sum->bytes_compressed = ps.bytes_compressed;
         sum->queue_fill_max = ps.queue_fill_max;
@@ -334,6 +340,9 @@ void mg_run_print_summary(const mg_run_summary *s, FILE *out)
     fprintf(out, "frames    complete %llu  partial %llu  missing entirely %llu  written %llu\n",
             (unsigned long long)s->frames.frames_complete, (unsigned long long)s->frames.frames_partial,
             (unsigned long long)s->frames.frames_missing, (unsigned long long)s->frames_written);
+    if (s->frames_dark)
+        fprintf(out, "dark      %llu complete frames into the pedestals, %llu partial ones left out\n",
+                (unsigned long long)s->frames_dark, (unsigned long long)s->frames_discarded);
     if (s->frames_missing_at_end)
         fprintf(out, "          of the missing, %llu at the end: the run stopped before the frames asked for came\n",
                 (unsigned long long)s->frames_missing_at_end);

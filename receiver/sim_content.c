@@ -28,6 +28,7 @@ struct sim_content {
     float *background; /* photons: the smooth part, computed once */
     int32_t *truth;    /* photons: the whole photons of the frame last made */
     float *gtable;   /* 65536 standard normal values: a table draw per pixel */
+    uint8_t *bad;    /* dark: [nmod][pixels] planted kind (BAD_*), or NULL */
     uint64_t rng;
 };
 
@@ -67,6 +68,47 @@ static float *make_gauss_table(void)
         t[i] = (float)(0.5 * (lo + hi));
     }
     return t;
+}
+
+enum { BAD_NONE, BAD_NOISY, BAD_WRONG_GAIN, BAD_STUCK, BAD_DEAD };
+static const char *const bad_names[] = {"", "noisy", "wrong-gain", "stuck", "dead"};
+
+/* Chooses the planted pixels from the module index alone (not the seed of
+ * the noise), so every run plants the same ones, as a real module's bad
+ * pixels stay; logs them. */
+static int plant_bad_pixels(sim_content *c, mg_error *err)
+{
+    const mg_sim_config *cfg = &c->cfg;
+    const int want[5] = {0, cfg->bad_noisy, cfg->bad_wrong_gain, cfg->bad_stuck, cfg->bad_dead};
+    if (!(want[1] | want[2] | want[3] | want[4]))
+        return 0;
+    const size_t P = MG_MODULE_PIXELS;
+    if ((size_t)want[1] + (size_t)want[2] + (size_t)want[3] + (size_t)want[4] > P / 2)
+        return mg_error_set(err, MG_EINVAL, "more bad pixels asked for than half a module");
+    c->bad = calloc((size_t)c->nmod * P, 1);
+    if (!c->bad)
+        return mg_error_set(err, MG_ENOMEM, "out of memory");
+    FILE *log = NULL;
+    if (cfg->bad_pixel_log && !(log = fopen(cfg->bad_pixel_log, "w")))
+        return mg_error_set(err, MG_EIO, "cannot write %s: %s", cfg->bad_pixel_log, strerror(errno));
+    if (log)
+        fprintf(log, "module,row,column,kind\n");
+    for (int m = 0; m < c->nmod; m++) {
+        uint64_t s = 0xD1B54A32D192ED03ull + (uint64_t)m * 0x9E3779B97F4A7C15ull;
+        for (int kind = 1; kind <= 4; kind++)
+            for (int n = 0; n < want[kind];) {
+                size_t p = (size_t)(uniform(&s) * (double)P);
+                if (c->bad[(size_t)m * P + p])
+                    continue;
+                c->bad[(size_t)m * P + p] = (uint8_t)kind;
+                if (log)
+                    fprintf(log, "%d,%zu,%zu,%s\n", m, p / MG_MODULE_COLS, p % MG_MODULE_COLS, bad_names[kind]);
+                n++;
+            }
+    }
+    if (log && fclose(log))
+        return mg_error_set(err, MG_EIO, "writing %s failed", cfg->bad_pixel_log);
+    return 0;
 }
 
 static int read_file(const char *path, void *dst, size_t bytes, size_t *got, mg_error *err)
@@ -116,6 +158,8 @@ sim_content *sim_content_new(const mg_sim_config *cfg, mg_error *err)
                 if (read_file(tok, c->ped + g * P, P * sizeof(float), NULL, err))
                     goto fail;
         }
+        if (cfg->content == MG_SIM_DARK && plant_bad_pixels(c, err))
+            goto fail;
         if (cfg->noise_file && *cfg->noise_file) {
             c->noise0 = malloc(P * sizeof(float));
             if (!c->noise0)
@@ -218,6 +262,7 @@ void sim_content_free(sim_content *c)
     free(c->background);
     free(c->truth);
     free(c->gtable);
+    free(c->bad);
     free(c);
 }
 
@@ -271,6 +316,29 @@ uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out)
             for (int h = 0; h < 4; h++) {
                 double sdp = g == 0 && c->noise0 ? c->noise0[i + (size_t)h] : sd;
                 out[i + (size_t)h] = word(g, ped[i + (size_t)h] + table_gauss(c->gtable, r, h) * sdp);
+            }
+        }
+        if (c->bad) {
+            const uint8_t *bad = c->bad + (size_t)m * P;
+            for (size_t i = 0; i < P; i++) {
+                if (!bad[i])
+                    continue;
+                switch (bad[i]) {
+                case BAD_NOISY: {
+                    double sdp = g == 0 && c->noise0 ? c->noise0[i] : sd;
+                    uint64_t r = next_u64(&c->rng);
+                    out[i] = word(g, ped[i] + table_gauss(c->gtable, r, 0) * 10 * sdp);
+                    break;
+                }
+                case BAD_WRONG_GAIN:
+                    if ((k + i) % 10 == 0) {
+                        unsigned o = g == 0 ? 1 : 0;
+                        out[i] = word(o, c->ped[o * P + i]);
+                    }
+                    break;
+                case BAD_STUCK: out[i] = word(g, ped[i]); break;
+                case BAD_DEAD: out[i] = 0; break;
+                }
             }
         }
         break;

@@ -20,6 +20,7 @@ int mg_cmd_bench(int argc, char **argv);
 int mg_cmd_gainmap(int argc, char **argv);
 int mg_cmd_calib(int argc, char **argv);
 int mg_cmd_correct(int argc, char **argv);
+int mg_cmd_pedestal(int argc, char **argv);
 
 /* Numbers from option values; on a bad value they print "morgul NAME:
  * --opt VALUE: why" and return -1. */
@@ -69,6 +70,29 @@ typedef struct mg_corropt {
 void mg_corropt_init(mg_corropt *o);
 int mg_corropt_take(mg_corropt *o, const char *cmd, int i, const char *val);
 int mg_corropt_energy(mg_corropt *o, const char *cmd);
+
+/* The dark-run options `morgul pedestal`, `receive --pedestal` and `replay
+ * --pedestal` share (same scheme as mg_corropt):
+ *   --gain G --pedestal-mode F,L --exposure S --user-mask FILE
+ *   --max-wrong-g0 N --noisy-rms ADU --noisy-k K --min-valid F --pedestal-range LO,HI */
+#define MG_DARKOPT_COUNT 9
+extern const char *const mg_darkopt_names[MG_DARKOPT_COUNT];
+extern const char *const mg_darkopt_help;
+
+typedef struct mg_darkopt {
+    int gain;                    /* the run's forced gain, 0 = G0 (dynamic) */
+    int mode_frames, mode_loops; /* firmware pedestal mode, 0 = off */
+    double exposure_s;           /* NaN unless given */
+    const char *user_mask;
+    double min_valid, noisy_rms, noisy_k, range_lo, range_hi;
+    int max_wrong_g0;
+} mg_darkopt;
+
+void mg_darkopt_init(mg_darkopt *o);
+int mg_darkopt_take(mg_darkopt *o, const char *cmd, int i, const char *val);
+struct mg_dark_info;
+/* Fills a dark-run description (criteria, user mask, exposure) from the options. */
+void mg_darkopt_info(const mg_darkopt *o, struct mg_dark_info *d);
 
 /* SIGINT and SIGTERM raise the returned flag instead of killing the process;
  * a second signal kills it as usual. */

@@ -43,11 +43,20 @@ typedef struct mg_pipeline_config {
     struct mg_conv_tables *const *const *worker_tables; /* or a set per worker (tables on its NUMA node) */
     const struct mg_geometry *geom;
     int type;                    /* mg_out_type */
+    /* dark runs: with pedestal accumulators (one per module) frames are added
+     * to them instead of being compressed or written, by one worker (whatever
+     * `workers` says).  A frame's gain: its DAQ info's forcing bits if set,
+     * else the firmware pedestal mode's position (pedestal_frames > 0), else
+     * pedestal_gain.  Partial frames are left out and counted. */
+    struct mg_pedestal_acc *const *pedestal;
+    int pedestal_gain, pedestal_frames, pedestal_loops;
 } mg_pipeline_config;
 
 typedef struct mg_pipeline_stats {
     uint64_t frames_written;
-    uint64_t frames_discarded;   /* after a write error */
+    uint64_t frames_discarded;   /* after a write error; with pedestals: partial frames left out */
+    uint64_t frames_dark;        /* with pedestals: frames added to them */
+    uint32_t dark_exposure;      /* ... the first one's exposure length (0.1 us), 0 if none */
     uint64_t bytes_raw, bytes_compressed;
     uint32_t queue_fill, queue_capacity; /* frames waiting in worker queues now */
     uint32_t queue_fill_max;

@@ -66,6 +66,10 @@ typedef struct mg_run_config {
     double beam_x, beam_y;      /* NaN: the image centre */
     int rotation;               /* omega per frame: start + i * increment (degrees) */
     double omega_start, omega_increment;
+    /* dark runs: frames go into these accumulators (one per module) and
+     * nothing is written (morgul/pipeline.h says how a frame's gain is found) */
+    struct mg_pedestal_acc *const *pedestal;
+    int pedestal_gain, pedestal_frames, pedestal_loops;
 } mg_run_config;
 
 typedef struct mg_run_summary {
@@ -74,6 +78,8 @@ typedef struct mg_run_summary {
     mg_link_stats total;        /* sums over links */
     mg_asm_totals frames;
     uint64_t frames_written, frames_discarded;
+    uint64_t frames_dark;       /* dark runs: complete frames added to the pedestals */
+    uint32_t dark_exposure;     /* ... the first one's exposure length (0.1 us), 0 if none */
     uint64_t bytes_raw, bytes_compressed;
     uint64_t packets_lost;      /* missing from frames written + whole frames missing */
     uint64_t frames_missing_at_end; /* with max_frames: never seen because the run ended first */

@@ -44,6 +44,11 @@ typedef struct mg_sim_config {
     double noise[3];            /* ADU per gain; 0 = defaults 12, 4, 3 */
     const char *pedestal_files; /* "G0.bin[,G1.bin,G2.bin]": float32 512x1024 per module */
     const char *noise_file;     /* float32 512x1024 G0 RMS per module */
+    /* dark: planted bad pixels per module, the same pixels in every run (whatever the seed):
+     * noisy (10x the noise), wrong gain (another gain in every 10th frame), stuck (the
+     * pedestal without noise), dead (always 0x0000) */
+    int bad_noisy, bad_wrong_gain, bad_stuck, bad_dead;
+    const char *bad_pixel_log;  /* CSV module,row,column,kind of the planted pixels, or NULL */
     const char *gainmap_file;   /* PSI gain map .bin (3 or 6 float64 planes) */
     double energy_kev;          /* photons: photon energy, default 12.4 */
     int spots;                  /* photons: Bragg spots per frame, default 200 */

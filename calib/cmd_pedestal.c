@@ -1,0 +1,169 @@
+/* cmd_pedestal.c - `morgul pedestal`: pedestals, noise and masks from dark
+ * runs recorded as captures, into the detector's calibration file.  The
+ * captures go through the same assembly as `morgul replay` (and `morgul
+ * receive --pedestal` does the same live), so every input path gives the
+ * same constants for the same packets. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "morgul/capture.h"
+#include "morgul/cli.h"
+#include "morgul/darkrun.h"
+#include "morgul/pedestal.h"
+#include "morgul/run.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: morgul pedestal -c CALIBRATION.h5 --g0 G0.pcap [--g1 G1.pcap] [--g2 G2.pcap] [options]\n"
+                 "       morgul pedestal -c CALIBRATION.h5 --pedestal-mode F,L RUN.pcap [options]\n\n"
+                 "Pedestals (mean ADC), noise (RMS), frames used and wrong-gain counts per pixel and gain from\n"
+                 "dark runs, and the bad-pixel mask, into the detector's calibration file (created if absent;\n"
+                 "gains not given keep what the file has).  Prints a summary per module.  Live: `morgul\n"
+                 "receive --pedestal CALIBRATION.h5 --gain G`.\n\n"
+                 "  -c, --calibration FILE  the calibration file\n"
+                 "      --g0 FILE --g1 FILE --g2 FILE   the dark runs in dynamic gain and forced G1, G2\n"
+                 "  -q, --quiet             no summary\n");
+    fputs(mg_detopt_help, out);
+    fputs(mg_darkopt_help, out);
+}
+
+enum { O_G = 1000, O_DET = 1010, O_DARK = 1030 };
+static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
+                                        "detector-name"};
+
+/* The time stamp of the capture's first packet (Unix s), 0 if none. */
+static double first_packet_time(const char *path)
+{
+    mg_error e = {0};
+    mg_capture *c = mg_capture_open(path, &e);
+    if (!c)
+        return 0;
+    const uint8_t *pl;
+    size_t len;
+    uint16_t port;
+    uint64_t ts = 0;
+    double t = mg_capture_next(c, &pl, &len, &port, &ts, &e) == 1 ? (double)ts * 1e-9 : 0;
+    mg_capture_close(c);
+    return t;
+}
+
+int mg_cmd_pedestal(int argc, char **argv)
+{
+    struct option opts[3 + 1 + 7 + MG_DARKOPT_COUNT + 3] = {
+        {"calibration", required_argument, 0, 'c'}, {"help", no_argument, 0, 'h'}, {"quiet", no_argument, 0, 'q'},
+        {"g0", required_argument, 0, O_G + 0}, {"g1", required_argument, 0, O_G + 1},
+        {"g2", required_argument, 0, O_G + 2}};
+    int k = 6;
+    for (int i = 0; i < 7; i++)
+        opts[k++] = (struct option){det_names[i], required_argument, 0, O_DET + i};
+    for (int i = 0; i < MG_DARKOPT_COUNT; i++)
+        opts[k++] = (struct option){mg_darkopt_names[i], required_argument, 0, O_DARK + i};
+    opts[k] = (struct option){0, 0, 0, 0};
+    const char *cal = NULL, *runs[3] = {NULL, NULL, NULL};
+    int quiet = 0, c, bad = 0;
+    mg_detopt dopt;
+    mg_detopt_init(&dopt);
+    mg_darkopt dk;
+    mg_darkopt_init(&dk);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:hq", opts, NULL)) != -1) {
+        if (c == 'c')
+            cal = optarg;
+        else if (c == 'h')
+            return usage(stdout), 0;
+        else if (c == 'q')
+            quiet = 1;
+        else if (c >= O_G && c < O_G + 3)
+            runs[c - O_G] = optarg;
+        else if (c >= O_DET && c < O_DET + 7)
+            bad |= mg_detopt_take(&dopt, "pedestal", det_names[c - O_DET], optarg) < 0;
+        else if (c >= O_DARK && c < O_DARK + MG_DARKOPT_COUNT)
+            bad |= mg_darkopt_take(&dk, "pedestal", c - O_DARK, optarg) != 0;
+        else
+            return fprintf(stderr, "morgul pedestal: see 'morgul pedestal --help'\n"), 2;
+    }
+    if (bad)
+        return 2;
+    if (dk.mode_frames) {
+        if (runs[0] || runs[1] || runs[2] || optind != argc - 1) {
+            fprintf(stderr, "morgul pedestal: with --pedestal-mode give the one run as the argument, no --g0/1/2\n");
+            return 2;
+        }
+        runs[0] = argv[optind];
+    } else if (optind != argc || (!runs[0] && !runs[1] && !runs[2])) {
+        fprintf(stderr, "morgul pedestal: give the dark runs with --g0/--g1/--g2 (or one run with --pedestal-mode)\n");
+        return 2;
+    }
+    if (!cal) {
+        fprintf(stderr, "morgul pedestal: say which calibration file to write (-c CALIBRATION.h5)\n");
+        return 2;
+    }
+    mg_error err = {0};
+    mg_detector det;
+    const char *first = runs[0] ? runs[0] : runs[1] ? runs[1] : runs[2];
+    if (dopt.given ? mg_detopt_build(&dopt, &det, &err) : mg_detector_from_capture(&det, first, NULL, &err)) {
+        fprintf(stderr, "morgul pedestal: %s\n", err.message);
+        return dopt.given ? 2 : 1;
+    }
+    mg_pedestal_acc *acc[MG_MAX_MODULES] = {0};
+    int rc = 0;
+    for (int m = 0; m < det.nmodules && !rc; m++)
+        if (!(acc[m] = mg_pedestal_acc_new(MG_MODULE_PIXELS, MG_PED_AUTO, &err)))
+            rc = 1;
+    mg_dark_info info;
+    mg_darkopt_info(&dk, &info);
+    char sources[1024] = "";
+    uint32_t exposure = 0;
+    for (int g = 0; g < 3 && !rc; g++) {
+        if (!runs[g])
+            continue;
+        mg_run_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.det = det;
+        cfg.check_position = 1;
+        cfg.pcap = runs[g];
+        cfg.quiet = 1;
+        cfg.log = stderr;
+        cfg.stop = mg_cli_stop_flag();
+        cfg.pedestal = acc;
+        cfg.pedestal_gain = dk.mode_frames ? 0 : g;
+        cfg.pedestal_frames = dk.mode_frames;
+        cfg.pedestal_loops = dk.mode_loops;
+        mg_run_summary sum;
+        memset(&sum, 0, sizeof sum);
+        if (mg_run_replay(&cfg, &sum, &err)) {
+            fprintf(stderr, "morgul pedestal: %s: %s\n", runs[g], err.message);
+            rc = 1;
+            break;
+        }
+        if (!quiet)
+            fprintf(stderr, "%s: %llu complete dark frames%s, %llu partial left out\n", runs[g],
+                    (unsigned long long)sum.frames_dark, dk.mode_frames ? "" : g == 0 ? " (G0)" : g == 1 ? " (G1)" : " (G2)",
+                    (unsigned long long)sum.frames_discarded);
+        if (!sum.frames_dark) {
+            fprintf(stderr, "morgul pedestal: %s gave no complete frame: nothing to average\n", runs[g]);
+            rc = 1;
+        }
+        if (!exposure)
+            exposure = sum.dark_exposure;
+        if (!info.taken)
+            info.taken = first_packet_time(runs[g]);
+        snprintf(sources + strlen(sources), sizeof sources - strlen(sources), "%s%s", sources[0] ? "," : "", runs[g]);
+    }
+    if (!rc) {
+        info.sources = sources;
+        if (info.exposure_s != info.exposure_s && exposure)
+            info.exposure_s = exposure * 1e-7;
+        if (mg_dark_save(cal, &det, acc, &info, quiet ? NULL : stdout, &err)) {
+            fprintf(stderr, "morgul pedestal: %s\n", err.message);
+            rc = 1;
+        } else if (!quiet)
+            printf("wrote %s\n", cal);
+    }
+    for (int m = 0; m < det.nmodules; m++)
+        mg_pedestal_acc_free(acc[m]);
+    return rc;
+}

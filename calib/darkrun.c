@@ -1,0 +1,148 @@
+/* darkrun.c - dark runs into the calibration file (contract in
+ * morgul/darkrun.h). */
+#include "morgul/darkrun.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "morgul/calibration.h"
+#include "morgul/jungfrau.h"
+#include "morgul/pedestal.h"
+
+#define P ((size_t)MG_MODULE_PIXELS)
+
+void mg_dark_info_defaults(mg_dark_info *d)
+{
+    memset(d, 0, sizeof *d);
+    mg_mask_criteria_defaults(&d->criteria);
+    d->exposure_s = NAN;
+}
+
+/* The user mask of module `name` from an HDF5 file into user (P bytes). */
+static int read_user_mask(const char *path, const char *name, uint8_t *user, mg_error *err)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return mg_error_set(err, MG_EIO, "cannot open the user mask %s (missing, or not HDF5)", path);
+    char ds[MG_NAME_MAX + 8];
+    snprintf(ds, sizeof ds, "%s/mask", name);
+    const char *use = H5Lexists(f, name, H5P_DEFAULT) > 0 && H5Lexists(f, ds, H5P_DEFAULT) > 0 ? ds
+                      : H5Lexists(f, "mask", H5P_DEFAULT) > 0                                 ? "mask"
+                                                                                              : NULL;
+    int rc = 0;
+    if (!use)
+        rc = mg_error_set(err, MG_EFORMAT, "the user mask %s has neither /%s/mask nor /mask", path, name);
+    else {
+        hid_t d = H5Dopen2(f, use, H5P_DEFAULT);
+        hid_t s = H5Dget_space(d);
+        hsize_t dims[2] = {0};
+        int ok = H5Sget_simple_extent_ndims(s) == 2;
+        if (ok)
+            H5Sget_simple_extent_dims(s, dims, NULL);
+        ok = ok && dims[0] == MG_MODULE_ROWS && dims[1] == MG_MODULE_COLS;
+        uint32_t *v = ok ? malloc(P * sizeof(uint32_t)) : NULL;
+        if (!ok)
+            rc = mg_error_set(err, MG_EFORMAT, "the user mask %s: /%s is not (512, 1024)", path, use);
+        else if (!v || H5Dread(d, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0)
+            rc = mg_error_set(err, MG_EIO, "reading the user mask %s failed", path);
+        else
+            for (size_t p = 0; p < P; p++)
+                user[p] = v[p] != 0;
+        free(v);
+        H5Sclose(s);
+        H5Dclose(d);
+    }
+    H5Fclose(f);
+    return rc;
+}
+
+static void *alloc_planes(void **slot, size_t bytes, int fill_nan)
+{
+    if (!*slot) {
+        *slot = malloc(bytes);
+        if (*slot && fill_nan)
+            for (size_t i = 0; i < bytes / sizeof(float); i++)
+                ((float *)*slot)[i] = NAN;
+        else if (*slot)
+            memset(*slot, 0, bytes);
+    }
+    return *slot;
+}
+
+int mg_dark_save(const char *cal, const mg_detector *det, struct mg_pedestal_acc *const *acc,
+                 const mg_dark_info *info, FILE *report, mg_error *err)
+{
+    mg_calibration cb;
+    int rc = mg_calib_load_or_new(cal, &cb, det->name, err);
+    if (rc)
+        return rc;
+    float *mean = malloc(3 * P * sizeof(float)), *rms = malloc(3 * P * sizeof(float));
+    uint32_t *used = malloc(3 * P * sizeof(uint32_t)), *wrong = malloc(3 * P * sizeof(uint32_t));
+    uint8_t *user = info->user_mask ? malloc(P) : NULL;
+    if (!mean || !rms || !used || !wrong || (info->user_mask && !user))
+        rc = mg_error_set(err, MG_ENOMEM, "out of memory for the dark-run results");
+    for (int m = 0; m < det->nmodules && !rc; m++) {
+        const mg_module *mod = &det->modules[m];
+        mg_module_calib *x = mg_calib_module(&cb, mod->name, mod->row, mod->column);
+        if (!x) {
+            rc = mg_error_set(err, MG_ECONFIG, "the calibration file is full (%d modules)", MG_MAX_MODULES);
+            break;
+        }
+        x->row = mod->row;
+        x->column = mod->column;
+        if (!alloc_planes((void **)&x->pedestal, 3 * P * sizeof(float), 1) ||
+            !alloc_planes((void **)&x->pedestal_rms, 3 * P * sizeof(float), 1) ||
+            !alloc_planes((void **)&x->frames_used, 3 * P * sizeof(uint32_t), 0) ||
+            !alloc_planes((void **)&x->wrong_gain, 3 * P * sizeof(uint32_t), 0) ||
+            !alloc_planes((void **)&x->mask, P * sizeof(uint32_t), 0)) {
+            rc = mg_error_set(err, MG_ENOMEM, "out of memory for module %s", mod->name);
+            break;
+        }
+        mg_pedestal_result(acc[m], mean, rms, used, wrong);
+        for (int g = 0; g < 3; g++) {
+            uint64_t n = mg_pedestal_frames(acc[m], g);
+            if (!n)
+                continue; /* that gain's run was not taken now: keep what the file has */
+            memcpy(x->pedestal + g * P, mean + g * P, P * sizeof(float));
+            memcpy(x->pedestal_rms + g * P, rms + g * P, P * sizeof(float));
+            memcpy(x->frames_used + g * P, used + g * P, P * sizeof(uint32_t));
+            memcpy(x->wrong_gain + g * P, wrong + g * P, P * sizeof(uint32_t));
+            x->dark_frames[g] = n;
+        }
+        if (info->exposure_s == info->exposure_s)
+            x->exposure_s = info->exposure_s;
+        if (info->taken > 0)
+            x->taken = info->taken;
+        if (info->sources)
+            snprintf(x->sources, sizeof x->sources, "%s", info->sources);
+        if (user && (rc = read_user_mask(info->user_mask, mod->name, user, err)))
+            break;
+        mg_dark_stats st = {.pixels = P, .mean = x->pedestal, .rms = x->pedestal_rms, .frames_used = x->frames_used,
+                            .wrong_gain = x->wrong_gain};
+        memcpy(st.frames, x->dark_frames, sizeof st.frames);
+        mg_mask_summary sum;
+        if (mg_mask_compute(&info->criteria, &st, user, x->mask, &sum)) {
+            rc = mg_error_set(err, MG_ENOMEM, "out of memory for the mask of module %s", mod->name);
+            break;
+        }
+        if (report) {
+            fprintf(report, "dark frames G0 %llu  G1 %llu  G2 %llu  (all-zero frames skipped: %llu)\n",
+                    (unsigned long long)x->dark_frames[0], (unsigned long long)x->dark_frames[1],
+                    (unsigned long long)x->dark_frames[2], (unsigned long long)mg_pedestal_zero_frames(acc[m]));
+            mg_mask_summary_print(mod->name, &sum, report);
+        }
+    }
+    if (!rc) {
+        if (info->exposure_s == info->exposure_s)
+            cb.exposure_s = info->exposure_s;
+        if (info->taken > 0)
+            cb.taken = info->taken;
+        rc = mg_calib_write(cal, &cb, err);
+    }
+    free(mean), free(rms), free(used), free(wrong), free(user);
+    mg_calib_free(&cb);
+    return rc;
+}
