@@ -28,9 +28,6 @@ double mg_energy_from_wavelength(double angstrom)
 
 mg_conv_impl mg_conv_best(void) { return mg_cpu_has_avx2() ? MG_CONV_AVX2 : MG_CONV_SCALAR; }
 
-/* floats of the interleaved G0 table: whole groups of 8 */
-static size_t g0_floats(size_t pixels) { return (pixels + 7) / 8 * 16; }
-
 void mg_conv_tables_free(mg_conv_tables *t)
 {
     if (!t)
@@ -39,7 +36,6 @@ void mg_conv_tables_free(mg_conv_tables *t)
         mg_numa_free(t->topo, t->pedestal[g], t->pixels * sizeof(float));
         mg_numa_free(t->topo, t->factor[g], t->pixels * sizeof(float));
     }
-    mg_numa_free(t->topo, t->g0, g0_floats(t->pixels) * sizeof(float));
     free(t);
 }
 
@@ -77,16 +73,6 @@ mg_conv_tables *mg_conv_tables_new(size_t pixels, const float *const pedestal[3]
             t->pedestal[g][p] = usable ? ped : NAN;
             t->factor[g][p] = usable ? (float)f : 0;
         }
-    }
-    if (!(t->g0 = mg_numa_alloc(topo, g0_floats(pixels) * sizeof(float), node))) {
-        mg_conv_tables_free(t);
-        mg_error_set(err, MG_ENOMEM, "out of memory for conversion tables");
-        return NULL;
-    }
-    for (size_t p = 0; p < g0_floats(pixels) / 2; p++) {
-        int in = p < pixels;
-        t->g0[p / 8 * 16 + p % 8] = in ? t->pedestal[0][p] : NAN;
-        t->g0[p / 8 * 16 + 8 + p % 8] = in ? t->factor[0][p] : 0;
     }
     return t;
 }

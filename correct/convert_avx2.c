@@ -55,9 +55,9 @@ static inline __m256 round_away8(__m256 v) { return TRUNC_PS(_mm256_add_ps(v, _m
  * -32768: invalid, as the general path says. */
 static inline __m256i g0_int16_8(const mg_conv_tables *t, size_t p, __m128i raw8)
 {
-    const float *g0 = t->g0 + p * 2; /* p is a multiple of 8 */
     __m256 adc = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(raw8));
-    __m256 v = _mm256_mul_ps(_mm256_sub_ps(adc, _mm256_load_ps(g0)), _mm256_load_ps(g0 + 8));
+    __m256 v = _mm256_mul_ps(_mm256_sub_ps(adc, _mm256_loadu_ps(t->pedestal[0] + p)),
+                             _mm256_loadu_ps(t->factor[0] + p));
     /* round_away8 without its outer trunc: clamping to whole bounds commutes
      * with trunc, and the conversion truncates */
     __m256 r = _mm256_add_ps(v, _mm256_sub_ps(v, TRUNC_PS(v)));
@@ -96,10 +96,6 @@ void mg_convert_avx2(const mg_conv_tables *t, size_t first, size_t count, const 
                      mg_out_type type)
 {
     size_t i = 0;
-    if (first % 8) { /* the interleaved G0 table is read in aligned groups of 8 */
-        i = 8 - first % 8 < count ? 8 - first % 8 : count;
-        mg_convert_scalar(t, first, i, raw, out, type);
-    }
     for (; i + 16 <= count; i += 16) {
         const __m256i r16 = _mm256_loadu_si256((const __m256i *)(raw + i));
         if (type == MG_OUT_INT16 && _mm256_testz_si256(r16, _mm256_set1_epi16((short)0xC000))) {

@@ -46,8 +46,6 @@ typedef struct mg_conv_tables {
     size_t pixels;
     float *pedestal[3]; /* ADU, NaN where unusable */
     float *factor[3];   /* 1 / (gain * E) */
-    float *g0;          /* G0 again, interleaved for streaming: for each group of 8 pixels
-                           8 pedestals then 8 factors (one stream instead of two) */
     mg_topology *topo;  /* where the planes were allocated */
 } mg_conv_tables;
 
