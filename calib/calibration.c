@@ -306,17 +306,7 @@ int mg_calib_read(const char *path, mg_calibration *c, mg_error *err)
         if (H5Oget_info_by_name(f, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP)
             continue;
         hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
-        int row = 0, col = 0;
-        if (H5Aexists(g, "row") > 0) {
-            hid_t ra = H5Aopen(g, "row", H5P_DEFAULT);
-            H5Aread(ra, H5T_NATIVE_INT, &row);
-            H5Aclose(ra);
-        }
-        if (H5Aexists(g, "column") > 0) {
-            hid_t ca = H5Aopen(g, "column", H5P_DEFAULT);
-            H5Aread(ca, H5T_NATIVE_INT, &col);
-            H5Aclose(ca);
-        }
+        int row = (int)attr_double(g, "row", 0), col = (int)attr_double(g, "column", 0);
         mg_module_calib *x = mg_calib_module(c, name, row, col);
         if (!x) {
             rc = mg_error_set(err, MG_EFORMAT, "%s has more than %d modules", path, MG_MAX_MODULES);

@@ -108,15 +108,14 @@ int mg_cmd_pedestal(int argc, char **argv)
         fprintf(stderr, "morgul pedestal: %s\n", err.message);
         return dopt.given ? 2 : 1;
     }
-    mg_pedestal_acc *acc[MG_MAX_MODULES] = {0};
-    int rc = 0;
-    for (int m = 0; m < det.nmodules && !rc; m++)
-        if (!(acc[m] = mg_pedestal_acc_new(MG_MODULE_PIXELS, MG_PED_AUTO, &err)))
-            rc = 1;
-    mg_dark_info info;
-    mg_darkopt_info(&dk, &info);
+    mg_pedestal_acc *acc[MG_MAX_MODULES];
+    if (mg_dark_accs_new(acc, det.nmodules, &err)) {
+        fprintf(stderr, "morgul pedestal: %s\n", err.message);
+        return 1;
+    }
+    mg_dark_info info = dk.info;
     char sources[1024] = "";
-    uint32_t exposure = 0;
+    int rc = 0;
     for (int g = 0; g < 3 && !rc; g++) {
         if (!runs[g])
             continue;
@@ -128,13 +127,8 @@ int mg_cmd_pedestal(int argc, char **argv)
         cfg.quiet = 1;
         cfg.log = stderr;
         cfg.stop = mg_cli_stop_flag();
-        cfg.pedestal = acc;
-        cfg.pedestal_gain = dk.mode_frames ? 0 : g;
-        cfg.pedestal_frames = dk.mode_frames;
-        cfg.pedestal_loops = dk.mode_loops;
         mg_run_summary sum;
-        memset(&sum, 0, sizeof sum);
-        if (mg_run_replay(&cfg, &sum, &err)) {
+        if (mg_dark_run(&cfg, 0, acc, dk.mode_frames ? 0 : g, dk.mode_frames, dk.mode_loops, &info, &sum, &err)) {
             fprintf(stderr, "morgul pedestal: %s: %s\n", runs[g], err.message);
             rc = 1;
             break;
@@ -143,27 +137,18 @@ int mg_cmd_pedestal(int argc, char **argv)
             fprintf(stderr, "%s: %llu complete dark frames%s, %llu partial left out\n", runs[g],
                     (unsigned long long)sum.frames_dark, dk.mode_frames ? "" : g == 0 ? " (G0)" : g == 1 ? " (G1)" : " (G2)",
                     (unsigned long long)sum.frames_discarded);
-        if (!sum.frames_dark) {
-            fprintf(stderr, "morgul pedestal: %s gave no complete frame: nothing to average\n", runs[g]);
-            rc = 1;
-        }
-        if (!exposure)
-            exposure = sum.dark_exposure;
         if (!info.taken)
             info.taken = first_packet_time(runs[g]);
         snprintf(sources + strlen(sources), sizeof sources - strlen(sources), "%s%s", sources[0] ? "," : "", runs[g]);
     }
     if (!rc) {
         info.sources = sources;
-        if (info.exposure_s != info.exposure_s && exposure)
-            info.exposure_s = exposure * 1e-7;
         if (mg_dark_save(cal, &det, acc, &info, quiet ? NULL : stdout, &err)) {
             fprintf(stderr, "morgul pedestal: %s\n", err.message);
             rc = 1;
         } else if (!quiet)
             printf("wrote %s\n", cal);
     }
-    for (int m = 0; m < det.nmodules; m++)
-        mg_pedestal_acc_free(acc[m]);
+    mg_dark_accs_free(acc, det.nmodules);
     return rc;
 }

@@ -146,3 +146,40 @@ int mg_dark_save(const char *cal, const mg_detector *det, struct mg_pedestal_acc
     mg_calib_free(&cb);
     return rc;
 }
+
+int mg_dark_accs_new(struct mg_pedestal_acc **acc, int nmodules, mg_error *err)
+{
+    memset(acc, 0, (size_t)nmodules * sizeof *acc);
+    for (int m = 0; m < nmodules; m++)
+        if (!(acc[m] = mg_pedestal_acc_new(P, MG_PED_AUTO, err))) {
+            mg_dark_accs_free(acc, nmodules);
+            return err ? err->code : MG_ENOMEM;
+        }
+    return 0;
+}
+
+void mg_dark_accs_free(struct mg_pedestal_acc **acc, int nmodules)
+{
+    for (int m = 0; m < nmodules; m++) {
+        mg_pedestal_acc_free(acc[m]);
+        acc[m] = NULL;
+    }
+}
+
+int mg_dark_run(mg_run_config *cfg, int live, struct mg_pedestal_acc *const *acc, int gain, int mode_frames,
+                int mode_loops, mg_dark_info *info, mg_run_summary *sum, mg_error *err)
+{
+    cfg->pedestal = acc;
+    cfg->pedestal_gain = gain;
+    cfg->pedestal_frames = mode_frames;
+    cfg->pedestal_loops = mode_loops;
+    memset(sum, 0, sizeof *sum);
+    int rc = live ? mg_run_receive(cfg, sum, err) : mg_run_replay(cfg, sum, err);
+    if (rc)
+        return rc;
+    if (!sum->frames_dark)
+        return mg_error_set(err, MG_EINVAL, "no complete frame came: nothing to average");
+    if (info->exposure_s != info->exposure_s && sum->dark_exposure)
+        info->exposure_s = sum->dark_exposure * 1e-7;
+    return 0;
+}

@@ -213,15 +213,7 @@ const char *const mg_darkopt_help =
 void mg_darkopt_init(mg_darkopt *o)
 {
     memset(o, 0, sizeof *o);
-    mg_mask_criteria c;
-    mg_mask_criteria_defaults(&c);
-    o->exposure_s = NAN;
-    o->min_valid = c.min_valid_fraction;
-    o->noisy_rms = c.noisy_rms;
-    o->noisy_k = c.noisy_k;
-    o->range_lo = c.pedestal_min;
-    o->range_hi = c.pedestal_max;
-    o->max_wrong_g0 = (int)c.max_wrong_g0;
+    mg_dark_info_defaults(&o->info);
 }
 
 int mg_darkopt_take(mg_darkopt *o, const char *cmd, int i, const char *v)
@@ -239,26 +231,19 @@ int mg_darkopt_take(mg_darkopt *o, const char *cmd, int i, const char *v)
         o->mode_frames = (int)f, o->mode_loops = (int)l;
         return 0;
     }
-    case 2: return mg_opt_double(cmd, "--exposure", v, 1e-9, 1e6, &o->exposure_s);
-    case 3: o->user_mask = v; return 0;
-    case 4: return mg_opt_int(cmd, "--max-wrong-g0", v, 0, 1 << 30, &o->max_wrong_g0);
-    case 5: return mg_opt_double(cmd, "--noisy-rms", v, 0, 1e6, &o->noisy_rms);
-    case 6: return mg_opt_double(cmd, "--noisy-k", v, 0, 1e6, &o->noisy_k);
-    case 7: return mg_opt_double(cmd, "--min-valid", v, 0, 1, &o->min_valid);
-    case 8: return pair(cmd, "--pedestal-range", v, &o->range_lo, &o->range_hi);
+    case 2: return mg_opt_double(cmd, "--exposure", v, 1e-9, 1e6, &o->info.exposure_s);
+    case 3: o->info.user_mask = v; return 0;
+    case 4: {
+        int n;
+        if (mg_opt_int(cmd, "--max-wrong-g0", v, 0, 1 << 30, &n))
+            return -1;
+        o->info.criteria.max_wrong_g0 = (uint32_t)n;
+        return 0;
+    }
+    case 5: return mg_opt_double(cmd, "--noisy-rms", v, 0, 1e6, &o->info.criteria.noisy_rms);
+    case 6: return mg_opt_double(cmd, "--noisy-k", v, 0, 1e6, &o->info.criteria.noisy_k);
+    case 7: return mg_opt_double(cmd, "--min-valid", v, 0, 1, &o->info.criteria.min_valid_fraction);
+    case 8: return pair(cmd, "--pedestal-range", v, &o->info.criteria.pedestal_min, &o->info.criteria.pedestal_max);
     default: return -1;
     }
-}
-
-void mg_darkopt_info(const mg_darkopt *o, mg_dark_info *d)
-{
-    mg_dark_info_defaults(d);
-    d->criteria.min_valid_fraction = o->min_valid;
-    d->criteria.noisy_rms = o->noisy_rms;
-    d->criteria.noisy_k = o->noisy_k;
-    d->criteria.pedestal_min = o->range_lo;
-    d->criteria.pedestal_max = o->range_hi;
-    d->criteria.max_wrong_g0 = (uint32_t)o->max_wrong_g0;
-    d->user_mask = o->user_mask;
-    d->exposure_s = o->exposure_s;
 }

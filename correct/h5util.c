@@ -19,24 +19,21 @@ int mg_h5_attr_str(hid_t loc, const char *name, const char *v)
     return rc;
 }
 
-int mg_h5_attr_int(hid_t loc, const char *name, int v)
+/* A scalar attribute of file type ftype from a value of memory type mtype. */
+static int attr_scalar(hid_t loc, const char *name, hid_t ftype, hid_t mtype, const void *v)
 {
     hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, H5T_STD_I32LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a >= 0 && H5Awrite(a, H5T_NATIVE_INT, &v) >= 0 ? 0 : -1;
+    hid_t a = H5Acreate2(loc, name, ftype, s, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a >= 0 && H5Awrite(a, mtype, v) >= 0 ? 0 : -1;
     if (a >= 0)
         H5Aclose(a);
     H5Sclose(s);
     return rc;
 }
 
+int mg_h5_attr_int(hid_t loc, const char *name, int v) { return attr_scalar(loc, name, H5T_STD_I32LE, H5T_NATIVE_INT, &v); }
+
 int mg_h5_attr_double(hid_t loc, const char *name, double v)
 {
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a >= 0 && H5Awrite(a, H5T_NATIVE_DOUBLE, &v) >= 0 ? 0 : -1;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(s);
-    return rc;
+    return attr_scalar(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }

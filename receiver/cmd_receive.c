@@ -129,42 +129,26 @@ static int dark_run(which w, mg_run_config *cfg, const char *cal, const mg_darko
         return 2;
     }
     mg_error err = {0};
-    mg_pedestal_acc *acc[MG_MAX_MODULES] = {0};
-    int rc = 0;
-    for (int m = 0; m < cfg->det.nmodules && !rc; m++)
-        if (!(acc[m] = mg_pedestal_acc_new(MG_MODULE_PIXELS, MG_PED_AUTO, &err)))
-            rc = 1;
-    mg_dark_info info;
-    mg_darkopt_info(dk, &info);
+    mg_pedestal_acc *acc[MG_MAX_MODULES];
+    mg_dark_info info = dk->info;
     info.taken = (double)time(NULL);
     info.sources = w == CMD_RECEIVE ? "live" : cfg->pcap;
-    cfg->pedestal = acc;
-    cfg->pedestal_gain = dk->gain;
-    cfg->pedestal_frames = dk->mode_frames;
-    cfg->pedestal_loops = dk->mode_loops;
     cfg->stop = mg_cli_stop_flag();
     cfg->log = stderr;
     mg_run_summary sum;
     memset(&sum, 0, sizeof sum);
-    if (!rc && (w == CMD_RECEIVE ? mg_run_receive(cfg, &sum, &err) : mg_run_replay(cfg, &sum, &err)))
-        rc = 1;
-    if (!cfg->quiet && (rc == 0 || sum.total.bytes))
-        mg_run_print_summary(&sum, stderr);
-    if (!rc && !sum.frames_dark)
-        rc = mg_error_set(&err, MG_EINVAL, "no complete frame came: nothing to average, %s left as it was", cal) ? 1 : 1;
+    int rc = mg_dark_accs_new(acc, cfg->det.nmodules, &err);
     if (!rc) {
-        if (info.exposure_s != info.exposure_s && sum.dark_exposure)
-            info.exposure_s = sum.dark_exposure * 1e-7;
-        if (mg_dark_save(cal, &cfg->det, acc, &info, cfg->quiet ? NULL : stdout, &err))
-            rc = 1;
-        else if (!cfg->quiet)
-            printf("wrote %s\n", cal);
+        rc = mg_dark_run(cfg, w == CMD_RECEIVE, acc, dk->gain, dk->mode_frames, dk->mode_loops, &info, &sum, &err);
+        if (!cfg->quiet && (rc == 0 || sum.total.bytes))
+            mg_run_print_summary(&sum, stderr);
     }
+    if (!rc && !(rc = mg_dark_save(cal, &cfg->det, acc, &info, cfg->quiet ? NULL : stdout, &err)) && !cfg->quiet)
+        printf("wrote %s\n", cal);
     if (rc)
-        fprintf(stderr, "morgul %s: %s\n", cmd, err.message);
-    for (int m = 0; m < cfg->det.nmodules; m++)
-        mg_pedestal_acc_free(acc[m]);
-    return rc;
+        fprintf(stderr, "morgul %s: %s (%s left as it was)\n", cmd, err.message, cal);
+    mg_dark_accs_free(acc, cfg->det.nmodules);
+    return rc ? 1 : 0;
 }
 
 static int run_cmd(which w, int argc, char **argv)

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "morgul/darkrun.h"
 #include "morgul/detector.h"
 #include "morgul/error.h"
 #include "morgul/geometry.h"
@@ -82,17 +83,11 @@ extern const char *const mg_darkopt_help;
 typedef struct mg_darkopt {
     int gain;                    /* the run's forced gain, 0 = G0 (dynamic) */
     int mode_frames, mode_loops; /* firmware pedestal mode, 0 = off */
-    double exposure_s;           /* NaN unless given */
-    const char *user_mask;
-    double min_valid, noisy_rms, noisy_k, range_lo, range_hi;
-    int max_wrong_g0;
+    mg_dark_info info;           /* mask criteria, user mask, exposure */
 } mg_darkopt;
 
 void mg_darkopt_init(mg_darkopt *o);
 int mg_darkopt_take(mg_darkopt *o, const char *cmd, int i, const char *val);
-struct mg_dark_info;
-/* Fills a dark-run description (criteria, user mask, exposure) from the options. */
-void mg_darkopt_info(const mg_darkopt *o, struct mg_dark_info *d);
 
 /* SIGINT and SIGTERM raise the returned flag instead of killing the process;
  * a second signal kills it as usual. */

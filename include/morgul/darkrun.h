@@ -16,6 +16,7 @@
 #include "morgul/badpixel.h"
 #include "morgul/detector.h"
 #include "morgul/error.h"
+#include "morgul/run.h"
 
 struct mg_pedestal_acc;
 
@@ -34,5 +35,17 @@ void mg_dark_info_defaults(mg_dark_info *d);
  * it back and prints each module's summary to `report` (may be NULL). */
 int mg_dark_save(const char *cal, const mg_detector *det, struct mg_pedestal_acc *const *acc,
                  const mg_dark_info *info, FILE *report, mg_error *err);
+
+/* One pedestal accumulator per module (all NULL on failure) and their end. */
+int mg_dark_accs_new(struct mg_pedestal_acc **acc, int nmodules, mg_error *err);
+void mg_dark_accs_free(struct mg_pedestal_acc **acc, int nmodules);
+
+/* Runs cfg, live (`live`) or as a replay of cfg->pcap, with its frames added
+ * to acc instead of written: each frame in `gain`, or by the firmware
+ * pedestal mode (mode_frames > 0) or its DAQ bits.  Fills *sum; a run that
+ * gave no complete frame is an error.  When info's exposure is unknown it
+ * is taken from the frames' header. */
+int mg_dark_run(mg_run_config *cfg, int live, struct mg_pedestal_acc *const *acc, int gain, int mode_frames,
+                int mode_loops, mg_dark_info *info, mg_run_summary *sum, mg_error *err);
 
 #endif
