@@ -247,36 +247,6 @@ static int read_ds(hid_t loc, const char *file, const char *path, int rank, cons
 static const hsize_t DIM3[3] = {3, MG_MODULE_ROWS, MG_MODULE_COLS};
 static const hsize_t DIM2[2] = {MG_MODULE_ROWS, MG_MODULE_COLS};
 
-static double attr_double(hid_t loc, const char *name, double dflt)
-{
-    double v = dflt;
-    if (H5Aexists(loc, name) > 0) {
-        hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-        if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
-            v = dflt;
-        H5Aclose(a);
-    }
-    return v;
-}
-
-static void attr_string(hid_t loc, const char *name, char *dst, size_t cap)
-{
-    dst[0] = 0;
-    if (H5Aexists(loc, name) <= 0)
-        return;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    hid_t ft = H5Aget_type(a);
-    if (H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft)) {
-        hid_t t = H5Tcopy(H5T_C_S1);
-        H5Tset_size(t, cap);
-        H5Aread(a, t, dst);
-        H5Tclose(t);
-        dst[cap - 1] = 0;
-    }
-    H5Tclose(ft);
-    H5Aclose(a);
-}
-
 int mg_calib_read(const char *path, mg_calibration *c, mg_error *err)
 {
     mg_calib_init(c);
@@ -306,17 +276,17 @@ int mg_calib_read(const char *path, mg_calibration *c, mg_error *err)
         if (H5Oget_info_by_name(f, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP)
             continue;
         hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
-        int row = (int)attr_double(g, "row", 0), col = (int)attr_double(g, "column", 0);
+        int row = (int)mg_h5_attr_get_double(g, "row", 0), col = (int)mg_h5_attr_get_double(g, "column", 0);
         mg_module_calib *x = mg_calib_module(c, name, row, col);
         if (!x) {
             rc = mg_error_set(err, MG_EFORMAT, "%s has more than %d modules", path, MG_MAX_MODULES);
             H5Gclose(g);
             break;
         }
-        attr_string(g, "serial", x->serial, sizeof x->serial);
-        attr_string(g, "source_files", x->sources, sizeof x->sources);
-        x->exposure_s = attr_double(g, "exposure_time", NAN);
-        x->taken = attr_double(g, "time_taken", 0);
+        mg_h5_attr_get_str(g, "serial", x->serial, sizeof x->serial);
+        mg_h5_attr_get_str(g, "source_files", x->sources, sizeof x->sources);
+        x->exposure_s = mg_h5_attr_get_double(g, "exposure_time", NAN);
+        x->taken = mg_h5_attr_get_double(g, "time_taken", 0);
         if (H5Aexists(g, "dark_frames") > 0) {
             hid_t da = H5Aopen(g, "dark_frames", H5P_DEFAULT);
             hid_t ds = H5Aget_space(da);
@@ -358,8 +328,8 @@ int mg_calib_read(const char *path, mg_calibration *c, mg_error *err)
         }
         H5Gclose(g);
     }
-    c->exposure_s = attr_double(f, "exposure_time", NAN);
-    c->taken = attr_double(f, "time_taken", 0);
+    c->exposure_s = mg_h5_attr_get_double(f, "exposure_time", NAN);
+    c->taken = mg_h5_attr_get_double(f, "time_taken", 0);
     H5Fclose(f);
     if (!rc && c->nmodules == 0)
         rc = mg_error_set(err, MG_EFORMAT, "%s holds no module groups: not a morgul calibration file", path);

@@ -13,12 +13,16 @@
 #include "morgul/cli.h"
 #include "morgul/darkrun.h"
 #include "morgul/pedestal.h"
+#include "morgul/rawread.h"
 #include "morgul/run.h"
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: morgul pedestal -c CALIBRATION.h5 --g0 G0.pcap [--g1 G1.pcap] [--g2 G2.pcap] [options]\n"
-                 "       morgul pedestal -c CALIBRATION.h5 --pedestal-mode F,L RUN.pcap [options]\n\n"
+    fprintf(out, "usage: morgul pedestal -c CALIBRATION.h5 --g0 RUN [--g1 RUN] [--g2 RUN] [options]\n"
+                 "       morgul pedestal -c CALIBRATION.h5 --pedestal-mode F,L RUN [options]\n\n"
+                 "A RUN is a pcap capture, a raw file written by morgul (RUN_master.h5), or the original\n"
+                 "morgul's per-module raw files, comma-separated (A.h5,B.h5; modules named by --config\n"
+                 "through their row and column, or by --module-names).\n\n"
                  "Pedestals (mean ADC), noise (RMS), frames used and wrong-gain counts per pixel and gain from\n"
                  "dark runs, and the bad-pixel mask, into the detector's calibration file (created if absent;\n"
                  "gains not given keep what the file has).  Prints a summary per module.  Live: `morgul\n"
@@ -48,6 +52,48 @@ static double first_packet_time(const char *path)
     double t = mg_capture_next(c, &pl, &len, &port, &ts, &e) == 1 ? (double)ts * 1e-9 : 0;
     mg_capture_close(c);
     return t;
+}
+
+/* A run's files: one capture or raw file, or the original morgul's
+ * per-module files separated by commas.  Returns how many. */
+static int split_run(const char *run, char paths[][1024], const char **pp)
+{
+    int n = 0;
+    for (const char *s = run; n < MG_MAX_MODULES;) {
+        size_t len = strcspn(s, ",");
+        snprintf(paths[n], 1024, "%.*s", (int)(len < 1023 ? len : 1023), s);
+        pp[n] = paths[n];
+        n++;
+        if (!s[len])
+            break;
+        s += len + 1;
+    }
+    return n;
+}
+
+/* A dark run from raw files: they must hold the detector's modules, and
+ * an original file's gain mode must be the run's. */
+static int raw_run(const char *const *pp, int np, const mg_rawread_naming *naming, const mg_detector *det,
+                   mg_pedestal_acc *const *acc, int gain, const mg_darkopt *dk, mg_dark_info *info, uint64_t *frames,
+                   uint64_t *partial, mg_error *err)
+{
+    mg_rawread *r = mg_rawread_open(pp, np, naming, err);
+    if (!r)
+        return err->code;
+    const mg_detector *fd = mg_rawread_detector(r);
+    int rc = 0, fg = mg_rawread_gain(r);
+    for (int m = 0; m < det->nmodules && !rc; m++)
+        if (fd->nmodules != det->nmodules || strcmp(fd->modules[m].name, det->modules[m].name))
+            rc = mg_error_set(err, MG_ECONFIG, "these files hold %d module(s) (first %s), the first run %d (first %s): "
+                              "give runs of the same detector", fd->nmodules, fd->modules[0].name, det->nmodules,
+                              det->modules[0].name);
+    if (!rc && !dk->mode_frames && fg >= 0 && fg != gain)
+        rc = mg_error_set(err, MG_EINVAL, "the file's gainmode says G%d, but it was given as the G%d run (--g%d)", fg,
+                          gain, gain);
+    if (!rc)
+        rc = mg_dark_rawread(r, acc, gain, dk->mode_frames, dk->mode_loops, info, frames, partial, err);
+    mg_rawread_close(r);
+    return rc;
 }
 
 int mg_cmd_pedestal(int argc, char **argv)
@@ -104,9 +150,24 @@ int mg_cmd_pedestal(int argc, char **argv)
     mg_error err = {0};
     mg_detector det;
     const char *first = runs[0] ? runs[0] : runs[1] ? runs[1] : runs[2];
-    if (dopt.given ? mg_detopt_build(&dopt, &det, &err) : mg_detector_from_capture(&det, first, NULL, &err)) {
+    mg_rawread_naming naming = {.config = dopt.config, .names = dopt.names};
+    char paths[MG_MAX_MODULES][1024];
+    const char *pp[MG_MAX_MODULES];
+    int np = split_run(first, paths, pp);
+    int det_rc;
+    if (mg_file_is_hdf5(pp[0])) {
+        mg_rawread *r = mg_rawread_open(pp, np, &naming, &err);
+        if (r)
+            det = *mg_rawread_detector(r);
+        mg_rawread_close(r);
+        det_rc = r ? 0 : 1;
+    } else if (dopt.given)
+        det_rc = mg_detopt_build(&dopt, &det, &err) ? 2 : 0;
+    else
+        det_rc = mg_detector_from_capture(&det, first, NULL, &err) ? 1 : 0;
+    if (det_rc) {
         fprintf(stderr, "morgul pedestal: %s\n", err.message);
-        return dopt.given ? 2 : 1;
+        return det_rc;
     }
     mg_pedestal_acc *acc[MG_MAX_MODULES];
     if (mg_dark_accs_new(acc, det.nmodules, &err)) {
@@ -119,26 +180,37 @@ int mg_cmd_pedestal(int argc, char **argv)
     for (int g = 0; g < 3 && !rc; g++) {
         if (!runs[g])
             continue;
-        mg_run_config cfg;
-        memset(&cfg, 0, sizeof cfg);
-        cfg.det = det;
-        cfg.check_position = 1;
-        cfg.pcap = runs[g];
-        cfg.quiet = 1;
-        cfg.log = stderr;
-        cfg.stop = mg_cli_stop_flag();
-        mg_run_summary sum;
-        if (mg_dark_run(&cfg, 0, acc, dk.mode_frames ? 0 : g, dk.mode_frames, dk.mode_loops, &info, &sum, &err)) {
+        uint64_t frames = 0, partial = 0;
+        np = split_run(runs[g], paths, pp);
+        if (mg_file_is_hdf5(pp[0]))
+            rc = raw_run(pp, np, &naming, &det, acc, dk.mode_frames ? 0 : g, &dk, &info, &frames, &partial, &err);
+        else if (np > 1)
+            rc = mg_error_set(&err, MG_EINVAL, "only raw files come as a comma-separated list; give one capture");
+        else {
+            mg_run_config cfg;
+            memset(&cfg, 0, sizeof cfg);
+            cfg.det = det;
+            cfg.check_position = 1;
+            cfg.pcap = runs[g];
+            cfg.quiet = 1;
+            cfg.log = stderr;
+            cfg.stop = mg_cli_stop_flag();
+            mg_run_summary sum;
+            rc = mg_dark_run(&cfg, 0, acc, dk.mode_frames ? 0 : g, dk.mode_frames, dk.mode_loops, &info, &sum, &err);
+            frames = sum.frames_dark;
+            partial = sum.frames_discarded;
+            if (!rc && !info.taken)
+                info.taken = first_packet_time(runs[g]);
+        }
+        if (rc) {
             fprintf(stderr, "morgul pedestal: %s: %s\n", runs[g], err.message);
             rc = 1;
             break;
         }
         if (!quiet)
             fprintf(stderr, "%s: %llu complete dark frames%s, %llu partial left out\n", runs[g],
-                    (unsigned long long)sum.frames_dark, dk.mode_frames ? "" : g == 0 ? " (G0)" : g == 1 ? " (G1)" : " (G2)",
-                    (unsigned long long)sum.frames_discarded);
-        if (!info.taken)
-            info.taken = first_packet_time(runs[g]);
+                    (unsigned long long)frames, dk.mode_frames ? "" : g == 0 ? " (G0)" : g == 1 ? " (G1)" : " (G2)",
+                    (unsigned long long)partial);
         snprintf(sources + strlen(sources), sizeof sources - strlen(sources), "%s%s", sources[0] ? "," : "", runs[g]);
     }
     if (!rc) {

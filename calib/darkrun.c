@@ -10,6 +10,7 @@
 #include "morgul/calibration.h"
 #include "morgul/jungfrau.h"
 #include "morgul/pedestal.h"
+#include "morgul/rawread.h"
 
 #define P ((size_t)MG_MODULE_PIXELS)
 
@@ -182,4 +183,41 @@ int mg_dark_run(mg_run_config *cfg, int live, struct mg_pedestal_acc *const *acc
     if (info->exposure_s != info->exposure_s && sum->dark_exposure)
         info->exposure_s = sum->dark_exposure * 1e-7;
     return 0;
+}
+
+int mg_dark_rawread(struct mg_rawread *r, struct mg_pedestal_acc *const *acc, int gain, int mode_frames,
+                    int mode_loops, mg_dark_info *info, uint64_t *frames, uint64_t *partial, mg_error *err)
+{
+    const int nmod = mg_rawread_detector(r)->nmodules;
+    const size_t n = mg_rawread_frames(r);
+    uint16_t *raw = malloc((size_t)nmod * P * sizeof(uint16_t));
+    if (!raw)
+        return mg_error_set(err, MG_ENOMEM, "out of memory for a frame of %d modules", nmod);
+    *frames = *partial = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!mg_rawread_complete(r, i)) {
+            (*partial)++;
+            continue;
+        }
+        if ((rc = mg_rawread_frame(r, i, raw, err)))
+            break;
+        const mg_module_frame *rec = mg_rawread_records(r, i);
+        for (int m = 0; m < nmod; m++) {
+            int g = mg_pedestal_gain_of_daq(rec[m].daq_info);
+            if (!g)
+                g = mode_frames > 0 ? mg_pedestal_mode_gain((uint64_t)mg_rawread_index(r, i), mode_frames, mode_loops)
+                                    : gain;
+            mg_pedestal_add(acc[m], raw + (size_t)m * P, g);
+        }
+        (*frames)++;
+    }
+    free(raw);
+    if (!rc && !*frames)
+        rc = mg_error_set(err, MG_EINVAL, "no complete frame in the file(s): nothing to average");
+    if (!rc && info->exposure_s != info->exposure_s)
+        info->exposure_s = mg_rawread_exposure(r);
+    if (!rc && !(info->taken > 0))
+        info->taken = mg_rawread_start(r);
+    return rc;
 }

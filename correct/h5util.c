@@ -37,3 +37,33 @@ int mg_h5_attr_double(hid_t loc, const char *name, double v)
 {
     return attr_scalar(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
+
+double mg_h5_attr_get_double(hid_t loc, const char *name, double dflt)
+{
+    double v = dflt;
+    if (H5Aexists(loc, name) > 0) {
+        hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
+            v = dflt;
+        H5Aclose(a);
+    }
+    return v;
+}
+
+void mg_h5_attr_get_str(hid_t loc, const char *name, char *dst, size_t cap)
+{
+    dst[0] = 0;
+    if (H5Aexists(loc, name) <= 0)
+        return;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    hid_t ft = H5Aget_type(a);
+    if (H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft)) {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, cap);
+        H5Aread(a, t, dst);
+        H5Tclose(t);
+        dst[cap - 1] = 0;
+    }
+    H5Tclose(ft);
+    H5Aclose(a);
+}

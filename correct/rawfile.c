@@ -8,6 +8,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -49,6 +50,7 @@ static hid_t meta_type(int i)
 #define RESERVE_BYTES (8u << 20) /* room kept back to close the files on a full disk */
 
 struct mg_rawfile {
+    double start; /* Unix s when created: the run's start, attribute start_time */
     mg_rawfile_config cfg;
     mg_frame_layout lay;     /* the layout in use (raw unless given) */
     char meta_path[M_COUNT][256];
@@ -234,6 +236,7 @@ static int open_data_file(mg_rawfile *f, mg_error *err)
     }
     bad |= write_detector(f->file, f->det_path, f->cfg.det) < 0;
     bad |= mg_h5_attr_str(f->file, "morgul_version", MG_VERSION) < 0;
+    bad |= mg_h5_attr_double(f->file, "start_time", f->start) < 0;
     f->in_file = f->data_extent = f->meta_written = 0;
     if (bad)
         return mg_error_set(err, MG_EIO, "cannot lay out datasets in %s", path);
@@ -305,6 +308,9 @@ mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
         return NULL;
     }
     f->cfg = *cfg;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    f->start = (double)now.tv_sec + now.tv_nsec * 1e-9;
     f->file = -1;
     f->dirfd = -1;
     if (cfg->layout)
@@ -511,6 +517,7 @@ int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error 
         }
         bad |= write_detector(m, f->det_path, f->cfg.det) < 0;
         bad |= mg_h5_attr_str(m, "morgul_version", MG_VERSION) < 0;
+        bad |= mg_h5_attr_double(m, "start_time", f->start) < 0;
         hid_t g = H5Gcreate2(m, "run", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         hid_t s1 = H5Screate(H5S_SCALAR);
         for (int i = 0; i < n && g >= 0; i++) {

@@ -11,6 +11,7 @@
 #ifndef MORGUL_DARKRUN_H
 #define MORGUL_DARKRUN_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "morgul/badpixel.h"
@@ -47,5 +48,15 @@ void mg_dark_accs_free(struct mg_pedestal_acc **acc, int nmodules);
  * is taken from the frames' header. */
 int mg_dark_run(mg_run_config *cfg, int live, struct mg_pedestal_acc *const *acc, int gain, int mode_frames,
                 int mode_loops, mg_dark_info *info, mg_run_summary *sum, mg_error *err);
+
+/* The same from raw files already written (morgul/rawread.h): every
+ * complete frame of r into acc (acc[m] for r's module m), in `gain`, or by
+ * the pedestal mode, or by its DAQ bits, as mg_dark_run.  *frames gets the
+ * frames taken, *partial those left out for missing packets; a run without
+ * a complete frame is an error.  Unknown exposure and start time in info
+ * are taken from the files. */
+struct mg_rawread;
+int mg_dark_rawread(struct mg_rawread *r, struct mg_pedestal_acc *const *acc, int gain, int mode_frames,
+                    int mode_loops, mg_dark_info *info, uint64_t *frames, uint64_t *partial, mg_error *err);
 
 #endif

@@ -156,3 +156,58 @@ def test_refusals(tmp_path):
     assert (tmp_path / "junk.h5").read_bytes() == b"not hdf5 at all"  # a file it cannot read is left alone
     p = morgul("pedestal", "-c", tmp_path / "x.h5", "--g0", tmp_path / "g0.pcap", "--gain", 5, check=False)
     assert p.returncode == 2
+
+
+def write_original(path, frames, gainmode, row=0):
+    """One module's run as the original morgul's raw file."""
+    with h5py.File(path, "w") as f:
+        f["data"] = frames
+        f["exptime"] = 10e-6
+        f["gainmode"] = gainmode
+        f["timestamp"] = 1700000000.0
+        f["row"] = row
+        f["column"] = 0
+
+
+def test_raw_files_give_what_captures_give(tmp_path):
+    """The same dark runs as captures, as morgul raw files and as the
+    original morgul's per-module files give identical constants; so does
+    the pedestal mode from a raw file."""
+    ped, noise, pfiles, nfile = truth_files(tmp_path, seed=4)
+    dark_runs(tmp_path, pfiles, nfile, frames=(40, 20, 20), bad="noisy=5,stuck=5,dead=5,wrong-gain=5")
+    pcaps = [tmp_path / f"g{g}.pcap" for g in range(3)]
+    morgul("pedestal", "-c", tmp_path / "cap.h5", "--g0", pcaps[0], "--g1", pcaps[1], "--g2", pcaps[2],
+           "--module-names", "M420", "-q")
+    for g in range(3):
+        morgul("replay", pcaps[g], "-o", tmp_path / f"raw{g}", "--module-names", "M420", "-q")
+    raws = [tmp_path / f"raw{g}_master.h5" for g in range(3)]
+    morgul("pedestal", "-c", tmp_path / "raw.h5", "--g0", raws[0], "--g1", raws[1], "--g2", raws[2], "-q")
+    modes = ("dynamic", "forceswitchg1", "forceswitchg2")
+    for g in range(3):
+        with h5py.File(raws[g], "r") as f:
+            write_original(tmp_path / f"orig{g}.h5", f["data"][:, 0], modes[g])
+    orig = [tmp_path / f"orig{g}.h5" for g in range(3)]
+    morgul("pedestal", "-c", tmp_path / "orig.h5", "--g0", orig[0], "--g1", orig[1], "--g2", orig[2],
+           "--module-names", "M420", "-q")
+    a, b, c = (read_cal(tmp_path / f"{k}.h5") for k in ("cap", "raw", "orig"))
+    for k in ("pedestal", "pedestal_rms", "frames_used", "wrong_gain", "mask"):
+        assert np.array_equal(a[k], b[k], equal_nan=True), k
+        assert np.array_equal(a[k], c[k], equal_nan=True), k
+    assert c["attrs"]["exposure_time"] == pytest.approx(10e-6)
+    assert c["attrs"]["time_taken"] == pytest.approx(1700000000.0)
+    # a file whose gain mode is not the run's is refused, the calibration left alone
+    before = (tmp_path / "orig.h5").read_bytes()
+    p = morgul("pedestal", "-c", tmp_path / "orig.h5", "--g1", orig[0], "--module-names", "M420", check=False)
+    assert p.returncode == 1 and "gainmode says G0" in p.stdout
+    assert (tmp_path / "orig.h5").read_bytes() == before
+    # firmware pedestal mode from a raw file
+    morgul("simulate", "--content", "dark", "--pedestal-mode", "2,5", "-n", 30, "--pcap", tmp_path / "pm.pcap",
+           "--seed", 12, "--pedestal", pfiles, "--noise-file", nfile, "--module-names", "M420")
+    morgul("pedestal", "-c", tmp_path / "pmc.h5", "--pedestal-mode", "2,5", tmp_path / "pm.pcap",
+           "--module-names", "M420", "-q")
+    morgul("replay", tmp_path / "pm.pcap", "-o", tmp_path / "pm", "--module-names", "M420", "-q")
+    morgul("pedestal", "-c", tmp_path / "pmr.h5", "--pedestal-mode", "2,5", tmp_path / "pm_master.h5", "-q")
+    a, b = read_cal(tmp_path / "pmc.h5"), read_cal(tmp_path / "pmr.h5")
+    assert list(b["dark_frames"]) == [20, 5, 5]
+    for k in ("pedestal", "pedestal_rms", "frames_used", "wrong_gain", "mask"):
+        assert np.array_equal(a[k], b[k], equal_nan=True), k

@@ -1,0 +1,425 @@
+/* rawread.c - raw frames back from morgul's raw files and the original
+ * morgul's per-module files (contract in morgul/rawread.h). */
+#include "morgul/rawread.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "morgul/h5filter.h"
+#include "morgul/h5util.h"
+#include "morgul/jungfrau.h"
+
+#define P ((size_t)MG_MODULE_PIXELS)
+
+struct mg_rawread {
+    mg_detector det;
+    int original;         /* one file per module */
+    int nfiles;
+    hid_t f[MG_MAX_MODULES], d[MG_MAX_MODULES];
+    hid_t fspace, mspace; /* of d[0] (morgul) or of each read (original) */
+    char paths[MG_MAX_MODULES][1024];
+    size_t nframes, nmod;
+    mg_module_frame *recs; /* nframes x nmod */
+    int64_t *index;
+    int gain;
+    double start, exposure;
+};
+
+int mg_file_is_hdf5(const char *path)
+{
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    unsigned char b[8];
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return 0;
+    int ok = fread(b, 1, 8, fp) == 8 && !memcmp(b, sig, 8);
+    fclose(fp);
+    return ok;
+}
+
+/* A scalar dataset as double, or `dflt`. */
+static double scalar(hid_t f, const char *name, double dflt)
+{
+    double v = dflt;
+    if (H5Lexists(f, name, H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+        hid_t s = H5Dget_space(d), t = H5Dget_type(d);
+        if (H5Sget_simple_extent_npoints(s) == 1 && H5Tget_class(t) != H5T_STRING &&
+            H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0)
+            v = dflt;
+        H5Tclose(t);
+        H5Sclose(s);
+        H5Dclose(d);
+    }
+    return v;
+}
+
+/* A scalar string dataset (fixed or variable length) into dst, "" if none. */
+static void scalar_str(hid_t f, const char *name, char *dst, size_t cap)
+{
+    dst[0] = 0;
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0)
+        return;
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t s = H5Dget_space(d), t = H5Dget_type(d);
+    if (H5Tget_class(t) == H5T_STRING && H5Sget_simple_extent_npoints(s) == 1) {
+        hid_t m = H5Tcopy(H5T_C_S1);
+        H5Tset_cset(m, H5Tget_cset(t)); /* HDF5 converts no character sets: h5py writes UTF-8 */
+        if (H5Tis_variable_str(t)) {
+            char *v = NULL;
+            H5Tset_size(m, H5T_VARIABLE);
+            if (H5Dread(d, m, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0 && v) {
+                snprintf(dst, cap, "%s", v);
+                H5free_memory(v);
+            }
+        } else {
+            H5Tset_size(m, cap);
+            if (H5Dread(d, m, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
+                dst[0] = 0;
+            dst[cap - 1] = 0;
+        }
+        H5Tclose(m);
+    }
+    H5Tclose(t);
+    H5Sclose(s);
+    H5Dclose(d);
+}
+
+/* Reads dataset `path` of f into buf as `mtype` if it has n elements. */
+static int read_all(hid_t f, const char *path, hid_t mtype, void *buf, size_t n)
+{
+    if (H5Lexists(f, path, H5P_DEFAULT) <= 0)
+        return -1;
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    hid_t s = H5Dget_space(d);
+    int ok = (size_t)H5Sget_simple_extent_npoints(s) == n && H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0;
+    H5Sclose(s);
+    H5Dclose(d);
+    return ok ? 0 : -1;
+}
+
+/* The dims of dataset `data` of f if its rank is 3 or 4 (0 otherwise). */
+static int data_dims(hid_t f, hid_t *d, hsize_t *dims)
+{
+    *d = H5Lexists(f, "data", H5P_DEFAULT) > 0 ? H5Dopen2(f, "data", H5P_DEFAULT) : -1;
+    if (*d < 0)
+        return 0;
+    hid_t s = H5Dget_space(*d);
+    int rank = H5Sget_simple_extent_ndims(s);
+    if (rank == 3 || rank == 4)
+        H5Sget_simple_extent_dims(s, dims, NULL);
+    H5Sclose(s);
+    return rank == 3 || rank == 4 ? rank : 0;
+}
+
+/* The original files' gain mode names (slsDetector's) as a dark run's gain. */
+static int gain_of_mode(const char *mode)
+{
+    if (!mode[0])
+        return -1;
+    if (!strcmp(mode, "dynamic") || !strcmp(mode, "normal") || !strcmp(mode, "g0"))
+        return 0;
+    if (!strcmp(mode, "forceswitchg1") || !strcmp(mode, "fixg1") || !strcmp(mode, "g1"))
+        return 1;
+    if (!strcmp(mode, "forceswitchg2") || !strcmp(mode, "fixg2") || !strcmp(mode, "g2"))
+        return 2;
+    return -1;
+}
+
+static int name_modules(mg_rawread *r, const mg_rawread_naming *nm, mg_error *err)
+{
+    mg_detector known;
+    int have_known = 0;
+    if (nm && nm->config) {
+        int rc = mg_detector_load(&known, nm->config, err);
+        if (rc)
+            return rc;
+        have_known = 1;
+    }
+    const char *np = nm ? nm->names : NULL;
+    for (size_t m = 0; m < r->nmod; m++) {
+        mg_module *mod = &r->det.modules[m];
+        if (have_known) {
+            int found = -1;
+            for (int k = 0; k < known.nmodules; k++)
+                if (known.modules[k].row == mod->row && known.modules[k].column == mod->column)
+                    found = k;
+            if (found < 0)
+                return mg_error_set(err, MG_ECONFIG, "%s is the module at row %d column %d, which %s does not describe",
+                                    r->paths[m], mod->row, mod->column, nm->config);
+            snprintf(mod->name, MG_NAME_MAX, "%s", known.modules[found].name);
+            snprintf(r->det.name, sizeof r->det.name, "%s", known.name);
+        } else if (np && *np) {
+            size_t len = strcspn(np, ",");
+            snprintf(mod->name, MG_NAME_MAX, "%.*s", (int)(len < MG_NAME_MAX - 1 ? len : MG_NAME_MAX - 1), np);
+            np += len + (np[len] == ',');
+        } else
+            snprintf(mod->name, MG_NAME_MAX, "M%03zu", m);
+    }
+    return 0;
+}
+
+static int open_original(mg_rawread *r, const char *const *paths, const hsize_t *dims0, const mg_rawread_naming *nm,
+                         mg_error *err)
+{
+    r->original = 1;
+    r->nmod = (size_t)r->nfiles;
+    r->nframes = (size_t)dims0[0];
+    int gain = -2;
+    for (int m = 0; m < r->nfiles; m++) {
+        if (m > 0) {
+            r->f[m] = H5Fopen(paths[m], H5F_ACC_RDONLY, H5P_DEFAULT);
+            hsize_t d3[4] = {0};
+            int rank = r->f[m] >= 0 ? data_dims(r->f[m], &r->d[m], d3) : 0;
+            if (rank != 3 || d3[0] != dims0[0] || d3[1] != MG_MODULE_ROWS || d3[2] != MG_MODULE_COLS)
+                return mg_error_set(err, MG_EFORMAT, "%s has no /data of %llu frames of 512 x 1024 like %s", paths[m],
+                                    (unsigned long long)dims0[0], paths[0]);
+        }
+        r->det.modules[m].row = (int)scalar(r->f[m], "row", (double)m);
+        r->det.modules[m].column = (int)scalar(r->f[m], "column", 0);
+        char mode[64];
+        scalar_str(r->f[m], "gainmode", mode, sizeof mode);
+        int g = gain_of_mode(mode);
+        gain = gain == -2 || gain == g ? g : -1; /* files that disagree say nothing */
+    }
+    r->gain = gain < 0 ? -1 : gain;
+    r->exposure = scalar(r->f[0], "exptime", NAN);
+    double ts = scalar(r->f[0], "timestamp", 0);
+    r->start = ts > 1e8 ? ts : 0; /* Unix seconds, not a detector clock */
+    int rc = name_modules(r, nm, err);
+    if (rc)
+        return rc;
+    r->recs = calloc(r->nframes * r->nmod + 1, sizeof *r->recs);
+    r->index = malloc((r->nframes + 1) * sizeof(int64_t));
+    if (!r->recs || !r->index)
+        return mg_error_set(err, MG_ENOMEM, "out of memory for %zu frames' records", r->nframes);
+    for (size_t i = 0; i < r->nframes; i++) {
+        r->index[i] = (int64_t)i;
+        for (size_t m = 0; m < r->nmod; m++) {
+            mg_module_frame *rm = &r->recs[i * r->nmod + m];
+            rm->frame_number = i + 1;
+            rm->exposure_length = r->exposure == r->exposure ? (uint32_t)llround(r->exposure * 1e7) : 0;
+            rm->timestamp = (uint64_t)scalar(r->f[m], "timestamp", 0);
+            rm->packets = MG_PACKETS_PER_MODULE;
+            if (r->gain > 0)
+                rm->daq_info = r->gain == 1 ? MG_DAQ_FORCE_G1 : MG_DAQ_FORCE_G2;
+            memset(rm->mask, 0xFF, 16);
+        }
+    }
+    hsize_t cnt3[3] = {1, MG_MODULE_ROWS, MG_MODULE_COLS};
+    r->mspace = H5Screate_simple(3, cnt3, NULL);
+    return 0;
+}
+
+/* A master file's frames are a virtual dataset over its data files; HDF5
+ * reads a missing source file as zeros, so every one must be there. */
+static int check_sources(mg_rawread *r, mg_error *err)
+{
+    hid_t dcpl = H5Dget_create_plist(r->d[0]);
+    int rc = 0;
+    size_t n = 0;
+    if (H5Pget_layout(dcpl) == H5D_VIRTUAL && H5Pget_virtual_count(dcpl, &n) >= 0) {
+        const char *slash = strrchr(r->paths[0], '/');
+        int dirlen = slash ? (int)(slash - r->paths[0] + 1) : 0;
+        for (size_t i = 0; i < n && !rc; i++) {
+            char name[1024], path[2100];
+            if (H5Pget_virtual_filename(dcpl, i, name, sizeof name) < 0 || !strcmp(name, "."))
+                continue;
+            if (name[0] == '/')
+                snprintf(path, sizeof path, "%s", name);
+            else
+                snprintf(path, sizeof path, "%.*s%s", dirlen, r->paths[0], name);
+            if (!mg_file_is_hdf5(path))
+                rc = mg_error_set(err, MG_EIO, "%s: its data file %s is missing or not HDF5; keep the data files "
+                                               "beside the master file", r->paths[0], path);
+        }
+    }
+    H5Pclose(dcpl);
+    return rc;
+}
+
+static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
+{
+    const char *in = r->paths[0];
+    hid_t f = r->f[0];
+    r->nframes = (size_t)dims[0];
+    r->nmod = (size_t)dims[1];
+    r->gain = -1;
+    char(*names)[MG_NAME_MAX] = calloc(r->nmod, MG_NAME_MAX);
+    int *rows = calloc(r->nmod, sizeof(int)), *cols = calloc(r->nmod, sizeof(int));
+    r->recs = calloc(r->nframes * r->nmod + 1, sizeof *r->recs);
+    r->index = malloc((r->nframes + 1) * sizeof(int64_t));
+    void *buf = malloc((r->nframes * r->nmod + 1) * 16);
+    int rc = check_sources(r, err);
+    if (!rc && (!names || !rows || !cols || !r->recs || !r->index || !buf))
+        rc = mg_error_set(err, MG_ENOMEM, "out of memory for %zu frames' records", r->nframes);
+    if (!rc) {
+        hid_t st = H5Tcopy(H5T_C_S1);
+        H5Tset_size(st, MG_NAME_MAX);
+        int bad = read_all(f, "detector/module_name", st, names, r->nmod) ||
+                  read_all(f, "detector/module_row", H5T_NATIVE_INT, rows, r->nmod) ||
+                  read_all(f, "detector/module_column", H5T_NATIVE_INT, cols, r->nmod);
+        H5Tclose(st);
+        if (bad)
+            rc = mg_error_set(err, MG_EFORMAT, "%s has no /detector description for its %zu module(s)", in, r->nmod);
+        else if (H5Aexists(f, "detector") > 0)
+            mg_h5_attr_get_str(f, "detector", r->det.name, sizeof r->det.name);
+    }
+    for (size_t m = 0; m < r->nmod && !rc; m++) {
+        snprintf(r->det.modules[m].name, MG_NAME_MAX, "%s", names[m]);
+        r->det.modules[m].row = rows[m];
+        r->det.modules[m].column = cols[m];
+    }
+    const size_t n = r->nframes * r->nmod;
+    int have = !rc && !read_all(f, "frames/index", H5T_NATIVE_INT64, r->index, r->nframes);
+#define REC(path, field, mtype, ctype)                                                  \
+    if (have && !read_all(f, path, mtype, buf, n))                                      \
+        for (size_t i = 0; i < n; i++)                                                  \
+            r->recs[i].field = ((const ctype *)buf)[i];
+    REC("frames/frame_number", frame_number, H5T_NATIVE_UINT64, uint64_t)
+    REC("frames/bunch_id", bunch_id, H5T_NATIVE_UINT64, uint64_t)
+    REC("frames/timestamp", timestamp, H5T_NATIVE_UINT64, uint64_t)
+    REC("frames/exposure_length", exposure_length, H5T_NATIVE_UINT32, uint32_t)
+    REC("frames/daq_info", daq_info, H5T_NATIVE_UINT32, uint32_t)
+    REC("frames/packets_received", packets, H5T_NATIVE_UINT16, uint16_t)
+#undef REC
+    if (have && !read_all(f, "frames/packet_mask", H5T_NATIVE_UINT8, buf, n * 16))
+        for (size_t i = 0; i < n; i++)
+            memcpy(r->recs[i].mask, (const uint8_t *)buf + i * 16, 16);
+    if (!have && !rc)
+        for (size_t i = 0; i < r->nframes; i++) {
+            r->index[i] = (int64_t)i;
+            for (size_t m = 0; m < r->nmod; m++) {
+                r->recs[i * r->nmod + m].packets = MG_PACKETS_PER_MODULE;
+                memset(r->recs[i * r->nmod + m].mask, 0xFF, 16);
+            }
+        }
+    r->start = mg_h5_attr_get_double(f, "start_time", 0);
+    r->exposure = r->nframes && r->recs && r->recs[0].exposure_length ? r->recs[0].exposure_length * 1e-7 : NAN;
+    free(names), free(rows), free(cols), free(buf);
+    if (!rc) {
+        hsize_t cnt[4] = {1, r->nmod, MG_MODULE_ROWS, MG_MODULE_COLS};
+        r->mspace = H5Screate_simple(4, cnt, NULL);
+        r->fspace = H5Dget_space(r->d[0]);
+    }
+    return rc;
+}
+
+mg_rawread *mg_rawread_open(const char *const *paths, int npaths, const mg_rawread_naming *naming, mg_error *err)
+{
+    if (npaths < 1 || npaths > MG_MAX_MODULES) {
+        mg_error_set(err, MG_EINVAL, "give one morgul raw file or 1 to %d per-module files, not %d", MG_MAX_MODULES,
+                     npaths);
+        return NULL;
+    }
+    if (mg_h5_register_bitshuffle(err))
+        return NULL;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    mg_rawread *r = calloc(1, sizeof *r);
+    if (!r) {
+        mg_error_set(err, MG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    r->nfiles = npaths;
+    r->fspace = r->mspace = -1;
+    for (int m = 0; m < MG_MAX_MODULES; m++)
+        r->f[m] = r->d[m] = -1;
+    for (int m = 0; m < npaths; m++)
+        snprintf(r->paths[m], sizeof r->paths[m], "%s", paths[m]);
+    snprintf(r->det.name, sizeof r->det.name, "jungfrau");
+    int rc = 0;
+    r->f[0] = H5Fopen(paths[0], H5F_ACC_RDONLY, H5P_DEFAULT);
+    hsize_t dims[4] = {0};
+    int rank = r->f[0] >= 0 ? data_dims(r->f[0], &r->d[0], dims) : 0;
+    if (r->f[0] < 0)
+        rc = mg_error_set(err, MG_EIO, "cannot open %s (missing, or not HDF5)", paths[0]);
+    else if (rank == 3 && H5Lexists(r->f[0], "detector", H5P_DEFAULT) <= 0 && dims[1] == MG_MODULE_ROWS &&
+             dims[2] == MG_MODULE_COLS)
+        rc = open_original(r, paths, dims, naming, err);
+    else if (rank == 4 && dims[2] == MG_MODULE_ROWS && dims[3] == MG_MODULE_COLS && dims[1] >= 1 &&
+             dims[1] <= MG_MAX_MODULES) {
+        if (npaths != 1)
+            rc = mg_error_set(err, MG_EINVAL, "%s is a morgul raw file: give it alone", paths[0]);
+        else
+            rc = open_morgul(r, dims, err);
+    } else
+        rc = mg_error_set(err, MG_EFORMAT, "%s has no /data of raw frames ((frames, modules, 512, 1024) from morgul, "
+                                           "or (frames, 512, 1024) from the original morgul): not a raw file", paths[0]);
+    if (!rc) {
+        r->det.nmodules = (int)r->nmod;
+        for (size_t m = 0; m < r->nmod; m++) {
+            r->det.modules[m].interfaces = 1;
+            r->det.modules[m].ports[0] = (uint16_t)(1 + m);
+        }
+        rc = mg_detector_validate(&r->det, err);
+    }
+    if (rc) {
+        mg_rawread_close(r);
+        return NULL;
+    }
+    return r;
+}
+
+void mg_rawread_close(mg_rawread *r)
+{
+    if (!r)
+        return;
+    if (r->mspace >= 0)
+        H5Sclose(r->mspace);
+    if (r->fspace >= 0)
+        H5Sclose(r->fspace);
+    for (int m = 0; m < MG_MAX_MODULES; m++) {
+        if (r->d[m] >= 0)
+            H5Dclose(r->d[m]);
+        if (r->f[m] >= 0)
+            H5Fclose(r->f[m]);
+    }
+    free(r->recs);
+    free(r->index);
+    free(r);
+}
+
+const mg_detector *mg_rawread_detector(const mg_rawread *r) { return &r->det; }
+size_t mg_rawread_frames(const mg_rawread *r) { return r->nframes; }
+int mg_rawread_original(const mg_rawread *r) { return r->original; }
+const mg_module_frame *mg_rawread_records(const mg_rawread *r, size_t i) { return r->recs + i * r->nmod; }
+int64_t mg_rawread_index(const mg_rawread *r, size_t i) { return r->index[i]; }
+int mg_rawread_gain(const mg_rawread *r) { return r->gain; }
+double mg_rawread_start(const mg_rawread *r) { return r->start; }
+double mg_rawread_exposure(const mg_rawread *r) { return r->exposure; }
+
+int mg_rawread_complete(const mg_rawread *r, size_t i)
+{
+    for (size_t m = 0; m < r->nmod; m++)
+        if (r->recs[i * r->nmod + m].packets != MG_PACKETS_PER_MODULE)
+            return 0;
+    return 1;
+}
+
+int mg_rawread_frame(mg_rawread *r, size_t i, uint16_t *raw, mg_error *err)
+{
+    if (i >= r->nframes)
+        return mg_error_set(err, MG_EINVAL, "frame %zu is past the end (%zu frames)", i, r->nframes);
+    if (r->original) {
+        hsize_t start[3] = {i, 0, 0}, cnt[3] = {1, MG_MODULE_ROWS, MG_MODULE_COLS};
+        for (size_t m = 0; m < r->nmod; m++) {
+            hid_t sp = H5Dget_space(r->d[m]);
+            H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, cnt, NULL);
+            int ok = H5Dread(r->d[m], H5T_NATIVE_UINT16, r->mspace, sp, H5P_DEFAULT, raw + m * P) >= 0;
+            H5Sclose(sp);
+            if (!ok)
+                return mg_error_set(err, MG_EIO, "reading frame %zu of %s failed (corrupt or truncated file?)", i,
+                                    r->paths[m]);
+        }
+        return 0;
+    }
+    hsize_t start[4] = {i, 0, 0, 0}, cnt[4] = {1, r->nmod, MG_MODULE_ROWS, MG_MODULE_COLS};
+    H5Sselect_hyperslab(r->fspace, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    if (H5Dread(r->d[0], H5T_NATIVE_UINT16, r->mspace, r->fspace, H5P_DEFAULT, raw) < 0)
+        return mg_error_set(err, MG_EIO, "reading frame %zu of %s failed (corrupt chunk, or a data file missing?)", i,
+                            r->paths[0]);
+    return 0;
+}
