@@ -247,6 +247,52 @@ static int read_ds(hid_t loc, const char *file, const char *path, int rank, cons
 static const hsize_t DIM3[3] = {3, MG_MODULE_ROWS, MG_MODULE_COLS};
 static const hsize_t DIM2[2] = {MG_MODULE_ROWS, MG_MODULE_COLS};
 
+int mg_calib_peek(const char *path, mg_calib_header *h, mg_error *err)
+{
+    memset(h, 0, sizeof *h);
+    h->exposure_s = NAN;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return mg_error_set(err, MG_EIO, "cannot open calibration file %s (missing, truncated, or not HDF5)", path);
+    mg_h5_attr_get_str(f, "detector", h->detector, sizeof h->detector);
+    h->taken = mg_h5_attr_get_double(f, "time_taken", 0);
+    h->exposure_s = mg_h5_attr_get_double(f, "exposure_time", NAN);
+    int rc = 0;
+    H5G_info_t gi;
+    hsize_t n = H5Gget_info(f, &gi) >= 0 ? gi.nlinks : 0;
+    for (hsize_t i = 0; i < n && !rc; i++) {
+        char name[MG_NAME_MAX] = {0}, ds[MG_NAME_MAX + 16];
+        H5O_info_t oi;
+        if (H5Lget_name_by_idx(f, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) < 0 ||
+            H5Oget_info_by_name(f, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP)
+            continue;
+        if (h->nmodules == MG_MAX_MODULES) {
+            rc = mg_error_set(err, MG_EFORMAT, "%s has more than %d modules", path, MG_MAX_MODULES);
+            break;
+        }
+        snprintf(ds, sizeof ds, "%s/pedestal", name);
+        hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 && H5Lexists(f, ds, H5P_DEFAULT) > 0 ? H5Dopen2(f, ds, H5P_DEFAULT)
+                                                                                         : -1;
+        hsize_t dims[3] = {0};
+        if (d >= 0) {
+            hid_t sp = H5Dget_space(d);
+            if (H5Sget_simple_extent_ndims(sp) == 3)
+                H5Sget_simple_extent_dims(sp, dims, NULL);
+            H5Sclose(sp);
+            H5Dclose(d);
+        }
+        if (dims[0] != 3 || dims[1] != MG_MODULE_ROWS || dims[2] != MG_MODULE_COLS)
+            rc = mg_error_set(err, MG_EFORMAT, "%s: module %s has no pedestal of (3, 512, 1024)", path, name);
+        else
+            snprintf(h->modules[h->nmodules++], MG_NAME_MAX, "%s", name);
+    }
+    H5Fclose(f);
+    if (!rc && h->nmodules == 0)
+        rc = mg_error_set(err, MG_EFORMAT, "%s holds no module groups: not a morgul calibration file", path);
+    return rc;
+}
+
 int mg_calib_read(const char *path, mg_calibration *c, mg_error *err)
 {
     mg_calib_init(c);

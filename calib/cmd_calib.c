@@ -139,10 +139,10 @@ static int import_planes(const char *list, float *dst, mg_error *err)
     return 0;
 }
 
-int mg_cmd_calib(int argc, char **argv)
+static int calib_import(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "import")) {
-        fprintf(argc < 2 || !strcmp(argv[1], "--help") ? stdout : stderr,
+    if (argc < 2 || !strcmp(argv[1], "--help")) {
+        fprintf(argc < 2 ? stderr : stdout,
                 "usage: morgul calib import -c CALIBRATION.h5 --module NAME --pedestal FILE [options]\n\n"
                 "Brings a module's pedestals into the calibration file (created if missing):\n"
                 "  --pedestal FILE.h5           PSI (/gains, /gainsRMS, /pixel_mask), the original morgul (/p0../p2\n"
@@ -150,7 +150,7 @@ int mg_cmd_calib(int argc, char **argv)
                 "  --pedestal G0.bin[,G1,G2]    raw float32 512x1024 planes, G0 first\n"
                 "  --rms R0.bin[,R1,R2]         with raw planes: their noise, likewise\n"
                 "  --row R --column C           the module's place, for a new module (default 0 0)\n");
-        return argc < 2 || !strcmp(argv[1], "--help") ? 0 : 2;
+        return argc < 2 ? 2 : 0;
     }
     static struct option opts[] = {{"calibration", required_argument, 0, 'c'}, {"module", required_argument, 0, O_MODULE},
                                    {"pedestal", required_argument, 0, O_PED},    {"rms", required_argument, 0, O_RMS},
@@ -159,7 +159,7 @@ int mg_cmd_calib(int argc, char **argv)
     const char *cal = NULL, *module = NULL, *ped = NULL, *rms = NULL;
     int row = 0, col = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "c:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
         switch (c) {
         case 'c': cal = optarg; break;
         case O_MODULE: module = optarg; break;
@@ -221,4 +221,156 @@ int mg_cmd_calib(int argc, char **argv)
     }
     printf("module %s: pedestals from %s into %s\n", module, ped, cal);
     return 0;
+}
+
+static int merge_cmd(int argc, char **argv)
+{
+    static struct option opts[] = {{"output", required_argument, 0, 'o'}, {"overwrite", no_argument, 0, 'f'},
+                                   {"detector-name", required_argument, 0, 'd'}, {"help", no_argument, 0, 'h'},
+                                   {"quiet", no_argument, 0, 'q'}, {0, 0, 0, 0}};
+    const char *out = NULL, *name = NULL;
+    int overwrite = 0, quiet = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:hq", opts, NULL)) != -1) {
+        if (c == 'o')
+            out = optarg;
+        else if (c == 'f')
+            overwrite = 1;
+        else if (c == 'd')
+            name = optarg;
+        else if (c == 'q')
+            quiet = 1;
+        else if (c == 'h') {
+            printf("usage: morgul calib merge -o DETECTOR.h5 A.h5 B.h5 ... [--detector-name NAME] [--overwrite]\n\n"
+                   "Joins calibration files into one detector file: per-module files, or files holding parts of a\n"
+                   "module's constants (gain maps in one, a dark run in another).  Later files win: a gain map\n"
+                   "replaces the one before; a dark run of a gain replaces that gain's pedestal, noise and counts.\n"
+                   "Masks are joined and their dark-run bits recomputed from the merged statistics (default\n"
+                   "criteria; user-mask bits kept).  Files of different exposure times are refused.\n");
+            return 0;
+        } else
+            return 2;
+    }
+    if (!out || argc - optind < 1) {
+        fprintf(stderr, "morgul calib merge: give -o OUTPUT.h5 and the files to merge\n");
+        return 2;
+    }
+    if (!overwrite && access(out, F_OK) == 0) {
+        fprintf(stderr, "morgul calib merge: %s exists; use --overwrite to replace it\n", out);
+        return 1;
+    }
+    mg_calibration dst;
+    mg_calib_init(&dst);
+    mg_error err = {0};
+    int rc = 0;
+    for (int i = optind; i < argc && !rc; i++) {
+        mg_calibration src;
+        if ((rc = mg_calib_read(argv[i], &src, &err)))
+            break;
+        rc = mg_calib_merge(&dst, &src, argv[i], quiet ? NULL : stdout, &err);
+        mg_calib_free(&src);
+    }
+    if (!rc && name)
+        snprintf(dst.detector, sizeof dst.detector, "%s", name);
+    if (!rc)
+        rc = mg_calib_write(out, &dst, &err);
+    mg_calib_free(&dst);
+    if (rc) {
+        fprintf(stderr, "morgul calib merge: %s (nothing written)\n", err.message);
+        return 1;
+    }
+    if (!quiet)
+        printf("wrote %s\n", out);
+    return 0;
+}
+
+static int export_cmd(int argc, char **argv)
+{
+    struct option opts[4 + 7 + 1] = {{"output", required_argument, 0, 'o'}, {"overwrite", no_argument, 0, 'f'},
+                                     {"help", no_argument, 0, 'h'}};
+    for (int i = 0; i < 7; i++)
+        opts[3 + i] = (struct option){det_names[i], required_argument, 0, O_DET + i};
+    const char *out = NULL;
+    int overwrite = 0, c;
+    mg_detopt dopt;
+    mg_detopt_init(&dopt);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        if (c == 'o')
+            out = optarg;
+        else if (c == 'f')
+            overwrite = 1;
+        else if (c >= O_DET && c < O_DET + 7) {
+            if (mg_detopt_take(&dopt, "calib export", det_names[c - O_DET], optarg) < 0)
+                return 2;
+        } else if (c == 'h') {
+            printf("usage: morgul calib export CALIBRATION.h5 -o ARRAYS.h5 [--config INI | --module-names A,B]\n\n"
+                   "Writes the detector's constants as whole-detector arrays shaped (3, modules, 512, 1024), the\n"
+                   "layout other facilities' correction software reads: pixel_gain (ADU/keV) and pixel_offset\n"
+                   "(ADU, zero) float32, pedestals and pixel_rms float32, pixel_status uint32 (the mask), and\n"
+                   "module_name.  Modules in the detector's order (default: the file's).\n\n");
+            fputs(mg_detopt_help, stdout);
+            return 0;
+        } else
+            return 2;
+    }
+    if (!out || argc - optind != 1) {
+        fprintf(stderr, "morgul calib export: give the calibration file and -o OUTPUT.h5\n");
+        return 2;
+    }
+    mg_calibration cb;
+    mg_error err = {0};
+    if (mg_calib_read(argv[optind], &cb, &err)) {
+        fprintf(stderr, "morgul calib export: %s\n", err.message);
+        return 1;
+    }
+    mg_detector det;
+    memset(&det, 0, sizeof det);
+    int rc = 0;
+    if (dopt.given)
+        rc = mg_detopt_build(&dopt, &det, &err);
+    else {
+        det.nmodules = cb.nmodules;
+        for (int m = 0; m < cb.nmodules; m++)
+            snprintf(det.modules[m].name, MG_NAME_MAX, "%s", cb.modules[m].name);
+    }
+    if (!rc)
+        rc = mg_calib_export(&cb, &det, out, overwrite, &err);
+    mg_calib_free(&cb);
+    if (rc) {
+        fprintf(stderr, "morgul calib export: %s\n", err.message);
+        return 1;
+    }
+    printf("wrote %s: %d module(s) as (3, %d, 512, 1024)\n", out, det.nmodules, det.nmodules);
+    return 0;
+}
+
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *what;
+} subs[] = {
+    {"import", calib_import, "bring pedestals from PSI, original morgul or raw float32 files into a calibration"},
+    {"merge", merge_cmd, "join per-module or partial calibration files into one detector file"},
+    {"show", mg_cmd_calib_show, "print per-module statistics; --png DIR: maps and histograms"},
+    {"export", export_cmd, "whole-detector arrays (3, modules, 512, 1024) for other software"},
+    {"add", mg_cmd_calib_add, "copy a calibration into a store, valid from the time it was taken"},
+    {"list", mg_cmd_calib_list, "the store's calibrations"},
+    {"find", mg_cmd_calib_find, "the store's calibration valid for a time and exposure"},
+};
+
+int mg_cmd_calib(int argc, char **argv)
+{
+    for (size_t i = 0; argc >= 2 && i < sizeof subs / sizeof *subs; i++)
+        if (!strcmp(argv[1], subs[i].name))
+            return subs[i].fn(argc - 1, argv + 1);
+    int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+    FILE *out = help ? stdout : stderr;
+    if (argc >= 2 && !help)
+        fprintf(stderr, "morgul calib: unknown subcommand '%s'\n\n", argv[1]);
+    fprintf(out, "usage: morgul calib SUBCOMMAND [options]   (morgul calib SUBCOMMAND --help)\n\n");
+    for (size_t i = 0; i < sizeof subs / sizeof *subs; i++)
+        fprintf(out, "  %-7s %s\n", subs[i].name, subs[i].what);
+    return help ? 0 : 2;
 }

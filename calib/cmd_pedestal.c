@@ -12,6 +12,7 @@
 #include "morgul/capture.h"
 #include "morgul/cli.h"
 #include "morgul/darkrun.h"
+#include "morgul/jungfrau.h"
 #include "morgul/pedestal.h"
 #include "morgul/rawread.h"
 #include "morgul/run.h"
@@ -37,22 +38,6 @@ static void usage(FILE *out)
 enum { O_G = 1000, O_DET = 1010, O_DARK = 1030 };
 static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
                                         "detector-name"};
-
-/* The time stamp of the capture's first packet (Unix s), 0 if none. */
-static double first_packet_time(const char *path)
-{
-    mg_error e = {0};
-    mg_capture *c = mg_capture_open(path, &e);
-    if (!c)
-        return 0;
-    const uint8_t *pl;
-    size_t len;
-    uint16_t port;
-    uint64_t ts = 0;
-    double t = mg_capture_next(c, &pl, &len, &port, &ts, &e) == 1 ? (double)ts * 1e-9 : 0;
-    mg_capture_close(c);
-    return t;
-}
 
 /* A run's files: one capture or raw file, or the original morgul's
  * per-module files separated by commas.  Returns how many. */
@@ -199,8 +184,10 @@ int mg_cmd_pedestal(int argc, char **argv)
             rc = mg_dark_run(&cfg, 0, acc, dk.mode_frames ? 0 : g, dk.mode_frames, dk.mode_loops, &info, &sum, &err);
             frames = sum.frames_dark;
             partial = sum.frames_discarded;
-            if (!rc && !info.taken)
-                info.taken = first_packet_time(runs[g]);
+            double t0;
+            mg_jf_header h0;
+            if (!rc && !info.taken && !mg_capture_first_packet(runs[g], &t0, &h0))
+                info.taken = t0;
         }
         if (rc) {
             fprintf(stderr, "morgul pedestal: %s: %s\n", runs[g], err.message);

@@ -108,8 +108,8 @@ int mg_detopt_build(const mg_detopt *o, mg_detector *det, mg_error *err)
 
 const char *const mg_corropt_names[MG_CORROPT_COUNT] = {
     "calibration", "energy", "wavelength", "type", "keV", "raw-layout", "mask-big",
-    "gap-rows", "gap-cols", "no-flip", "distance", "beam-center", "omega"};
-const int mg_corropt_has_arg[MG_CORROPT_COUNT] = {1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 1, 1};
+    "gap-rows", "gap-cols", "no-flip", "distance", "beam-center", "omega", "calibration-store", "max-age"};
+const int mg_corropt_has_arg[MG_CORROPT_COUNT] = {1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1};
 
 void mg_corropt_init(mg_corropt *o)
 {
@@ -117,6 +117,7 @@ void mg_corropt_init(mg_corropt *o)
     mg_geometry_defaults(&o->geometry);
     o->distance_mm = 100;
     o->beam_x = o->beam_y = NAN;
+    o->max_age_s = 3600;
 }
 
 static int pair(const char *cmd, const char *opt, const char *v, double *a, double *b)
@@ -155,6 +156,8 @@ int mg_corropt_take(mg_corropt *o, const char *cmd, int i, const char *v)
     case 10: return mg_opt_double(cmd, "--distance", v, 1, 1e6, &o->distance_mm);
     case 11: return pair(cmd, "--beam-center", v, &o->beam_x, &o->beam_y);
     case 12: o->rotation = 1; return pair(cmd, "--omega", v, &o->omega_start, &o->omega_increment);
+    case 13: o->store = v; return 0;
+    case 14: return mg_opt_double(cmd, "--max-age", v, 0, 1e10, &o->max_age_s);
     default: return -1;
     }
 }
@@ -168,6 +171,21 @@ int mg_corropt_energy(mg_corropt *o, const char *cmd)
         }
         o->energy_kev = mg_energy_from_wavelength(o->wavelength);
     }
+    return 0;
+}
+
+int mg_corropt_pick(mg_corropt *o, const char *cmd, const mg_detector *det, double t, double exposure_s,
+                    const char *who)
+{
+    if (!o->store)
+        return 0;
+    if (o->calibration) {
+        fprintf(stderr, "morgul %s: give --calibration FILE or --calibration-store DIR, not both\n", cmd);
+        return 2;
+    }
+    if (mg_store_pick(o->store, cmd, det, t, exposure_s, o->max_age_s, who, o->picked, sizeof o->picked, 0))
+        return 1;
+    o->calibration = o->picked;
     return 0;
 }
 

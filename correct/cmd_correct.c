@@ -40,6 +40,9 @@ static void usage(FILE *out)
             "  --beam-center X,Y           beam centre in pixels (default: the image centre)\n"
             "  --omega START,INCREMENT     a rotation series: omega of the first frame and per frame, degrees\n"
             "                              (default: stills, no goniometer axis)\n"
+            "  --calibration-store DIR     instead of -c: the store's constants valid when the raw data were taken\n"
+            "                              at their exposure (morgul calib add); --max-age S: warn if older\n"
+            "                              (default 3600)\n"
             "  --frames-per-file N         data files roll over every N frames (default 1000)\n"
             "  --overwrite                 replace existing output files\n");
 }
@@ -82,14 +85,14 @@ int mg_cmd_correct(int argc, char **argv)
             return 2;
         }
     }
-    const char *cal = co.calibration;
     if (mg_corropt_energy(&co, "correct"))
         return 2;
     const double energy = co.energy_kev;
     const mg_out_type type = (mg_out_type)co.type;
     const int kev = co.kev;
-    if (optind >= argc || argc - optind > MG_MAX_MODULES || !cal || !out) {
-        fprintf(stderr, "morgul correct: give the raw file(s), -c CALIBRATION.h5 and -o PREFIX (see --help)\n");
+    if (optind >= argc || argc - optind > MG_MAX_MODULES || !(co.calibration || co.store) || !out) {
+        fprintf(stderr, "morgul correct: give the raw file(s), -c CALIBRATION.h5 (or --calibration-store DIR) and "
+                        "-o PREFIX (see --help)\n");
         return 2;
     }
     if (!(energy > 0)) {
@@ -118,6 +121,23 @@ int mg_cmd_correct(int argc, char **argv)
     }
     const mg_detector *det = mg_rawread_detector(in);
     const size_t nframes = mg_rawread_frames(in), nmod = (size_t)det->nmodules;
+    if (co.store) {
+        /* the constants valid when the raw data were taken, at their exposure */
+        double t = mg_rawread_start(in);
+        if (!(t > 0)) {
+            rc = mg_error_set(&err, MG_EINVAL, "%s does not say when it was taken: name the calibration with -c",
+                              argv[optind]);
+            goto done;
+        }
+        char who[1100];
+        snprintf(who, sizeof who, "correct:%s", argv[optind]);
+        int r = mg_corropt_pick(&co, "correct", det, t, mg_rawread_exposure(in), who);
+        if (r) {
+            mg_rawread_close(in);
+            return r;
+        }
+    }
+    const char *cal = co.calibration;
     /* everything about the calibration and geometry is checked before any frame is read */
     if ((rc = mg_calib_read(cal, &cb, &err)) || (rc = mg_calib_check(&cb, det, &err)))
         goto done;

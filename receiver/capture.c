@@ -1,6 +1,7 @@
 /* capture.c - pcap reading and writing through libpcap
  * (contract in morgul/capture.h). */
 #include "morgul/capture.h"
+#include "morgul/jungfrau.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -472,5 +473,28 @@ int mg_capture_finish(mg_capture_writer *w, mg_error *err)
     free(w->buf);
     free(w->iobuf);
     free(w);
+    return rc;
+}
+
+int mg_capture_first_packet(const char *path, double *t, struct mg_jf_header *h)
+{
+    mg_error e = {0};
+    mg_capture *c = mg_capture_open(path, &e);
+    if (!c)
+        return -1;
+    const uint8_t *pl, *px;
+    size_t len;
+    uint16_t port;
+    uint64_t ts = 0;
+    int rc = -1;
+    for (int k = 0; k < 1000 && rc && mg_capture_next(c, &pl, &len, &port, &ts, &e) == 1; k++) {
+        const mg_jf_header *hp;
+        if (mg_packet_check(pl, len, MG_PACKETS_PER_MODULE, &hp, &px) == MG_PACKET_OK) {
+            memcpy(h, hp, sizeof *h);
+            *t = (double)ts * 1e-9;
+            rc = 0;
+        }
+    }
+    mg_capture_close(c);
     return rc;
 }

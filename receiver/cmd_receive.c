@@ -7,9 +7,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "morgul/calstore.h"
+#include "morgul/capture.h"
 #include "morgul/cli.h"
 #include "morgul/convert.h"
 #include "morgul/darkrun.h"
+#include "morgul/jungfrau.h"
 #include "morgul/pedestal.h"
 #include "morgul/run.h"
 #include "morgul/topology.h"
@@ -36,7 +39,10 @@ static const char *const run_help =
     "      --progress          print a line of counters every second\n"
     "  -q, --quiet             no plan or summary, errors only\n"
     "correction while receiving (NXmx output instead of raw frames):\n"
-    "      --calibration FILE  the detector's calibration file (morgul gainmap, calib import)\n"
+    "  -c, --calibration FILE  the detector's calibration file (morgul gainmap, calib import)\n"
+    "      --calibration-store DIR   or pick it from a store (morgul calib add): the newest taken before the\n"
+    "                          run with its exposure (--exposure S; replay: the capture's), warning when older\n"
+    "                          than --max-age S (default 3600)\n"
     "      --energy KEV | --wavelength A   photon energy\n"
     "      --type int16|int32|float32  output values (default int16)\n"
     "      --keV               energy deposited in keV instead of photons\n"
@@ -176,9 +182,10 @@ static int run_cmd(which w, int argc, char **argv)
     const char *send = NULL;
     int no_write = 0, c, bad = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:n:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:n:qhc:", opts, NULL)) != -1) {
         switch (c) {
         case 'o': cfg.output = optarg; break;
+        case 'c': co.calibration = optarg; break;
         case O_NOWRITE: no_write = 1; break;
         case O_OVERWRITE: cfg.overwrite = 1; break;
         case O_FPF: bad |= mg_opt_u64(cmd, "--frames-per-file", optarg, &cfg.frames_per_file); break;
@@ -246,7 +253,7 @@ static int run_cmd(which w, int argc, char **argv)
     cfg.rotation = co.rotation;
     cfg.omega_start = co.omega_start;
     cfg.omega_increment = co.omega_increment;
-    if (cfg.calibration && !(cfg.energy_kev > 0)) {
+    if ((cfg.calibration || co.store) && !(cfg.energy_kev > 0)) {
         fprintf(stderr, "morgul %s: --calibration needs the photon energy: --energy KEV or --wavelength A\n", cmd);
         return 2;
     }
@@ -306,6 +313,28 @@ static int run_cmd(which w, int argc, char **argv)
             fprintf(stderr, "morgul plan: %s\n", err.message);
         mg_topology_close(t);
         return rc ? 1 : 0;
+    }
+    if (co.store && pedestal) {
+        fprintf(stderr, "morgul %s: --pedestal writes the calibration file it names; add it to a store afterwards "
+                        "with morgul calib add\n", cmd);
+        return 2;
+    }
+    if (co.store) {
+        /* the constants valid when the data were taken: now, or the capture's first packet */
+        double t, exposure = dk.info.exposure_s, t0;
+        mg_jf_header h0;
+        mg_time_parse("now", &t);
+        if (w == CMD_REPLAY && !mg_capture_first_packet(cfg.pcap, &t0, &h0)) {
+            t = t0;
+            if (exposure != exposure && h0.exposure_length)
+                exposure = h0.exposure_length * 1e-7;
+        }
+        char who[1100];
+        snprintf(who, sizeof who, "%s:%s", cmd, w == CMD_REPLAY ? cfg.pcap : cfg.output ? cfg.output : "-");
+        int r = mg_corropt_pick(&co, cmd, &cfg.det, t, exposure, who);
+        if (r)
+            return r;
+        cfg.calibration = co.calibration;
     }
     if (pedestal)
         return dark_run(w, &cfg, pedestal, &dk);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "morgul/calstore.h"
 #include "morgul/cli.h"
 #include "morgul/simulate.h"
 
@@ -36,6 +37,7 @@ static void usage(FILE *out)
             "      --gainmap FILE      photons: PSI gain map .bin (default typical 41 / -1.44 / -0.115 ADU/keV)\n"
             "      --energy KEV        photons: photon energy (default 12.4)\n"
             "      --spots N           photons: Bragg spots per frame (default 200)\n"
+            "      --shutter-opens K   photons: frames before K (0-based) are dark, as before a shutter opens\n"
             "      --truth FILE        photons: the true whole photons, int32 (frames, modules, 512, 1024)\n"
             "      --frames-file FILES frames: raw uint16 512x1024 frames, comma-separated files\n"
             "faults (probabilities per packet, repeatable with --seed):\n"
@@ -45,13 +47,15 @@ static void usage(FILE *out)
             "      --fault-log FILE    CSV of every injected fault\n"
             "output:\n"
             "      --pcap FILE         write a capture (Ethernet/IPv4/UDP) instead of sending\n"
+            "      --capture-time T    the capture's time of the first packet (Unix s or ISO 8601 UTC;\n"
+            "                          default 2023-11-14T22:13:20Z)\n"
             "      --overwrite         replace an existing capture\n"
             "      --dest ADDR         send to ADDR instead of each module's address\n");
 }
 
 enum { O_RATE = 1000, O_FIRST, O_EXP, O_BUNCH, O_TS, O_DAQ, O_CONTENT, O_GAIN, O_PMODE, O_NOISE, O_PED, O_NOISEF, O_BAD, O_BADLOG,
        O_GMAP, O_ENERGY, O_SPOTS, O_FFILE, O_DROP, O_DUP, O_REORDER, O_DELAY, O_DELAYF, O_SEED, O_FLOG, O_PCAP,
-       O_OVERWRITE, O_DEST, O_TRUTH, O_DET };
+       O_OVERWRITE, O_DEST, O_TRUTH, O_CTIME, O_SHUTTER, O_DET };
 
 static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
                                         "detector-name"};
@@ -72,7 +76,8 @@ int mg_cmd_simulate(int argc, char **argv)
         {"duplicate", required_argument, 0, O_DUP}, {"reorder", required_argument, 0, O_REORDER},
         {"delay", required_argument, 0, O_DELAY}, {"delay-frames", required_argument, 0, O_DELAYF},
         {"seed", required_argument, 0, O_SEED}, {"fault-log", required_argument, 0, O_FLOG},
-        {"pcap", required_argument, 0, O_PCAP}, {"overwrite", no_argument, 0, O_OVERWRITE},
+        {"pcap", required_argument, 0, O_PCAP}, {"capture-time", required_argument, 0, O_CTIME},
+        {"shutter-opens", required_argument, 0, O_SHUTTER}, {"overwrite", no_argument, 0, O_OVERWRITE},
         {"dest", required_argument, 0, O_DEST}, {"help", no_argument, 0, 'h'},
         {"truth", required_argument, 0, O_TRUTH},
         {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
@@ -168,6 +173,13 @@ int mg_cmd_simulate(int argc, char **argv)
         case O_GMAP: cfg.gainmap_file = optarg; break;
         case O_ENERGY: bad |= mg_opt_double(cmd, "--energy", optarg, 0.1, 1000, &cfg.energy_kev); break;
         case O_SPOTS: bad |= mg_opt_int(cmd, "--spots", optarg, 0, 1000000, &cfg.spots); break;
+        case O_SHUTTER: bad |= mg_opt_u64(cmd, "--shutter-opens", optarg, &cfg.shutter_frame); break;
+        case O_CTIME:
+            if (mg_time_parse(optarg, &cfg.capture_time)) {
+                fprintf(stderr, "morgul simulate: --capture-time '%s': give Unix seconds or ISO 8601 UTC\n", optarg);
+                bad = 1;
+            }
+            break;
         case O_FFILE: cfg.frame_files = optarg; break;
         case O_DROP: bad |= mg_opt_double(cmd, "--drop", optarg, 0, 1, &cfg.drop); break;
         case O_DUP: bad |= mg_opt_double(cmd, "--duplicate", optarg, 0, 1, &cfg.duplicate); break;

@@ -346,8 +346,12 @@ uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out)
     case MG_SIM_PHOTONS: {
         const double E = cfg->energy_kev > 0 ? cfg->energy_kev : 12.4;
         float *img = c->image;
-        memcpy(img, c->background, P * sizeof(float));
-        int spots = cfg->spots > 0 ? cfg->spots : 200;
+        const int dark = k < cfg->shutter_frame; /* before the shutter opens: no photons at all */
+        if (dark)
+            memset(img, 0, P * sizeof(float));
+        else
+            memcpy(img, c->background, P * sizeof(float));
+        int spots = dark ? 0 : cfg->spots > 0 ? cfg->spots : 200;
         for (int s = 0; s < spots; s++) {
             double r0 = uniform(&c->rng) * MG_MODULE_ROWS, c0 = uniform(&c->rng) * MG_MODULE_COLS;
             double peak = exp(uniform(&c->rng) * log(20000.0)); /* 1 .. 20000 photons, many weak */

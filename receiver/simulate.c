@@ -261,14 +261,15 @@ int mg_simulate(const mg_sim_config *cfg, mg_sim_stats *stats, mg_error *err)
         if (mg_detector_packets_per_interface(d, s.lmod[l]) > max_ppi)
             max_ppi = mg_detector_packets_per_interface(d, s.lmod[l]);
     t0 = now_ns();
-    s.ts_ns = 1700000000ull * 1000000000ull;
+    const uint64_t ts0 = cfg->capture_time > 0 ? (uint64_t)llround(cfg->capture_time * 1e9) : 1700000000ull * 1000000000ull;
+    s.ts_ns = ts0;
     for (uint64_t k = 0; k < cfg->frames; k++) {
         if (cfg->stop && atomic_load(cfg->stop))
             break;
         if (rate > 0) {
             uint64_t due = t0 + (uint64_t)((double)k * 1e9 / rate);
             if (s.pcap)
-                s.ts_ns = 1700000000ull * 1000000000ull + (due - t0);
+                s.ts_ns = ts0 + (due - t0);
             else
                 while (now_ns() < due) {
                     uint64_t left = due - now_ns();

@@ -20,6 +20,7 @@
 #define MORGUL_CALIBRATION_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "morgul/detector.h"
@@ -52,6 +53,19 @@ typedef struct mg_calibration {
     mg_module_calib modules[MG_MAX_MODULES];
 } mg_calibration;
 
+/* What a calibration file is, without reading its arrays: the detector,
+ * when the dark runs were taken and at which exposure (file attributes),
+ * and its modules, each of which must hold a pedestal (3, 512, 1024). */
+typedef struct mg_calib_header {
+    char detector[MG_NAME_MAX];
+    double taken;      /* Unix s, 0 = unknown */
+    double exposure_s; /* NaN = unknown */
+    int nmodules;
+    char modules[MG_MAX_MODULES][MG_NAME_MAX];
+} mg_calib_header;
+
+int mg_calib_peek(const char *path, mg_calib_header *h, mg_error *err);
+
 /* Reads a calibration file.  Shapes and types are checked; a file that is
  * not one names what is wrong. */
 int mg_calib_read(const char *path, mg_calibration *c, mg_error *err);
@@ -80,6 +94,23 @@ int mg_calib_check(const mg_calibration *c, const mg_detector *det, mg_error *er
  * NUMA node `node`.  The module's mask, if any, marks pixels invalid. */
 struct mg_conv_tables *mg_calib_tables(const mg_module_calib *m, double energy_kev, mg_topology *topo, int node,
                                        mg_error *err);
+
+/* Merges src into dst (calib/merge.c): src's modules are added or
+ * updated; per module, src's gain map replaces dst's, and each gain whose
+ * dark run src holds (or, for imported pedestals, each known plane)
+ * replaces that gain's pedestal, noise and counts; masks are joined, and
+ * where dark-run statistics are present the dark-run bits are recomputed
+ * from the merged statistics (default criteria, user bits kept).  Files
+ * of different exposure times are refused.  One line per module goes to
+ * `report` (may be NULL). */
+int mg_calib_merge(mg_calibration *dst, const mg_calibration *src, const char *src_name, FILE *report, mg_error *err);
+
+/* Writes c's modules in det's order (calib/export.c) as whole-detector
+ * arrays (3, modules, 512, 1024): pixel_gain and pixel_offset (float32,
+ * ADU/keV and ADU; the offset is zero), pedestals and pixel_rms (float32),
+ * pixel_status (uint32, the mask repeated per gain), module_name.  Every
+ * module needs pedestals and a gain map. */
+int mg_calib_export(const mg_calibration *c, const mg_detector *det, const char *path, int overwrite, mg_error *err);
 
 /* A Unix time as ISO 8601 UTC ("2026-11-21T06:58:04Z"). */
 void mg_calib_time_iso(double t, char *buf, size_t cap);

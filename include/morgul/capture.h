@@ -46,6 +46,11 @@ int mg_capture_stable(const mg_capture *c);
  * valid.  Returns 0, or MG_EINVAL if the capture cannot rewind (not
  * stable): open it again instead. */
 int mg_capture_rewind(mg_capture *c);
+/* The first JUNGFRAU packet of the capture at `path`: its capture time
+ * (Unix s) and header.  0 if there is one, -1 if not (or unreadable). */
+struct mg_jf_header;
+int mg_capture_first_packet(const char *path, double *t, struct mg_jf_header *h);
+
 /* Name of the file's link type ("EN10MB"). */
 const char *mg_capture_link_type(const mg_capture *c);
 

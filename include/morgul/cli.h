@@ -22,6 +22,19 @@ int mg_cmd_gainmap(int argc, char **argv);
 int mg_cmd_calib(int argc, char **argv);
 int mg_cmd_correct(int argc, char **argv);
 int mg_cmd_pedestal(int argc, char **argv);
+/* `morgul calib SUB`: mg_cmd_calib dispatches to these */
+int mg_cmd_calib_add(int argc, char **argv);
+int mg_cmd_calib_list(int argc, char **argv);
+int mg_cmd_calib_find(int argc, char **argv);
+int mg_cmd_calib_show(int argc, char **argv);
+
+/* The calibration store's pick for a run at time t (Unix s) and exposure
+ * (NaN: any) holding det's modules (det may be NULL): its path into
+ * `path`; says what was picked (unless quiet) and warns when no exposure
+ * was given or the pick is older than max_age seconds.  0, or 1 after
+ * printing why nothing was picked ("morgul CMD: ..."). */
+int mg_store_pick(const char *dir, const char *cmd, const mg_detector *det, double t, double exposure_s,
+                  double max_age, const char *who, char *path, size_t cap, int quiet);
 
 /* Numbers from option values; on a bad value they print "morgul NAME:
  * --opt VALUE: why" and return -1. */
@@ -50,11 +63,12 @@ extern const char *const mg_detopt_help;
  *   --calibration FILE --energy KEV | --wavelength A --type T --keV
  *   --raw-layout --mask-big --gap-rows N --gap-cols N --no-flip
  *   --distance MM --beam-center X,Y --omega START,INCREMENT
+ *   --calibration-store DIR --max-age S
  * mg_corropt_names[i] is option i's name, mg_corropt_has_arg[i] whether it
  * takes a value; mg_corropt_take(o, cmd, i, val) parses it (0, or -1 after
  * printing why not).  mg_corropt_energy turns a wavelength into the energy
  * and refuses both at once (-1 with a message). */
-#define MG_CORROPT_COUNT 13
+#define MG_CORROPT_COUNT 15
 extern const char *const mg_corropt_names[MG_CORROPT_COUNT];
 extern const int mg_corropt_has_arg[MG_CORROPT_COUNT];
 
@@ -66,11 +80,20 @@ typedef struct mg_corropt {
     double distance_mm, beam_x, beam_y; /* distance 100 mm, beam NaN (the image centre) unless given */
     int rotation;
     double omega_start, omega_increment;
+    const char *store;  /* pick the calibration from this store (mg_corropt_pick) */
+    double max_age_s;   /* warn when the pick is older than this (default 3600 s) */
+    char picked[1400];  /* the store's pick; calibration points here */
 } mg_corropt;
 
 void mg_corropt_init(mg_corropt *o);
 int mg_corropt_take(mg_corropt *o, const char *cmd, int i, const char *val);
 int mg_corropt_energy(mg_corropt *o, const char *cmd);
+/* With --calibration-store: picks the calibration for det at time t and
+ * exposure (NaN: any) into o->calibration (--calibration and the store
+ * together are refused).  0, or 2 on bad usage, 1 when nothing fits, after
+ * printing why.  Without a store: 0, nothing done. */
+int mg_corropt_pick(mg_corropt *o, const char *cmd, const mg_detector *det, double t, double exposure_s,
+                    const char *who);
 
 /* The dark-run options `morgul pedestal`, `receive --pedestal` and `replay
  * --pedestal` share (same scheme as mg_corropt):

@@ -52,6 +52,7 @@ typedef struct mg_sim_config {
     const char *gainmap_file;   /* PSI gain map .bin (3 or 6 float64 planes) */
     double energy_kev;          /* photons: photon energy, default 12.4 */
     int spots;                  /* photons: Bragg spots per frame, default 200 */
+    uint64_t shutter_frame;     /* photons: frames before this one (0-based) are dark (no photons) */
     const char *truth_file;     /* photons: write the true whole photons, int32 (frames, modules, 512, 1024) */
     const char *frame_files;    /* MG_SIM_FRAMES: comma-separated raw uint16 files */
     /* faults, probabilities per packet */
@@ -61,6 +62,7 @@ typedef struct mg_sim_config {
     const char *fault_log;      /* CSV of injected faults, or NULL */
     /* where to */
     const char *pcap_path;      /* write a capture instead of sending */
+    double capture_time;        /* the capture's first packet time, Unix s (0: 1700000000) */
     int overwrite;
     const char *dest_host;      /* UDP destination; NULL = each module's bind address (127.0.0.1 for 0.0.0.0) */
     _Atomic int *stop;          /* may be NULL */
