@@ -108,8 +108,8 @@ int mg_detopt_build(const mg_detopt *o, mg_detector *det, mg_error *err)
 
 const char *const mg_corropt_names[MG_CORROPT_COUNT] = {
     "calibration", "energy", "wavelength", "type", "keV", "raw-layout", "mask-big",
-    "gap-rows", "gap-cols", "no-flip", "distance", "beam-center", "omega", "calibration-store", "max-age"};
-const int mg_corropt_has_arg[MG_CORROPT_COUNT] = {1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1};
+    "gap-rows", "gap-cols", "no-flip", "distance", "beam-center", "omega", "calibration-store", "max-age", "runtime-pedestal"};
+const int mg_corropt_has_arg[MG_CORROPT_COUNT] = {1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1};
 
 void mg_corropt_init(mg_corropt *o)
 {
@@ -158,6 +158,19 @@ int mg_corropt_take(mg_corropt *o, const char *cmd, int i, const char *v)
     case 12: o->rotation = 1; return pair(cmd, "--omega", v, &o->omega_start, &o->omega_increment);
     case 13: o->store = v; return 0;
     case 14: return mg_opt_double(cmd, "--max-age", v, 0, 1e10, &o->max_age_s);
+    case 15:
+        o->runtime = 1;
+        if (!strncmp(v, "auto", 4) && (!v[4] || v[4] == ':')) {
+            o->runtime_frames = 0;
+            return v[4] ? mg_opt_u64(cmd, "--runtime-pedestal auto:MAX", v + 5, &o->runtime_max) : 0;
+        }
+        if (mg_opt_u64(cmd, "--runtime-pedestal", v, &o->runtime_frames))
+            return -1;
+        if (!o->runtime_frames) {
+            fprintf(stderr, "morgul %s: --runtime-pedestal is a number of frames (1 or more) or auto[:MAX]\n", cmd);
+            return -1;
+        }
+        return 0;
     default: return -1;
     }
 }

@@ -18,6 +18,7 @@
 #include "morgul/nxmx.h"
 #include "morgul/rawfile.h"
 #include "morgul/rawread.h"
+#include "morgul/runped.h"
 
 #define P ((size_t)MG_MODULE_PIXELS)
 
@@ -43,6 +44,9 @@ static void usage(FILE *out)
             "  --calibration-store DIR     instead of -c: the store's constants valid when the raw data were taken\n"
             "                              at their exposure (morgul calib add); --max-age S: warn if older\n"
             "                              (default 3600)\n"
+            "  --runtime-pedestal N|auto[:MAX]  the G0 pedestal from the run's own first N dark frames, or\n"
+            "                              from the frames before signal shows (auto; searched in the first MAX,\n"
+            "                              default 200); recorded in the output\n"
             "  --frames-per-file N         data files roll over every N frames (default 1000)\n"
             "  --overwrite                 replace existing output files\n");
 }
@@ -113,6 +117,9 @@ int mg_cmd_correct(int argc, char **argv)
     mg_rawfile *o = NULL;
     uint64_t written = 0;
     mg_geometry geom;
+    float *runtime_p0[MG_MAX_MODULES] = {0};
+    uint64_t runtime_frames = 0;
+    int64_t runtime_onset = -1;
     mg_rawread_naming naming = {.config = config, .names = mnames};
     mg_rawread *in = mg_rawread_open((const char *const *)argv + optind, argc - optind, &naming, &err);
     if (!in) {
@@ -141,6 +148,26 @@ int mg_cmd_correct(int argc, char **argv)
     /* everything about the calibration and geometry is checked before any frame is read */
     if ((rc = mg_calib_read(cal, &cb, &err)) || (rc = mg_calib_check(&cb, det, &err)))
         goto done;
+    if (co.runtime) {
+        /* the run's own first frames give its G0 pedestal before any frame is converted */
+        mg_runped *rp = mg_runped_for(&cb, det, co.runtime_frames, co.runtime_max, &err);
+        rc = rp ? 0 : err.code;
+        for (size_t i = 0; !rc && i < nframes; i++) {
+            if ((rc = mg_rawread_frame(in, i, mg_runped_module(rp, 0), &err)))
+                break;
+            if (mg_runped_offer(rp, mg_rawread_complete(in, i)) != MG_RUNPED_MORE)
+                break;
+        }
+        if (!rc)
+            rc = mg_runped_apply(rp, &cb, det, runtime_p0, stdout, &err);
+        if (!rc) {
+            runtime_frames = mg_runped_frames(rp);
+            runtime_onset = mg_runped_onset(rp);
+        }
+        mg_runped_free(rp);
+        if (rc)
+            goto done;
+    }
     const uint32_t *masks[MG_MAX_MODULES] = {0};
     for (size_t m = 0; m < nmod; m++) {
         mg_module_calib *x = mg_calib_module(&cb, det->modules[m].name, 0, 0);
@@ -180,6 +207,10 @@ int mg_cmd_correct(int argc, char **argv)
         .rotation = co.rotation,
         .omega_start = co.omega_start,
         .omega_increment = co.omega_increment,
+        .runtime_mode = co.runtime ? (co.runtime_frames ? "fixed" : "auto") : NULL,
+        .runtime_frames = runtime_frames,
+        .runtime_onset = runtime_onset,
+        .runtime_p0 = (const float *const *)runtime_p0,
     };
     mg_frame_layout layout;
     mg_nxmx_layout(&info, &layout);
@@ -223,8 +254,10 @@ close:
         }
     }
 done:
-    for (size_t m = 0; m < MG_MAX_MODULES; m++)
+    for (size_t m = 0; m < MG_MAX_MODULES; m++) {
         mg_conv_tables_free(tables[m]);
+        free(runtime_p0[m]);
+    }
     mg_calib_free(&cb);
     mg_bshuf_ctx_free(bs);
     free(pmask), free(raw), free(conv), free(img), free(chunk);

@@ -196,6 +196,27 @@ static int write_master(int64_t file, uint64_t frames, void *ctx)
     put_str(jf, "layout", g->cfg.raw_layout ? "raw: modules stacked, 512 x 1024 each"
                           : g->cfg.mask_big ? "expanded 514 x 1030, big pixels masked"
                                             : "expanded 514 x 1030, big pixels split");
+    if (in->runtime_mode) {
+        hid_t rp = group(f, DET "/jungfrau/runtime_pedestal", "NXcollection");
+        put_str(rp, "mode", in->runtime_mode);
+        put_i64(rp, "frames", (long long)in->runtime_frames);
+        put_i64(rp, "onset", (long long)in->runtime_onset);
+        hsize_t dims[2] = {MG_MODULE_ROWS, MG_MODULE_COLS};
+        hid_t sp = H5Screate_simple(2, dims, NULL);
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_chunk(dcpl, 2, dims);
+        H5Pset_deflate(dcpl, 1);
+        for (int m = 0; m < in->det->nmodules && in->runtime_p0; m++) {
+            hid_t d = H5Dcreate2(rp, in->det->modules[m].name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+            if (d >= 0) {
+                H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, in->runtime_p0[m]);
+                H5Dclose(d);
+            }
+        }
+        H5Pclose(dcpl);
+        H5Sclose(sp);
+        H5Gclose(rp);
+    }
     H5Gclose(jf);
     H5Gclose(det);
 

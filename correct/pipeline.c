@@ -27,6 +27,7 @@
 #include "morgul/jungfrau.h"
 #include "morgul/pedestal.h"
 #include "morgul/ring.h"
+#include "morgul/runped.h"
 
 typedef struct job {
     int end;
@@ -98,54 +99,96 @@ static void bind_core(mg_pipeline *p, int core)
         mg_topology_bind_thread(p->cfg.topo, core, NULL);
 }
 
+/* The next frame from the assembler: 1, or 0 once it has no more (-1 from
+ * it); sleeps while nothing is ready - 200 us, then 1 ms once idle.
+ * Frames wait in their buffers meanwhile; waking more often only costs
+ * context switches on the cores the receivers need. */
+static int next_frame(mg_pipeline *p, mg_frame *f)
+{
+    unsigned idle = 0;
+    for (;;) {
+        int r = mg_asm_next_frame(p->cfg.assembler, f);
+        if (r)
+            return r > 0;
+        struct timespec ts = {0, (long)(idle < 20 ? 200000 : 1000000)};
+        idle++;
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Hands frame f to the worker with the least-filled queue, looking from
+ * the one after the last pick. */
+static void deal(mg_pipeline *p, const mg_frame *f, uint64_t *seq)
+{
+    worker *w = &p->w[*seq % (uint64_t)p->nw];
+    for (int k = 1; k < p->nw; k++) {
+        worker *o = &p->w[(*seq + (uint64_t)k) % (uint64_t)p->nw];
+        if (mg_ring_fill(&o->in) < mg_ring_fill(&w->in))
+            w = o;
+    }
+    job *j;
+    while (!(j = mg_ring_claim(&w->in, 100000)))
+        ;
+    j->end = 0;
+    j->seq = (*seq)++;
+    j->frame = *f;
+    mg_ring_publish(&w->in);
+    uint32_t fill = mg_ring_fill(&w->in);
+    if (fill > atomic_load(&p->fill_max))
+        atomic_store(&p->fill_max, fill);
+}
+
+/* The run-time pedestal: the first frames held and offered until it is
+ * known, the tables updated, the held frames dealt.  Returns 0 once the
+ * assembler has no more frames. */
+static int prelude(mg_pipeline *p, uint64_t *seq)
+{
+    int cap = p->cfg.runped_hold > 0 ? p->cfg.runped_hold : 1, n = 0, more = 1;
+    mg_frame *held = malloc((size_t)cap * sizeof *held);
+    if (!held) {
+        mg_error e = {0};
+        mg_error_set(&e, MG_ENOMEM, "out of memory for the run-time pedestal");
+        fail(p, &e);
+    }
+    while (held && n < cap && (more = next_frame(p, &held[n]))) {
+        const mg_frame *f = &held[n++];
+        if (f->complete)
+            for (int m = 0; m < p->nmod; m++) {
+                uint16_t *dst = mg_runped_module(p->cfg.runped, m);
+                for (int q = 0; q < MG_PACKETS_PER_MODULE; q++)
+                    memcpy(dst + (size_t)q * (MG_PACKET_DATA_BYTES / 2), f->blocks[m * MG_PACKETS_PER_MODULE + q],
+                           MG_PACKET_DATA_BYTES);
+            }
+        if (mg_runped_offer(p->cfg.runped, f->complete) != MG_RUNPED_MORE)
+            break;
+    }
+    mg_error e = {0};
+    if (held && p->cfg.runped_ready(p->cfg.runped_ctx, &e))
+        fail(p, &e); /* the held frames still go to the workers, which count them as not written */
+    for (int i = 0; i < n; i++)
+        deal(p, &held[i], seq);
+    free(held);
+    return more;
+}
+
 static void *collector_main(void *arg)
 {
     mg_pipeline *p = arg;
     bind_core(p, p->cfg.plan ? p->cfg.plan->collector_core : -1);
     uint64_t seq = 0;
-    unsigned idle = 0;
-    for (;;) {
-        mg_frame f;
-        int r = mg_asm_next_frame(p->cfg.assembler, &f);
-        if (r == 0) {
-            /* nothing ready: sleep 200 us, then 1 ms once idle.  Frames wait
-             * in their buffers meanwhile; waking more often only costs
-             * context switches on the cores the receivers need. */
-            struct timespec ts = {0, (long)(idle < 20 ? 200000 : 1000000)};
-            idle++;
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        idle = 0;
-        if (r < 0) {
-            for (int i = 0; i < p->nw; i++) {
-                job *e;
-                while (!(e = mg_ring_claim(&p->w[i].in, 100000)))
-                    ;
-                e->end = 1;
-                mg_ring_publish(&p->w[i].in);
-            }
-            atomic_store(&p->collector_done, 1);
-            return NULL;
-        }
-        /* the least-filled queue, looking from the one after the last pick */
-        worker *w = &p->w[seq % (uint64_t)p->nw];
-        for (int k = 1; k < p->nw; k++) {
-            worker *o = &p->w[(seq + (uint64_t)k) % (uint64_t)p->nw];
-            if (mg_ring_fill(&o->in) < mg_ring_fill(&w->in))
-                w = o;
-        }
-        job *j;
-        while (!(j = mg_ring_claim(&w->in, 100000)))
+    int more = p->cfg.runped ? prelude(p, &seq) : 1;
+    mg_frame f;
+    while (more && next_frame(p, &f))
+        deal(p, &f, &seq);
+    for (int i = 0; i < p->nw; i++) {
+        job *e;
+        while (!(e = mg_ring_claim(&p->w[i].in, 100000)))
             ;
-        j->end = 0;
-        j->seq = seq++;
-        j->frame = f;
-        mg_ring_publish(&w->in);
-        uint32_t fill = mg_ring_fill(&w->in);
-        if (fill > atomic_load(&p->fill_max))
-            atomic_store(&p->fill_max, fill);
+        e->end = 1;
+        mg_ring_publish(&p->w[i].in);
     }
+    atomic_store(&p->collector_done, 1);
+    return NULL;
 }
 
 /* Waits until `b` has been written (turn_gen changes after every write). */

@@ -49,6 +49,9 @@ static const char *const run_help =
     "      --raw-layout | --mask-big | --no-flip | --gap-rows N | --gap-cols N   image layout (see morgul correct)\n"
     "      --distance MM  --beam-center X,Y   for the NXmx master (default 100 mm, image centre)\n"
     "      --omega START,INCREMENT   a rotation series (degrees; default stills)\n"
+    "      --runtime-pedestal N|auto[:MAX]  the G0 pedestal from the run's first N frames, or from the frames\n"
+    "                          before signal shows (auto: searched in the first MAX, default 200); those\n"
+    "                          frames are held, then written like all others; recorded in the output\n"
     "threads:\n"
     "      --cpus LIST         cores for the receivers, then workers, then writer (e.g. 2,3,8-11)\n"
     "      --no-pin            do not pin threads\n"
@@ -253,6 +256,14 @@ static int run_cmd(which w, int argc, char **argv)
     cfg.rotation = co.rotation;
     cfg.omega_start = co.omega_start;
     cfg.omega_increment = co.omega_increment;
+    cfg.runtime = co.runtime;
+    cfg.runtime_frames = co.runtime_frames;
+    cfg.runtime_max = co.runtime_max;
+    if (co.runtime && !co.calibration && !co.store) {
+        fprintf(stderr, "morgul %s: --runtime-pedestal updates a calibration: give --calibration or "
+                        "--calibration-store\n", cmd);
+        return 2;
+    }
     if ((cfg.calibration || co.store) && !(cfg.energy_kev > 0)) {
         fprintf(stderr, "morgul %s: --calibration needs the photon energy: --energy KEV or --wavelength A\n", cmd);
         return 2;

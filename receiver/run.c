@@ -9,6 +9,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "morgul/runped.h"
+
 uint64_t mg_now_ns(void)
 {
     struct timespec ts;
@@ -86,6 +88,36 @@ static int setup_correction(run *r, const mg_run_config *cfg, mg_error *err)
     return 0;
 }
 
+/* The run-time pedestal is known (called by the collector before any frame
+ * reaches a worker): the G0 pedestals into the calibration, every node's
+ * tables rebuilt from it.  A run without a dark frame before the signal
+ * keeps the calibration's pedestal and says so loudly - the frames are
+ * corrected and written all the same, never dropped. */
+static int runtime_ready(void *ctx, mg_error *err)
+{
+    run *r = ctx;
+    const mg_run_config *cfg = r->cfg;
+    mg_error e = {0};
+    if (mg_runped_apply(r->runped, &r->calib, &cfg->det, r->runtime_p0, r->log, &e)) {
+        fprintf(r->log, "warning: %s\nwarning: this run is corrected with the calibration's pedestal\n", e.message);
+        r->nx.runtime_mode = "failed: the calibration's pedestal was used";
+        return 0;
+    }
+    r->nx.runtime_frames = mg_runped_frames(r->runped);
+    r->nx.runtime_onset = mg_runped_onset(r->runped);
+    r->nx.runtime_p0 = (const float *const *)r->runtime_p0;
+    for (int n = 0; n < MG_MAX_THREADS; n++)
+        for (int m = 0; r->node_tables[n] && m < cfg->det.nmodules; m++) {
+            mg_module_calib *x = mg_calib_module(&r->calib, cfg->det.modules[m].name, 0, 0);
+            mg_conv_tables *t = mg_calib_tables(x, cfg->kev ? 1.0 : cfg->energy_kev, r->topo, r->pin ? n : -1, err);
+            if (!t)
+                return err ? err->code : MG_ENOMEM;
+            mg_conv_tables_free(r->node_tables[n][m]);
+            r->node_tables[n][m] = t;
+        }
+    return 0;
+}
+
 int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, mg_error *err)
 {
     memset(r, 0, sizeof *r);
@@ -122,10 +154,22 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         mg_detector_link(&cfg->det, l, &m, &i);
         module_node[m] = r->plan.link_node[l];
     }
+    /* a run-time pedestal holds its frames: that many more frame buffers */
+    int hold = 0;
+    if (cfg->runtime && cfg->calibration)
+        hold = cfg->runtime_frames ? (int)(cfg->runtime_frames < 100000 ? cfg->runtime_frames : 100000) + 16
+                                   : (int)(cfg->runtime_max ? (cfg->runtime_max < 100000 ? cfg->runtime_max : 100000)
+                                                            : 200);
+    int window = cfg->window > 0 ? cfg->window : 16;
+    int slots = hold ? (cfg->buffer_frames > 0 ? cfg->buffer_frames : (4 * window > 64 ? 4 * window : 64)) + hold
+                     : cfg->buffer_frames;
+    if (hold && !cfg->quiet)
+        fprintf(r->log, "run-time pedestal: up to %d frames held (%d MiB more frame buffers)\n", hold,
+                hold * cfg->det.nmodules);
     mg_asm_config ac = {
         .det = &cfg->det,
         .window = cfg->window,
-        .slots = cfg->buffer_frames,
+        .slots = slots,
         .align = cfg->align,
         .check_position = cfg->check_position,
         .max_frames = cfg->max_frames,
@@ -140,6 +184,13 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         return err ? err->code : MG_ENOMEM;
     if (cfg->calibration && setup_correction(r, cfg, err))
         return err ? err->code : MG_ECONFIG;
+    if (hold) {
+        if (!(r->runped = mg_runped_for(&r->calib, &cfg->det, cfg->runtime_frames, cfg->runtime_max ? cfg->runtime_max
+                                                                                                   : 200, err)))
+            return err ? err->code : MG_ENOMEM;
+        r->nx.runtime_mode = cfg->runtime_frames ? "fixed" : "auto";
+        r->nx.runtime_onset = -1;
+    }
     if (cfg->output) {
         mg_rawfile_config rc = {.prefix = cfg->output, .det = &cfg->det, .frames_per_file = cfg->frames_per_file,
                                 .overwrite = cfg->overwrite, .layout = cfg->calibration ? &r->layout : NULL};
@@ -163,6 +214,10 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         .pedestal_gain = cfg->pedestal_gain,
         .pedestal_frames = cfg->pedestal_frames,
         .pedestal_loops = cfg->pedestal_loops,
+        .runped = r->runped,
+        .runped_hold = hold,
+        .runped_ready = runtime_ready,
+        .runped_ctx = r,
     };
     r->pipe = mg_pipeline_start(&pc, err);
     if (!r->pipe)
@@ -323,6 +378,12 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
             r->node_tables[n] = NULL;
         }
     mg_calib_free(&r->calib);
+    mg_runped_free(r->runped);
+    r->runped = NULL;
+    for (int m = 0; m < MG_MAX_MODULES; m++) {
+        free(r->runtime_p0[m]);
+        r->runtime_p0[m] = NULL;
+    }
     free(r->pixel_mask);
     r->pixel_mask = NULL;
     mg_topology_close(r->topo);

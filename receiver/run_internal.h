@@ -33,6 +33,8 @@ typedef struct run {
     uint32_t *pixel_mask;
     mg_nxmx_info nx;
     mg_frame_layout layout;
+    struct mg_runped *runped;      /* run-time pedestal, or NULL */
+    float *runtime_p0[MG_MAX_MODULES];
 } run;
 
 uint64_t mg_now_ns(void);

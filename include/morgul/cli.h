@@ -63,12 +63,12 @@ extern const char *const mg_detopt_help;
  *   --calibration FILE --energy KEV | --wavelength A --type T --keV
  *   --raw-layout --mask-big --gap-rows N --gap-cols N --no-flip
  *   --distance MM --beam-center X,Y --omega START,INCREMENT
- *   --calibration-store DIR --max-age S
+ *   --calibration-store DIR --max-age S --runtime-pedestal N|auto[:MAX]
  * mg_corropt_names[i] is option i's name, mg_corropt_has_arg[i] whether it
  * takes a value; mg_corropt_take(o, cmd, i, val) parses it (0, or -1 after
  * printing why not).  mg_corropt_energy turns a wavelength into the energy
  * and refuses both at once (-1 with a message). */
-#define MG_CORROPT_COUNT 15
+#define MG_CORROPT_COUNT 16
 extern const char *const mg_corropt_names[MG_CORROPT_COUNT];
 extern const int mg_corropt_has_arg[MG_CORROPT_COUNT];
 
@@ -83,6 +83,9 @@ typedef struct mg_corropt {
     const char *store;  /* pick the calibration from this store (mg_corropt_pick) */
     double max_age_s;   /* warn when the pick is older than this (default 3600 s) */
     char picked[1400];  /* the store's pick; calibration points here */
+    uint64_t runtime_frames; /* --runtime-pedestal N; 0 with runtime_auto */
+    int runtime;             /* a run-time pedestal was asked for */
+    uint64_t runtime_max;    /* auto: search at most this many frames (0: default) */
 } mg_corropt;
 
 void mg_corropt_init(mg_corropt *o);

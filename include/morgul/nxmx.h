@@ -37,6 +37,12 @@ typedef struct mg_nxmx_info {
     int rotation;                  /* a rotation series: omega per frame from start and increment */
     double omega_start, omega_increment; /* degrees */
     char start_time[32];           /* ISO 8601, filled by mg_nxmx_layout */
+    /* the run-time pedestal, if one was used (runtime_mode non-NULL): recorded
+     * under jungfrau/runtime_pedestal with each module's G0 pedestal */
+    const char *runtime_mode;      /* "auto" or "fixed" */
+    uint64_t runtime_frames;       /* dark frames averaged */
+    int64_t runtime_onset;         /* frame index of the first frame with signal, -1 none */
+    const float *const *runtime_p0; /* per module (det order), 512 x 1024 */
 } mg_nxmx_info;
 
 /* Fills the frame-file layout for corrected images of `info` (which must

@@ -50,6 +50,16 @@ typedef struct mg_pipeline_config {
      * pedestal_gain.  Partial frames are left out and counted. */
     struct mg_pedestal_acc *const *pedestal;
     int pedestal_gain, pedestal_frames, pedestal_loops;
+    /* run-time pedestal (morgul/runped.h): the collector holds the first
+     * frames (at most runped_hold) and offers them to runped until it has
+     * its pedestal (or the frames end), then calls runped_ready - which
+     * updates the tables; no worker has a frame yet - and deals the held
+     * frames and all later ones as usual.  The assembler needs runped_hold
+     * frame buffers beyond its usual ones. */
+    struct mg_runped *runped;
+    int runped_hold;
+    int (*runped_ready)(void *ctx, mg_error *err);
+    void *runped_ctx;
 } mg_pipeline_config;
 
 typedef struct mg_pipeline_stats {

@@ -66,6 +66,11 @@ typedef struct mg_run_config {
     double beam_x, beam_y;      /* NaN: the image centre */
     int rotation;               /* omega per frame: start + i * increment (degrees) */
     double omega_start, omega_increment;
+    /* run-time pedestal (morgul/runped.h), with a calibration: the G0 pedestal
+     * from the run's first runtime_frames frames, or (0) from the frames before
+     * signal shows, searched in the first runtime_max (0: 200) */
+    int runtime;
+    uint64_t runtime_frames, runtime_max;
     /* dark runs: frames go into these accumulators (one per module) and
      * nothing is written (morgul/pipeline.h says how a frame's gain is found) */
     struct mg_pedestal_acc *const *pedestal;
