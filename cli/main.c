@@ -15,7 +15,7 @@ static const struct {
     {"plan", mg_cmd_plan, "show the detector and the thread/NUMA plan (also for other machines)"},
     {"bench", mg_cmd_bench, "measure compression and the packet path against baselines"},
     {"gainmap", mg_cmd_gainmap, "store the modules' PSI gain maps in the calibration file"},
-    {"calib", mg_cmd_calib, "calib import: bring pedestals into the calibration file"},
+    {"calib", mg_cmd_calib, "calibration files: import, merge, show (--png), export; a store: add, list, find"},
     {"correct", mg_cmd_correct, "raw frames to photons in NXmx files, offline"},
     {"pedestal", mg_cmd_pedestal, "pedestals, noise and bad-pixel masks from dark runs"},
 };
