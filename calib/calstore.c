@@ -233,10 +233,10 @@ int mg_store_add(const char *dir, const char *src, double taken, double exposure
     if (h.exposure_s != h.exposure_s || h.exposure_s <= 0)
         return mg_error_set(err, MG_EINVAL, "%s does not say its exposure time: give --exposure SECONDS", src);
     struct stat st;
-    if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
-        if (mkdir(dir, 0755) && errno != EEXIST)
-            return mg_error_set(err, MG_EIO, "cannot create the calibration store %s: %s", dir, strerror(errno));
-    }
+    if (!stat(dir, &st) && !S_ISDIR(st.st_mode))
+        return mg_error_set(err, MG_EINVAL, "%s exists and is not a directory: a store is a directory", dir);
+    if (stat(dir, &st) && mkdir(dir, 0755) && errno != EEXIST)
+        return mg_error_set(err, MG_EIO, "cannot create the calibration store %s: %s", dir, strerror(errno));
     time_t tt = (time_t)h.taken;
     struct tm tm;
     gmtime_r(&tt, &tm);
