@@ -55,7 +55,7 @@ static void usage(FILE *out)
 
 enum { O_RATE = 1000, O_FIRST, O_EXP, O_BUNCH, O_TS, O_DAQ, O_CONTENT, O_GAIN, O_PMODE, O_NOISE, O_PED, O_NOISEF, O_BAD, O_BADLOG,
        O_GMAP, O_ENERGY, O_SPOTS, O_FFILE, O_DROP, O_DUP, O_REORDER, O_DELAY, O_DELAYF, O_SEED, O_FLOG, O_PCAP,
-       O_OVERWRITE, O_DEST, O_TRUTH, O_CTIME, O_SHUTTER, O_DET };
+       O_OVERWRITE, O_DEST, O_TRUTH, O_CTIME, O_SHUTTER, O_EXPWRONG, O_DET };
 
 static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
                                         "detector-name"};
@@ -77,7 +77,9 @@ int mg_cmd_simulate(int argc, char **argv)
         {"delay", required_argument, 0, O_DELAY}, {"delay-frames", required_argument, 0, O_DELAYF},
         {"seed", required_argument, 0, O_SEED}, {"fault-log", required_argument, 0, O_FLOG},
         {"pcap", required_argument, 0, O_PCAP}, {"capture-time", required_argument, 0, O_CTIME},
-        {"shutter-opens", required_argument, 0, O_SHUTTER}, {"overwrite", no_argument, 0, O_OVERWRITE},
+        {"shutter-opens", required_argument, 0, O_SHUTTER},
+        /* named so that it is not taken as an abbreviation of --exposure-us */
+        {"exposure", required_argument, 0, O_EXPWRONG}, {"overwrite", no_argument, 0, O_OVERWRITE},
         {"dest", required_argument, 0, O_DEST}, {"help", no_argument, 0, 'h'},
         {"truth", required_argument, 0, O_TRUTH},
         {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
@@ -173,6 +175,10 @@ int mg_cmd_simulate(int argc, char **argv)
         case O_GMAP: cfg.gainmap_file = optarg; break;
         case O_ENERGY: bad |= mg_opt_double(cmd, "--energy", optarg, 0.1, 1000, &cfg.energy_kev); break;
         case O_SPOTS: bad |= mg_opt_int(cmd, "--spots", optarg, 0, 1000000, &cfg.spots); break;
+        case O_EXPWRONG:
+            fprintf(stderr, "morgul simulate: the exposure is given in microseconds: --exposure-us X\n");
+            bad = 1;
+            break;
         case O_SHUTTER: bad |= mg_opt_u64(cmd, "--shutter-opens", optarg, &cfg.shutter_frame); break;
         case O_CTIME:
             if (mg_time_parse(optarg, &cfg.capture_time)) {
