@@ -52,11 +52,19 @@ int mg_calib_load_or_new(const char *path, mg_calibration *c, const char *detect
     return 0;
 }
 
-mg_module_calib *mg_calib_module(mg_calibration *c, const char *name, int row, int column)
+mg_module_calib *mg_calib_find(const mg_calibration *c, const char *name)
 {
     for (int m = 0; m < c->nmodules; m++)
         if (!strcmp(c->modules[m].name, name))
-            return &c->modules[m];
+            return (mg_module_calib *)&c->modules[m];
+    return NULL;
+}
+
+mg_module_calib *mg_calib_module(mg_calibration *c, const char *name, int row, int column)
+{
+    mg_module_calib *found = mg_calib_find(c, name);
+    if (found)
+        return found;
     if (c->nmodules == MG_MAX_MODULES)
         return NULL;
     mg_module_calib *x = &c->modules[c->nmodules++];
@@ -72,10 +80,7 @@ int mg_calib_check(const mg_calibration *c, const mg_detector *det, mg_error *er
 {
     for (int d = 0; d < det->nmodules; d++) {
         const char *name = det->modules[d].name;
-        const mg_module_calib *x = NULL;
-        for (int m = 0; m < c->nmodules && !x; m++)
-            if (!strcmp(c->modules[m].name, name))
-                x = &c->modules[m];
+        const mg_module_calib *x = mg_calib_find(c, name);
         if (!x)
             return mg_error_set(err, MG_ECONFIG, "the calibration has no module %s (it has %d module(s)%s%s); "
                                 "import its gain map and pedestals first", name, c->nmodules,

@@ -14,8 +14,6 @@
 
 #define P ((size_t)MG_MODULE_PIXELS)
 
-static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
-                                        "detector-name"};
 enum { O_DIR = 1000, O_GMAP, O_MODULE, O_PED, O_RMS, O_ROW, O_COL, O_DET };
 
 /* The existing calibration file, or an empty one for the detector. */
@@ -51,7 +49,7 @@ int mg_cmd_gainmap(int argc, char **argv)
             return 0;
         default:
             if (c >= O_DET && c < O_DET + 7) {
-                if (mg_detopt_take(&dopt, "gainmap", det_names[c - O_DET], optarg) < 0)
+                if (mg_detopt_take(&dopt, "gainmap", mg_detopt_names[c - O_DET], optarg) < 0)
                     return 2;
                 break;
             }
@@ -289,7 +287,7 @@ static int export_cmd(int argc, char **argv)
     struct option opts[4 + 7 + 1] = {{"output", required_argument, 0, 'o'}, {"overwrite", no_argument, 0, 'f'},
                                      {"help", no_argument, 0, 'h'}};
     for (int i = 0; i < 7; i++)
-        opts[3 + i] = (struct option){det_names[i], required_argument, 0, O_DET + i};
+        opts[3 + i] = (struct option){mg_detopt_names[i], required_argument, 0, O_DET + i};
     const char *out = NULL;
     int overwrite = 0, c;
     mg_detopt dopt;
@@ -301,7 +299,7 @@ static int export_cmd(int argc, char **argv)
         else if (c == 'f')
             overwrite = 1;
         else if (c >= O_DET && c < O_DET + 7) {
-            if (mg_detopt_take(&dopt, "calib export", det_names[c - O_DET], optarg) < 0)
+            if (mg_detopt_take(&dopt, "calib export", mg_detopt_names[c - O_DET], optarg) < 0)
                 return 2;
         } else if (c == 'h') {
             printf("usage: morgul calib export CALIBRATION.h5 -o ARRAYS.h5 [--config INI | --module-names A,B]\n\n"

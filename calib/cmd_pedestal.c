@@ -36,8 +36,6 @@ static void usage(FILE *out)
 }
 
 enum { O_G = 1000, O_DET = 1010, O_DARK = 1030 };
-static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
-                                        "detector-name"};
 
 /* A run's files: one capture or raw file, or the original morgul's
  * per-module files separated by commas.  Returns how many. */
@@ -89,7 +87,7 @@ int mg_cmd_pedestal(int argc, char **argv)
         {"g2", required_argument, 0, O_G + 2}};
     int k = 6;
     for (int i = 0; i < 7; i++)
-        opts[k++] = (struct option){det_names[i], required_argument, 0, O_DET + i};
+        opts[k++] = (struct option){mg_detopt_names[i], required_argument, 0, O_DET + i};
     for (int i = 0; i < MG_DARKOPT_COUNT; i++)
         opts[k++] = (struct option){mg_darkopt_names[i], required_argument, 0, O_DARK + i};
     opts[k] = (struct option){0, 0, 0, 0};
@@ -110,7 +108,7 @@ int mg_cmd_pedestal(int argc, char **argv)
         else if (c >= O_G && c < O_G + 3)
             runs[c - O_G] = optarg;
         else if (c >= O_DET && c < O_DET + 7)
-            bad |= mg_detopt_take(&dopt, "pedestal", det_names[c - O_DET], optarg) < 0;
+            bad |= mg_detopt_take(&dopt, "pedestal", mg_detopt_names[c - O_DET], optarg) < 0;
         else if (c >= O_DARK && c < O_DARK + MG_DARKOPT_COUNT)
             bad |= mg_darkopt_take(&dk, "pedestal", c - O_DARK, optarg) != 0;
         else

@@ -10,8 +10,6 @@
 #include "morgul/calstore.h"
 #include "morgul/cli.h"
 
-static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
-                                        "detector-name"};
 enum { O_TAKEN = 1000, O_EXPOSURE, O_TIME, O_MAXAGE, O_DET };
 
 static int time_opt(const char *cmd, const char *opt, const char *v, double *t)
@@ -136,7 +134,7 @@ int mg_cmd_calib_find(int argc, char **argv)
                                  {"max-age", required_argument, 0, O_MAXAGE},
                                  {"help", no_argument, 0, 'h'}};
     for (int i = 0; i < 7; i++)
-        opts[4 + i] = (struct option){det_names[i], required_argument, 0, O_DET + i};
+        opts[4 + i] = (struct option){mg_detopt_names[i], required_argument, 0, O_DET + i};
     opts[11] = (struct option){0, 0, 0, 0};
     double t = 0, exposure = NAN, max_age = 3600;
     int c, bad = 0, have_time = 0;
@@ -151,7 +149,7 @@ int mg_cmd_calib_find(int argc, char **argv)
         else if (c == O_MAXAGE)
             bad |= mg_opt_double("calib find", "--max-age", optarg, 0, 1e10, &max_age) != 0;
         else if (c >= O_DET && c < O_DET + 7)
-            bad |= mg_detopt_take(&dopt, "calib find", det_names[c - O_DET], optarg) < 0;
+            bad |= mg_detopt_take(&dopt, "calib find", mg_detopt_names[c - O_DET], optarg) < 0;
         else if (c == 'h') {
             printf("usage: morgul calib find STORE [--time TIME] [--exposure S] [--max-age S] [detector options]\n\n"
                    "Prints the path of the calibration valid at TIME (default now): the newest taken at or before\n"

@@ -73,6 +73,14 @@ static void *alloc_planes(void **slot, size_t bytes, int fill_nan)
     return *slot;
 }
 
+int mg_dark_mask(mg_module_calib *x, const mg_mask_criteria *c, const uint8_t *user, mg_mask_summary *sum)
+{
+    mg_dark_stats st = {.pixels = P, .mean = x->pedestal, .rms = x->pedestal_rms, .frames_used = x->frames_used,
+                        .wrong_gain = x->wrong_gain};
+    memcpy(st.frames, x->dark_frames, sizeof st.frames);
+    return mg_mask_compute(c, &st, user, x->mask, sum);
+}
+
 int mg_dark_save(const char *cal, const mg_detector *det, struct mg_pedestal_acc *const *acc,
                  const mg_dark_info *info, FILE *report, mg_error *err)
 {
@@ -121,11 +129,8 @@ int mg_dark_save(const char *cal, const mg_detector *det, struct mg_pedestal_acc
             snprintf(x->sources, sizeof x->sources, "%s", info->sources);
         if (user && (rc = read_user_mask(info->user_mask, mod->name, user, err)))
             break;
-        mg_dark_stats st = {.pixels = P, .mean = x->pedestal, .rms = x->pedestal_rms, .frames_used = x->frames_used,
-                            .wrong_gain = x->wrong_gain};
-        memcpy(st.frames, x->dark_frames, sizeof st.frames);
         mg_mask_summary sum;
-        if (mg_mask_compute(&info->criteria, &st, user, x->mask, &sum)) {
+        if (mg_dark_mask(x, &info->criteria, user, &sum)) {
             rc = mg_error_set(err, MG_ENOMEM, "out of memory for the mask of module %s", mod->name);
             break;
         }

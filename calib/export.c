@@ -40,10 +40,7 @@ int mg_calib_export(const mg_calibration *c, const mg_detector *det, const char 
     const int n = det->nmodules;
     const mg_module_calib *mods[MG_MAX_MODULES];
     for (int m = 0; m < n; m++) {
-        mods[m] = NULL;
-        for (int k = 0; k < c->nmodules; k++)
-            if (!strcmp(c->modules[k].name, det->modules[m].name))
-                mods[m] = &c->modules[k];
+        mods[m] = mg_calib_find(c, det->modules[m].name);
         if (!mods[m] || !mods[m]->pedestal || !mods[m]->gain)
             return mg_error_set(err, MG_ECONFIG, "module %s has %s in the calibration: export needs pedestals and gain "
                                 "maps of every module", det->modules[m].name, !mods[m] ? "no entry" : !mods[m]->gain

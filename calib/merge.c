@@ -8,6 +8,7 @@
 
 #include "morgul/badpixel.h"
 #include "morgul/calibration.h"
+#include "morgul/darkrun.h"
 #include "morgul/jungfrau.h"
 
 #define P ((size_t)MG_MODULE_PIXELS)
@@ -64,9 +65,7 @@ int mg_calib_merge(mg_calibration *dst, const mg_calibration *src, const char *s
         snprintf(dst->detector, sizeof dst->detector, "%s", src->detector);
     for (int m = 0; m < src->nmodules; m++) {
         const mg_module_calib *s = &src->modules[m];
-        int existed = 0;
-        for (int k = 0; k < dst->nmodules; k++)
-            existed |= !strcmp(dst->modules[k].name, s->name);
+        int existed = mg_calib_find(dst, s->name) != NULL;
         mg_module_calib *d = mg_calib_module(dst, s->name, s->row, s->column);
         if (!d)
             return mg_error_set(err, MG_ECONFIG, "more than %d modules in all", MG_MAX_MODULES);
@@ -107,26 +106,17 @@ int mg_calib_merge(mg_calibration *dst, const mg_calibration *src, const char *s
         }
         if (fail)
             return mg_error_set(err, MG_ENOMEM, "out of memory merging module %s", s->name);
-        if (stats && d->frames_used && d->wrong_gain && d->pedestal_rms) {
+        if (stats && d->frames_used && d->wrong_gain && d->pedestal_rms && d->mask) {
             /* the dark-run bits from the merged statistics (default criteria), the user's bits kept */
             uint8_t *user = malloc(P);
-            uint32_t *mask = malloc(P * sizeof(uint32_t));
-            if (!user || !mask) {
-                free(user), free(mask);
-                return mg_error_set(err, MG_ENOMEM, "out of memory merging module %s", s->name);
-            }
-            for (size_t i = 0; i < P; i++)
+            int r = !user;
+            for (size_t i = 0; user && i < P; i++)
                 user[i] = (d->mask[i] & MG_MASK_USER) != 0;
             mg_mask_criteria c;
             mg_mask_criteria_defaults(&c);
-            mg_dark_stats st = {.pixels = P, .mean = d->pedestal, .rms = d->pedestal_rms,
-                                .frames_used = d->frames_used, .wrong_gain = d->wrong_gain};
-            memcpy(st.frames, d->dark_frames, sizeof st.frames);
             mg_mask_summary sum;
-            int r = mg_mask_compute(&c, &st, user, mask, &sum);
-            if (!r)
-                memcpy(d->mask, mask, P * sizeof(uint32_t));
-            free(user), free(mask);
+            r = r || mg_dark_mask(d, &c, user, &sum);
+            free(user);
             if (r)
                 return mg_error_set(err, MG_ENOMEM, "out of memory merging module %s", s->name);
         }

@@ -151,10 +151,7 @@ mg_runped *mg_runped_for(const mg_calibration *cb, const mg_detector *det, uint6
     const float *ped[MG_MAX_MODULES], *rms[MG_MAX_MODULES];
     const uint32_t *mask[MG_MAX_MODULES];
     for (int m = 0; m < det->nmodules; m++) {
-        const mg_module_calib *x = NULL;
-        for (int k = 0; k < cb->nmodules && !x; k++)
-            if (!strcmp(cb->modules[k].name, det->modules[m].name))
-                x = &cb->modules[k];
+        const mg_module_calib *x = mg_calib_find(cb, det->modules[m].name);
         if (!x || !x->pedestal) {
             mg_error_set(err, MG_ECONFIG, "run-time pedestal: module %s has no pedestals in the calibration",
                          det->modules[m].name);
@@ -188,10 +185,7 @@ int mg_runped_apply(mg_runped *r, mg_calibration *cb, const mg_detector *det, fl
                     (unsigned long long)r->signal_frames, (long long)r->onset);
     }
     for (int m = 0; m < det->nmodules; m++) {
-        mg_module_calib *x = NULL;
-        for (int k = 0; k < cb->nmodules && !x; k++)
-            if (!strcmp(cb->modules[k].name, det->modules[m].name))
-                x = &cb->modules[k];
+        mg_module_calib *x = mg_calib_find(cb, det->modules[m].name);
         if (!x || !x->pedestal || !(p0[m] = malloc(P * sizeof(float)))) {
             for (int k = 0; k < m; k++)
                 free(p0[k]), p0[k] = NULL;

@@ -53,6 +53,9 @@ int mg_opt_double(const char *cmd, const char *opt, const char *v, double lo, do
     return 0;
 }
 
+const char *const mg_detopt_names[MG_DETOPT_COUNT] = {"config", "modules", "interfaces", "host", "port",
+                                                       "module-names", "detector-name"};
+
 const char *const mg_detopt_help =
     "detector (an INI file, or flags for modules stacked in one column):\n"
     "  --config FILE           detector description (see docs/detector-config.md)\n"

@@ -99,6 +99,14 @@ static void bind_core(mg_pipeline *p, int core)
         mg_topology_bind_thread(p->cfg.topo, core, NULL);
 }
 
+/* Module m of frame f into dst (512 x 1024 words), packet block by block. */
+static void copy_module(const mg_frame *f, int m, uint16_t *dst)
+{
+    for (int q = 0; q < MG_PACKETS_PER_MODULE; q++)
+        memcpy(dst + (size_t)q * (MG_PACKET_DATA_BYTES / 2), f->blocks[m * MG_PACKETS_PER_MODULE + q],
+               MG_PACKET_DATA_BYTES);
+}
+
 /* The next frame from the assembler: 1, or 0 once it has no more (-1 from
  * it); sleeps while nothing is ready - 200 us, then 1 ms once idle.
  * Frames wait in their buffers meanwhile; waking more often only costs
@@ -153,12 +161,8 @@ static int prelude(mg_pipeline *p, uint64_t *seq)
     while (held && n < cap && (more = next_frame(p, &held[n]))) {
         const mg_frame *f = &held[n++];
         if (f->complete)
-            for (int m = 0; m < p->nmod; m++) {
-                uint16_t *dst = mg_runped_module(p->cfg.runped, m);
-                for (int q = 0; q < MG_PACKETS_PER_MODULE; q++)
-                    memcpy(dst + (size_t)q * (MG_PACKET_DATA_BYTES / 2), f->blocks[m * MG_PACKETS_PER_MODULE + q],
-                           MG_PACKET_DATA_BYTES);
-            }
+            for (int m = 0; m < p->nmod; m++)
+                copy_module(f, m, mg_runped_module(p->cfg.runped, m));
         if (mg_runped_offer(p->cfg.runped, f->complete) != MG_RUNPED_MORE)
             break;
     }
@@ -278,9 +282,7 @@ static void accumulate(mg_pipeline *p, const mg_frame *f)
         uint16_t *dst = mg_pedestal_next(p->cfg.pedestal[m], g);
         if (!dst)
             continue;
-        for (int q = 0; q < MG_PACKETS_PER_MODULE; q++)
-            memcpy(dst + (size_t)q * (MG_PACKET_DATA_BYTES / 2), f->blocks[m * MG_PACKETS_PER_MODULE + q],
-                   MG_PACKET_DATA_BYTES);
+        copy_module(f, m, dst);
         mg_pedestal_commit(p->cfg.pedestal[m]);
     }
     if (!atomic_load(&p->dark_exposure))

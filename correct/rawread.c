@@ -196,13 +196,18 @@ static int open_original(mg_rawread *r, const char *const *paths, const hsize_t 
     r->index = malloc((r->nframes + 1) * sizeof(int64_t));
     if (!r->recs || !r->index)
         return mg_error_set(err, MG_ENOMEM, "out of memory for %zu frames' records", r->nframes);
+    /* the files record one exposure and timestamp per module: read once, given to every frame */
+    uint64_t stamp[MG_MAX_MODULES];
+    for (size_t m = 0; m < r->nmod; m++)
+        stamp[m] = (uint64_t)scalar(r->f[m], "timestamp", 0);
+    const uint32_t exposure = r->exposure == r->exposure ? (uint32_t)llround(r->exposure * 1e7) : 0;
     for (size_t i = 0; i < r->nframes; i++) {
         r->index[i] = (int64_t)i;
         for (size_t m = 0; m < r->nmod; m++) {
             mg_module_frame *rm = &r->recs[i * r->nmod + m];
             rm->frame_number = i + 1;
-            rm->exposure_length = r->exposure == r->exposure ? (uint32_t)llround(r->exposure * 1e7) : 0;
-            rm->timestamp = (uint64_t)scalar(r->f[m], "timestamp", 0);
+            rm->exposure_length = exposure;
+            rm->timestamp = stamp[m];
             rm->packets = MG_PACKETS_PER_MODULE;
             if (r->gain > 0)
                 rm->daq_info = r->gain == 1 ? MG_DAQ_FORCE_G1 : MG_DAQ_FORCE_G2;

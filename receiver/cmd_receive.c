@@ -66,8 +66,6 @@ enum {
     O_DARK = O_DET + 16                /* dark-run options: O_DARK + index */
 };
 
-static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
-                                        "detector-name"};
 
 /* the correction options (mg_corropt) are added after these at run time */
 static struct option opts[48 + MG_CORROPT_COUNT + MG_DARKOPT_COUNT] = {
@@ -225,7 +223,7 @@ static int run_cmd(which w, int argc, char **argv)
         case 'h': usage(w, stdout); return 0;
         default:
             if (c >= O_DET && c < O_DET + 7) {
-                if (mg_detopt_take(&dopt, cmd, det_names[c - O_DET], optarg) < 0)
+                if (mg_detopt_take(&dopt, cmd, mg_detopt_names[c - O_DET], optarg) < 0)
                     bad = 1;
                 break;
             }

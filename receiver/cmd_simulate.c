@@ -57,8 +57,6 @@ enum { O_RATE = 1000, O_FIRST, O_EXP, O_BUNCH, O_TS, O_DAQ, O_CONTENT, O_GAIN, O
        O_GMAP, O_ENERGY, O_SPOTS, O_FFILE, O_DROP, O_DUP, O_REORDER, O_DELAY, O_DELAYF, O_SEED, O_FLOG, O_PCAP,
        O_OVERWRITE, O_DEST, O_TRUTH, O_CTIME, O_SHUTTER, O_EXPWRONG, O_DET };
 
-static const char *const det_names[] = {"config", "modules", "interfaces", "host", "port", "module-names",
-                                        "detector-name"};
 
 int mg_cmd_simulate(int argc, char **argv)
 {
@@ -201,7 +199,7 @@ int mg_cmd_simulate(int argc, char **argv)
         case 'h': usage(stdout); return 0;
         default:
             if (c >= O_DET && c < O_DET + 7) {
-                if (mg_detopt_take(&dopt, cmd, det_names[c - O_DET], optarg) < 0)
+                if (mg_detopt_take(&dopt, cmd, mg_detopt_names[c - O_DET], optarg) < 0)
                     bad = 1;
                 break;
             }

@@ -82,6 +82,9 @@ void mg_calib_init(mg_calibration *c);
  * `detector` (NULL: "jungfrau"). */
 int mg_calib_load_or_new(const char *path, mg_calibration *c, const char *detector, mg_error *err);
 
+/* The module's entry, or NULL if c has none of that name. */
+mg_module_calib *mg_calib_find(const mg_calibration *c, const char *name);
+
 /* The module's entry, created (with no parts) if absent; NULL if full. */
 mg_module_calib *mg_calib_module(mg_calibration *c, const char *name, int row, int column);
 

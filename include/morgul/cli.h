@@ -58,6 +58,9 @@ void mg_detopt_init(mg_detopt *o);
 int mg_detopt_take(mg_detopt *o, const char *cmd, const char *opt, const char *val);
 int mg_detopt_build(const mg_detopt *o, mg_detector *det, mg_error *err);
 extern const char *const mg_detopt_help;
+/* The detector options' names, for building getopt tables. */
+#define MG_DETOPT_COUNT 7
+extern const char *const mg_detopt_names[MG_DETOPT_COUNT];
 
 /* The correction options `morgul correct`, `receive` and `replay` share:
  *   --calibration FILE --energy KEV | --wavelength A --type T --keV

@@ -37,6 +37,13 @@ void mg_dark_info_defaults(mg_dark_info *d);
 int mg_dark_save(const char *cal, const mg_detector *det, struct mg_pedestal_acc *const *acc,
                  const mg_dark_info *info, FILE *report, mg_error *err);
 
+/* Module x's mask from its dark-run statistics (pedestal, pedestal_rms,
+ * frames_used, wrong_gain and mask present; dark_frames says which gains
+ * were taken) and `user` (P bytes, nonzero = bad; may be NULL).  0, or
+ * nonzero when out of memory. */
+struct mg_module_calib;
+int mg_dark_mask(struct mg_module_calib *x, const mg_mask_criteria *c, const uint8_t *user, mg_mask_summary *sum);
+
 /* One pedestal accumulator per module (all NULL on failure) and their end. */
 int mg_dark_accs_new(struct mg_pedestal_acc **acc, int nmodules, mg_error *err);
 void mg_dark_accs_free(struct mg_pedestal_acc **acc, int nmodules);
