@@ -148,14 +148,15 @@ int mg_mask_compute(const mg_mask_criteria *c, const mg_dark_stats *s, const uin
     return 0;
 }
 
+static const struct {
+    int bit;
+    const char *why;
+} reasons[] = {{1, "dead"}, {4, "noisy"}, {8, "user mask"}, {9, "few frames G0"}, {10, "few frames G1"},
+               {11, "few frames G2"}, {12, "wrong gain G0"}, {13, "wrong gain G1"}, {14, "wrong gain G2"},
+               {15, "pedestal range"}, {16, "stuck"}};
+
 void mg_mask_summary_print(const char *module, const mg_mask_summary *s, FILE *out)
 {
-    static const struct {
-        int bit;
-        const char *why;
-    } reasons[] = {{1, "dead"}, {4, "noisy"}, {8, "user mask"}, {9, "few frames G0"}, {10, "few frames G1"},
-                   {11, "few frames G2"}, {12, "wrong gain G0"}, {13, "wrong gain G1"}, {14, "wrong gain G2"},
-                   {15, "pedestal range"}, {16, "stuck"}};
     fprintf(out, "module %s: %llu pixels masked (%.3f %%)\n", module, (unsigned long long)s->masked,
             100.0 * (double)s->masked / (512.0 * 1024.0));
     for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
@@ -165,4 +166,25 @@ void mg_mask_summary_print(const char *module, const mg_mask_summary *s, FILE *o
     for (int g = 0; g < 3; g++)
         fprintf(out, "  G%-5d %12.1f %12.2f\n", g, s->median_pedestal[g], s->median_rms[g]);
     fprintf(out, "  noisy above %.2f ADU G0 RMS\n", s->noisy_threshold);
+}
+
+void mg_mask_summary_print_cells(const char *module, const mg_mask_summary *s, int cells, FILE *out)
+{
+    uint64_t masked = 0, by_bit[32] = {0};
+    for (int k = 0; k < cells; k++) {
+        masked += s[k].masked;
+        for (int b = 0; b < 32; b++)
+            by_bit[b] += s[k].by_bit[b];
+    }
+    fprintf(out, "module %s: %d storage cells, %llu pixel-cells masked (%.3f %%)\n", module, cells,
+            (unsigned long long)masked, 100.0 * (double)masked / (512.0 * 1024.0 * cells));
+    for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++)
+        fprintf(out, "  %-16s bit %-2d %8llu\n", reasons[i].why, reasons[i].bit,
+                (unsigned long long)by_bit[reasons[i].bit]);
+    fprintf(out, "  %-4s %8s %9s %7s %9s %7s %9s %7s %8s\n", "cell", "masked", "G0 ped", "G0 rms", "G1 ped", "G1 rms",
+            "G2 ped", "G2 rms", "noisy >");
+    for (int k = 0; k < cells; k++)
+        fprintf(out, "  %-4d %8llu %9.1f %7.2f %9.1f %7.2f %9.1f %7.2f %8.2f\n", k, (unsigned long long)s[k].masked,
+                s[k].median_pedestal[0], s[k].median_rms[0], s[k].median_pedestal[1], s[k].median_rms[1],
+                s[k].median_pedestal[2], s[k].median_rms[2], s[k].noisy_threshold);
 }

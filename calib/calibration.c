@@ -95,20 +95,61 @@ int mg_calib_check(const mg_calibration *c, const mg_detector *det, mg_error *er
     return 0;
 }
 
-struct mg_conv_tables *mg_calib_tables(const mg_module_calib *m, double energy_kev, mg_topology *topo, int node,
-                                       mg_error *err)
+int mg_calib_tables(const mg_module_calib *m, double energy_kev, mg_topology *topo, int node, mg_module_tables *t,
+                    mg_error *err)
 {
-    if (!m->pedestal || !m->gain) {
-        mg_error_set(err, MG_ECONFIG, "module %s has no %s in the calibration", m->name,
-                     m->pedestal ? "gain map" : "pedestals");
-        return NULL;
-    }
-    const float *ped[3] = {m->pedestal, m->pedestal + P, m->pedestal + 2 * P};
+    memset(t, 0, sizeof *t);
+    if (!m->pedestal || !m->gain)
+        return mg_error_set(err, MG_ECONFIG, "module %s has no %s in the calibration", m->name,
+                            m->pedestal ? "gain map" : "pedestals");
+    const int cells = mg_calib_cells(m);
     const double *gain[3] = {m->gain, m->gain + P, m->gain + 2 * P};
-    mg_conv_tables *t = mg_conv_tables_new(P, ped, gain, m->mask, energy_kev, topo, node, err);
-    if (!t)
-        mg_error_prefix(err, "module %s", m->name);
-    return t;
+    for (int c = 0; c < cells; c++) {
+        const float *base = m->pedestal + (size_t)c * 3 * P;
+        const float *ped[3] = {base, base + P, base + 2 * P};
+        if (!(t->cell[c] = mg_conv_tables_new(P, ped, gain, m->mask ? m->mask + (size_t)c * P : NULL, energy_kev, topo,
+                                              node, err))) {
+            mg_module_tables_free(t);
+            if (cells > 1)
+                mg_error_prefix(err, "module %s, storage cell %d", m->name, c);
+            else
+                mg_error_prefix(err, "module %s", m->name);
+            return err ? err->code : MG_ENOMEM;
+        }
+    }
+    t->cells = cells;
+    return 0;
+}
+
+void mg_calib_mask_all_cells(const mg_module_calib *m, uint32_t *out)
+{
+    memset(out, 0, P * sizeof(uint32_t));
+    for (int c = 0; m->mask && c < mg_calib_cells(m); c++)
+        for (size_t i = 0; i < P; i++)
+            out[i] |= m->mask[(size_t)c * P + i];
+}
+
+int mg_calib_set_cells(mg_module_calib *m, int cells)
+{
+    cells = cells > 1 ? cells : 1;
+    const int had = mg_calib_cells(m);
+    if (had == cells)
+        return 0;
+    uint32_t *mask = NULL;
+    if (m->mask && had == 1) { /* a mask without cells (user bits, an import) holds for every cell */
+        if (!(mask = malloc((size_t)cells * P * sizeof(uint32_t))))
+            return MG_ENOMEM;
+        for (int c = 0; c < cells; c++)
+            memcpy(mask + (size_t)c * P, m->mask, P * sizeof(uint32_t));
+    }
+    free(m->pedestal), free(m->pedestal_rms), free(m->mask), free(m->frames_used), free(m->wrong_gain);
+    m->pedestal = m->pedestal_rms = NULL;
+    m->frames_used = m->wrong_gain = NULL;
+    m->mask = mask;
+    memset(m->dark_frames, 0, sizeof m->dark_frames);
+    memset(m->cell_frames, 0, sizeof m->cell_frames);
+    m->cells = cells;
+    return 0;
 }
 
 /* ---- raw files ---- */
@@ -252,6 +293,32 @@ static int read_ds(hid_t loc, const char *file, const char *path, int rank, cons
 static const hsize_t DIM3[3] = {3, MG_MODULE_ROWS, MG_MODULE_COLS};
 static const hsize_t DIM2[2] = {MG_MODULE_ROWS, MG_MODULE_COLS};
 
+/* The storage cells of the module group g: the leading dimension of its
+ * pedestal (or mask) when it has one, else 1; 0 for one out of range. */
+static int group_cells(hid_t g)
+{
+    const char *probe[2] = {"pedestal", "mask"};
+    const int plain_rank[2] = {3, 2};
+    for (int k = 0; k < 2; k++) {
+        if (H5Lexists(g, probe[k], H5P_DEFAULT) <= 0)
+            continue;
+        hid_t d = H5Dopen2(g, probe[k], H5P_DEFAULT);
+        if (d < 0)
+            return 1; /* read_ds names it */
+        hid_t s = H5Dget_space(d);
+        hsize_t dims[8] = {0};
+        int r = H5Sget_simple_extent_ndims(s);
+        if (r > 0 && r <= 8)
+            H5Sget_simple_extent_dims(s, dims, NULL);
+        H5Sclose(s);
+        H5Dclose(d);
+        if (r != plain_rank[k] + 1)
+            return 1;
+        return dims[0] >= 2 && dims[0] <= MG_CELLS_MAX ? (int)dims[0] : 0;
+    }
+    return 1;
+}
+
 int mg_calib_peek(const char *path, mg_calib_header *h, mg_error *err)
 {
     memset(h, 0, sizeof *h);
@@ -279,18 +346,27 @@ int mg_calib_peek(const char *path, mg_calib_header *h, mg_error *err)
         snprintf(ds, sizeof ds, "%s/pedestal", name);
         hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 && H5Lexists(f, ds, H5P_DEFAULT) > 0 ? H5Dopen2(f, ds, H5P_DEFAULT)
                                                                                          : -1;
-        hsize_t dims[3] = {0};
+        hsize_t dims[4] = {0};
+        int rank = 0;
         if (d >= 0) {
             hid_t sp = H5Dget_space(d);
-            if (H5Sget_simple_extent_ndims(sp) == 3)
+            rank = H5Sget_simple_extent_ndims(sp);
+            if (rank == 3 || rank == 4)
                 H5Sget_simple_extent_dims(sp, dims, NULL);
             H5Sclose(sp);
             H5Dclose(d);
         }
-        if (dims[0] != 3 || dims[1] != MG_MODULE_ROWS || dims[2] != MG_MODULE_COLS)
-            rc = mg_error_set(err, MG_EFORMAT, "%s: module %s has no pedestal of (3, 512, 1024)", path, name);
-        else
+        /* (3, 512, 1024), or per storage cell (cells, 3, 512, 1024) */
+        const hsize_t *g = rank == 4 ? dims + 1 : dims;
+        int cells = rank == 4 ? (int)dims[0] : 1;
+        if ((rank != 3 && rank != 4) || g[0] != 3 || g[1] != MG_MODULE_ROWS || g[2] != MG_MODULE_COLS ||
+            (rank == 4 && (cells < 2 || cells > MG_CELLS_MAX)))
+            rc = mg_error_set(err, MG_EFORMAT, "%s: module %s has no pedestal of ([cells,] 3, 512, 1024)", path,
+                              name);
+        else {
+            h->cells[h->nmodules] = cells;
             snprintf(h->modules[h->nmodules++], MG_NAME_MAX, "%s", name);
+        }
     }
     H5Fclose(f);
     if (!rc && h->nmodules == 0)
@@ -346,19 +422,44 @@ int mg_calib_read(const char *path, mg_calibration *c, mg_error *err)
             H5Sclose(ds);
             H5Aclose(da);
         }
+        if (H5Aexists(g, "cell_dark_frames") > 0) {
+            hid_t da = H5Aopen(g, "cell_dark_frames", H5P_DEFAULT);
+            hid_t ds = H5Aget_space(da);
+            hssize_t np = H5Sget_simple_extent_npoints(ds);
+            if (np >= 3 && np <= 3 * MG_CELLS_MAX && np % 3 == 0)
+                H5Aread(da, H5T_NATIVE_UINT64, x->cell_frames);
+            H5Sclose(ds);
+            H5Aclose(da);
+        }
+        int cells = group_cells(g);
+        if (!cells) {
+            rc = mg_error_set(err, MG_EFORMAT, "%s: module %s has more than %d storage cells", path, name,
+                              MG_CELLS_MAX);
+            H5Gclose(g);
+            break;
+        }
+        x->cells = cells;
+        /* per-cell parts have a leading cell dimension when there are cells */
+        const size_t C = (size_t)cells;
+        hsize_t cdim3[4] = {C, 3, MG_MODULE_ROWS, MG_MODULE_COLS}, cdim2[3] = {C, MG_MODULE_ROWS, MG_MODULE_COLS};
+        const int c1 = cells > 1;
         struct {
             const char *ds;
             int rank;
+            const hsize_t *dims;
             void **buf;
             size_t bytes;
             hid_t t;
         } parts[] = {
-            {"pedestal", 3, (void **)&x->pedestal, 3 * P * sizeof(float), H5T_NATIVE_FLOAT},
-            {"pedestal_rms", 3, (void **)&x->pedestal_rms, 3 * P * sizeof(float), H5T_NATIVE_FLOAT},
-            {"gain", 3, (void **)&x->gain, 3 * P * sizeof(double), H5T_NATIVE_DOUBLE},
-            {"mask", 2, (void **)&x->mask, P * sizeof(uint32_t), H5T_NATIVE_UINT32},
-            {"frames_used", 3, (void **)&x->frames_used, 3 * P * sizeof(uint32_t), H5T_NATIVE_UINT32},
-            {"wrong_gain", 3, (void **)&x->wrong_gain, 3 * P * sizeof(uint32_t), H5T_NATIVE_UINT32},
+            {"pedestal", 3 + c1, c1 ? cdim3 : DIM3, (void **)&x->pedestal, C * 3 * P * sizeof(float), H5T_NATIVE_FLOAT},
+            {"pedestal_rms", 3 + c1, c1 ? cdim3 : DIM3, (void **)&x->pedestal_rms, C * 3 * P * sizeof(float),
+             H5T_NATIVE_FLOAT},
+            {"gain", 3, DIM3, (void **)&x->gain, 3 * P * sizeof(double), H5T_NATIVE_DOUBLE},
+            {"mask", 2 + c1, c1 ? cdim2 : DIM2, (void **)&x->mask, C * P * sizeof(uint32_t), H5T_NATIVE_UINT32},
+            {"frames_used", 3 + c1, c1 ? cdim3 : DIM3, (void **)&x->frames_used, C * 3 * P * sizeof(uint32_t),
+             H5T_NATIVE_UINT32},
+            {"wrong_gain", 3 + c1, c1 ? cdim3 : DIM3, (void **)&x->wrong_gain, C * 3 * P * sizeof(uint32_t),
+             H5T_NATIVE_UINT32},
         };
         for (size_t k = 0; k < sizeof parts / sizeof *parts && !rc; k++) {
             void *buf = malloc(parts[k].bytes);
@@ -366,7 +467,7 @@ int mg_calib_read(const char *path, mg_calibration *c, mg_error *err)
                 rc = mg_error_set(err, MG_ENOMEM, "out of memory reading %s", path);
                 break;
             }
-            int r = read_ds(g, path, parts[k].ds, parts[k].rank, parts[k].rank == 3 ? DIM3 : DIM2, parts[k].t, buf, err);
+            int r = read_ds(g, path, parts[k].ds, parts[k].rank, parts[k].dims, parts[k].t, buf, err);
             if (r == 1)
                 *parts[k].buf = buf;
             else {
@@ -393,8 +494,8 @@ static int write_ds(hid_t g, const char *name, int rank, const hsize_t *dims, hi
 {
     hid_t s = H5Screate_simple(rank, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    hsize_t chunk[3] = {1, MG_MODULE_ROWS, MG_MODULE_COLS};
-    H5Pset_chunk(dcpl, rank, rank == 3 ? chunk : chunk + 1);
+    hsize_t chunk[4] = {1, 1, MG_MODULE_ROWS, MG_MODULE_COLS}; /* one plane per chunk */
+    H5Pset_chunk(dcpl, rank, chunk + (4 - rank));
     H5Pset_deflate(dcpl, 1);
     hid_t d = H5Dcreate2(g, name, ftype, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     int rc = d < 0 || H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0 ? -1 : 0;
@@ -472,19 +573,33 @@ int mg_calib_write(const char *path, const mg_calibration *c, mg_error *err)
             if (da >= 0)
                 H5Aclose(da);
             H5Sclose(sp);
+            if (mg_calib_cells(x) > 1) {
+                hsize_t cd[2] = {(hsize_t)mg_calib_cells(x), 3};
+                sp = H5Screate_simple(2, cd, NULL);
+                da = H5Acreate2(g, "cell_dark_frames", H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+                bad |= da < 0 || H5Awrite(da, H5T_NATIVE_UINT64, x->cell_frames) < 0;
+                if (da >= 0)
+                    H5Aclose(da);
+                H5Sclose(sp);
+            }
         }
+        const int cells = mg_calib_cells(x), c1 = cells > 1;
+        mg_h5_attr_int(g, "storage_cells", cells);
+        hsize_t cdim3[4] = {(hsize_t)cells, 3, MG_MODULE_ROWS, MG_MODULE_COLS};
+        hsize_t cdim2[3] = {(hsize_t)cells, MG_MODULE_ROWS, MG_MODULE_COLS};
+        const hsize_t *d3 = c1 ? cdim3 : DIM3, *d2 = c1 ? cdim2 : DIM2;
         if (x->pedestal)
-            bad |= write_ds(g, "pedestal", 3, DIM3, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x->pedestal);
+            bad |= write_ds(g, "pedestal", 3 + c1, d3, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x->pedestal);
         if (x->pedestal_rms)
-            bad |= write_ds(g, "pedestal_rms", 3, DIM3, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x->pedestal_rms);
+            bad |= write_ds(g, "pedestal_rms", 3 + c1, d3, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x->pedestal_rms);
         if (x->gain)
             bad |= write_ds(g, "gain", 3, DIM3, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, x->gain);
         if (x->mask)
-            bad |= write_ds(g, "mask", 2, DIM2, H5T_STD_U32LE, H5T_NATIVE_UINT32, x->mask);
+            bad |= write_ds(g, "mask", 2 + c1, d2, H5T_STD_U32LE, H5T_NATIVE_UINT32, x->mask);
         if (x->frames_used)
-            bad |= write_ds(g, "frames_used", 3, DIM3, H5T_STD_U32LE, H5T_NATIVE_UINT32, x->frames_used);
+            bad |= write_ds(g, "frames_used", 3 + c1, d3, H5T_STD_U32LE, H5T_NATIVE_UINT32, x->frames_used);
         if (x->wrong_gain)
-            bad |= write_ds(g, "wrong_gain", 3, DIM3, H5T_STD_U32LE, H5T_NATIVE_UINT32, x->wrong_gain);
+            bad |= write_ds(g, "wrong_gain", 3 + c1, d3, H5T_STD_U32LE, H5T_NATIVE_UINT32, x->wrong_gain);
         H5Gclose(g);
     }
     bad |= H5Fclose(f) < 0;
@@ -501,6 +616,9 @@ int mg_calib_write(const char *path, const mg_calibration *c, mg_error *err)
 
 int mg_pedestal_import_h5(const char *path, const char *name, mg_module_calib *m, mg_error *err)
 {
+    if (mg_calib_cells(m) > 1)
+        return mg_error_set(err, MG_ECONFIG, "module %s is calibrated per storage cell (%d cells); %s has one pedestal "
+                            "per gain: import it into a new calibration file", name, m->cells, path);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)

@@ -186,6 +186,9 @@ static int calib_import(int argc, char **argv)
     }
     mg_module_calib *x = mg_calib_module(&cb, module, row, col);
     int rc = x ? 0 : mg_error_set(&err, MG_ECONFIG, "the calibration file is full (%d modules)", MG_MAX_MODULES);
+    if (!rc && mg_calib_cells(x) > 1)
+        rc = mg_error_set(&err, MG_ECONFIG, "module %s in %s is calibrated per storage cell (%d cells); imported "
+                          "pedestals have none: import them into a new calibration file", module, cal, x->cells);
     size_t n = strlen(ped);
     if (!rc && n > 3 && (!strcmp(ped + n - 3, ".h5") || !strcmp(ped + n - 5, ".hdf5") || !strcmp(ped + n - 4, ".nxs")))
         rc = mg_pedestal_import_h5(ped, module, x, &err);

@@ -152,8 +152,9 @@ int mg_cmd_pedestal(int argc, char **argv)
         fprintf(stderr, "morgul pedestal: %s\n", err.message);
         return det_rc;
     }
-    mg_pedestal_acc *acc[MG_MAX_MODULES];
-    if (mg_dark_accs_new(acc, det.nmodules, &err)) {
+    const int nacc = det.nmodules * mg_dark_cells(&dk.info);
+    mg_pedestal_acc *acc[MG_MAX_MODULES * MG_CELLS_MAX];
+    if (mg_dark_accs_new(acc, nacc, &err)) {
         fprintf(stderr, "morgul pedestal: %s\n", err.message);
         return 1;
     }
@@ -200,12 +201,13 @@ int mg_cmd_pedestal(int argc, char **argv)
     }
     if (!rc) {
         info.sources = sources;
+        mg_dark_cells_report(&info, stderr);
         if (mg_dark_save(cal, &det, acc, &info, quiet ? NULL : stdout, &err)) {
             fprintf(stderr, "morgul pedestal: %s\n", err.message);
             rc = 1;
         } else if (!quiet)
             printf("wrote %s\n", cal);
     }
-    mg_dark_accs_free(acc, det.nmodules);
+    mg_dark_accs_free(acc, nacc);
     return rc;
 }

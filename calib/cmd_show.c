@@ -113,9 +113,12 @@ static void print_module(const mg_module_calib *x, const module_stats *s, const 
            (unsigned long long)s->by_bit[14]);
 }
 
+/* Modules, or with storage cells each (module, cell): what is shown. */
+#define MAX_ENTRIES (MG_MAX_MODULES * MG_CELLS_MAX)
+
 static double median_d(double *v, int n)
 {
-    double s[MG_MAX_MODULES];
+    double s[MAX_ENTRIES];
     int k = 0;
     for (int i = 0; i < n; i++)
         if (v[i] == v[i])
@@ -319,16 +322,16 @@ static int histogram(const char *dir, const char *name, const float *v, double l
     return save(&c, dir, name, count, err);
 }
 
-static int pictures(const mg_calibration *cb, const module_stats *st, const char *dir, int *count, mg_error *err)
+static int pictures(const mg_module_calib *e, const int *cell, int n, const module_stats *st, const char *dir,
+                    int *count, mg_error *err)
 {
     if (mkdir(dir, 0755) && access(dir, W_OK))
         return mg_error_set(err, MG_EIO, "cannot create or write the picture directory %s", dir);
-    const int n = cb->nmodules;
     int rc = 0;
     /* one colour scale per gain for every module, so a module that differs stands out */
     double plo[3], phi[3], rlo[3], rhi[3];
     for (int g = 0; g < 3; g++) {
-        double a[MG_MAX_MODULES], b[MG_MAX_MODULES], c[MG_MAX_MODULES], d[MG_MAX_MODULES];
+        double a[MAX_ENTRIES], b[MAX_ENTRIES], c[MAX_ENTRIES], d[MAX_ENTRIES];
         for (int m = 0; m < n; m++)
             a[m] = st[m].ped[g][0], b[m] = st[m].ped[g][2], c[m] = st[m].rms[g][0], d[m] = st[m].rms[g][2];
         plo[g] = median_d(a, n), phi[g] = median_d(b, n), rlo[g] = median_d(c, n), rhi[g] = median_d(d, n);
@@ -339,7 +342,7 @@ static int pictures(const mg_calibration *cb, const module_stats *st, const char
     }
     const char *gn[3] = {"G0", "G1", "G2"};
     for (int m = 0; m < n && !rc; m++) {
-        const mg_module_calib *x = &cb->modules[m];
+        const mg_module_calib *x = &e[m];
         char name[MG_NAME_MAX + 48], title[MG_NAME_MAX + 48];
         for (int g = 0; g < 3 && !rc; g++)
             for (int kind = 0; kind < 2 && !rc; kind++) {
@@ -373,11 +376,11 @@ static int pictures(const mg_calibration *cb, const module_stats *st, const char
             rc = save(&c, dir, name, count, err);
         }
     }
-    /* the detector: modules placed by row and column, half size, named */
+    /* the detector: modules placed by row and column, half size, named (storage cell 0) */
     int rows = 0, cols = 0;
     for (int m = 0; m < n; m++) {
-        rows = cb->modules[m].row + 1 > rows ? cb->modules[m].row + 1 : rows;
-        cols = cb->modules[m].column + 1 > cols ? cb->modules[m].column + 1 : cols;
+        rows = e[m].row + 1 > rows ? e[m].row + 1 : rows;
+        cols = e[m].column + 1 > cols ? e[m].column + 1 : cols;
     }
     const int ds = 2, mw = W / ds, mh = H / ds, gap = 12;
     for (int kind = 0; kind < 3 && !rc; kind++) {
@@ -385,7 +388,9 @@ static int pictures(const mg_calibration *cb, const module_stats *st, const char
         if (canvas_new(&c, cols * (mw + gap) + gap, rows * (mh + gap) + gap + 44, kind == 2 ? BLACK : WHITE))
             return mg_error_set(err, MG_ENOMEM, "out of memory for a picture");
         for (int m = 0; m < n; m++) {
-            const mg_module_calib *x = &cb->modules[m];
+            const mg_module_calib *x = &e[m];
+            if (cell[m] > 0)
+                continue;
             int ox = gap + x->column * (mw + gap), oy = gap + (rows - 1 - x->row) * (mh + gap);
             if (kind == 2)
                 draw_mask(&c, ox, oy, ds, x->mask);
@@ -436,41 +441,68 @@ int mg_cmd_calib_show(int argc, char **argv)
         fprintf(stderr, "morgul calib show: %s\n", err.message);
         return 1;
     }
-    module_stats *st = calloc((size_t)cb.nmodules, sizeof *st);
-    if (!st) {
+    /* with storage cells every (module, cell) is shown, and compared, as a module of its own */
+    int n = 0;
+    for (int m = 0; m < cb.nmodules; m++)
+        n += mg_calib_cells(&cb.modules[m]);
+    module_stats *st = calloc((size_t)n, sizeof *st);
+    mg_module_calib *e = calloc((size_t)n, sizeof *e);
+    int *cell = calloc((size_t)n, sizeof *cell);
+    double *noise = calloc((size_t)n, sizeof *noise), *frac = calloc((size_t)n, sizeof *frac);
+    if (!st || !e || !cell || !noise || !frac) {
+        free(st), free(e), free(cell), free(noise), free(frac);
         mg_calib_free(&cb);
         fprintf(stderr, "morgul calib show: out of memory\n");
         return 1;
     }
-    double noise[MG_MAX_MODULES], frac[MG_MAX_MODULES];
-    for (int m = 0; m < cb.nmodules; m++) {
-        stats_of(&cb.modules[m], &st[m]);
-        noise[m] = st[m].rms[0][1];
-        frac[m] = cb.modules[m].mask ? (double)st[m].masked / (double)P : NAN;
+    for (int m = 0, k = 0; m < cb.nmodules; m++) {
+        const mg_module_calib *x = &cb.modules[m];
+        const int cells = mg_calib_cells(x);
+        for (int c = 0; c < cells; c++, k++) {
+            mg_module_calib *v = &e[k];
+            *v = *x; /* a view: the arrays stay cb's */
+            cell[k] = cells > 1 ? c : -1;
+            if (cells > 1) {
+                snprintf(v->name, sizeof v->name, "%.50s_cell%02d", x->name, c);
+                memcpy(v->dark_frames, x->cell_frames[c], sizeof v->dark_frames);
+            }
+            const size_t o = (size_t)c * 3 * P;
+            v->pedestal = x->pedestal ? x->pedestal + o : NULL;
+            v->pedestal_rms = x->pedestal_rms ? x->pedestal_rms + o : NULL;
+            v->frames_used = x->frames_used ? x->frames_used + o : NULL;
+            v->wrong_gain = x->wrong_gain ? x->wrong_gain + o : NULL;
+            v->mask = x->mask ? x->mask + (size_t)c * P : NULL;
+        }
     }
-    double mn = median_d(noise, cb.nmodules), mf = median_d(frac, cb.nmodules);
+    for (int m = 0; m < n; m++) {
+        stats_of(&e[m], &st[m]);
+        noise[m] = st[m].rms[0][1];
+        frac[m] = e[m].mask ? (double)st[m].masked / (double)P : NAN;
+    }
+    double mn = median_d(noise, n), mf = median_d(frac, n);
     char iso[64] = "unknown";
     if (cb.taken > 0)
         mg_calib_time_iso(cb.taken, iso, sizeof iso);
-    printf("%s: detector %s, %d module(s), taken %s, exposure %g s\n", argv[optind], cb.detector, cb.nmodules, iso,
-           cb.exposure_s);
+    printf("%s: detector %s, %d module(s)%s, taken %s, exposure %g s\n", argv[optind], cb.detector, cb.nmodules,
+           n > cb.nmodules ? " with storage cells (each cell shown as MODULE_cellNN)" : "", iso, cb.exposure_s);
     int flagged = 0;
-    for (int m = 0; m < cb.nmodules; m++) {
+    for (int m = 0; m < n; m++) {
         char flag[160] = "";
-        if (cb.nmodules > 1 && noise[m] == noise[m] && (noise[m] > 1.5 * mn || noise[m] < mn / 1.5))
+        if (n > 1 && noise[m] == noise[m] && (noise[m] > 1.5 * mn || noise[m] < mn / 1.5))
             snprintf(flag, sizeof flag, "  << G0 noise %.1f vs %.1f ADU for the detector", noise[m], mn);
-        else if (cb.nmodules > 1 && frac[m] == frac[m] && frac[m] > 5 * mf + 0.001)
+        else if (n > 1 && frac[m] == frac[m] && frac[m] > 5 * mf + 0.001)
             snprintf(flag, sizeof flag, "  << %.2f %% masked vs %.2f %% for the detector", 100 * frac[m], 100 * mf);
         flagged += flag[0] != 0;
-        print_module(&cb.modules[m], &st[m], flag);
+        print_module(&e[m], &st[m], flag);
     }
     if (flagged)
         printf("%d module(s) stand out from the others (<<): look at them before using these constants\n", flagged);
     int rc = 0, count = 0;
-    if (png && (rc = pictures(&cb, st, png, &count, &err)))
+    if (png && (rc = pictures(e, cell, n, st, png, &count, &err)))
         fprintf(stderr, "morgul calib show: %s\n", err.message);
     else if (png)
         printf("wrote %d pictures to %s\n", count, png);
+    free(e), free(cell), free(noise), free(frac);
     free(st);
     mg_calib_free(&cb);
     return rc ? 1 : 0;

@@ -75,10 +75,16 @@ static void *alloc_planes(void **slot, size_t bytes, int fill_nan)
 
 int mg_dark_mask(mg_module_calib *x, const mg_mask_criteria *c, const uint8_t *user, mg_mask_summary *sum)
 {
-    mg_dark_stats st = {.pixels = P, .mean = x->pedestal, .rms = x->pedestal_rms, .frames_used = x->frames_used,
-                        .wrong_gain = x->wrong_gain};
-    memcpy(st.frames, x->dark_frames, sizeof st.frames);
-    return mg_mask_compute(c, &st, user, x->mask, sum);
+    const int cells = mg_calib_cells(x);
+    for (int k = 0; k < cells; k++) {
+        const size_t o = (size_t)k * 3 * P;
+        mg_dark_stats st = {.pixels = P, .mean = x->pedestal + o, .rms = x->pedestal_rms + o,
+                            .frames_used = x->frames_used + o, .wrong_gain = x->wrong_gain + o};
+        memcpy(st.frames, cells > 1 ? x->cell_frames[k] : x->dark_frames, sizeof st.frames);
+        if (mg_mask_compute(c, &st, user, x->mask + (size_t)k * P, sum ? sum + k : NULL))
+            return -1;
+    }
+    return 0;
 }
 
 int mg_dark_save(const char *cal, const mg_detector *det, struct mg_pedestal_acc *const *acc,
@@ -88,10 +94,13 @@ int mg_dark_save(const char *cal, const mg_detector *det, struct mg_pedestal_acc
     int rc = mg_calib_load_or_new(cal, &cb, det->name, err);
     if (rc)
         return rc;
+    const int cells = mg_dark_cells(info);
+    const size_t C = (size_t)cells;
     float *mean = malloc(3 * P * sizeof(float)), *rms = malloc(3 * P * sizeof(float));
     uint32_t *used = malloc(3 * P * sizeof(uint32_t)), *wrong = malloc(3 * P * sizeof(uint32_t));
     uint8_t *user = info->user_mask ? malloc(P) : NULL;
-    if (!mean || !rms || !used || !wrong || (info->user_mask && !user))
+    mg_mask_summary *sum = malloc(C * sizeof *sum);
+    if (!mean || !rms || !used || !wrong || !sum || (info->user_mask && !user))
         rc = mg_error_set(err, MG_ENOMEM, "out of memory for the dark-run results");
     for (int m = 0; m < det->nmodules && !rc; m++) {
         const mg_module *mod = &det->modules[m];
@@ -100,26 +109,49 @@ int mg_dark_save(const char *cal, const mg_detector *det, struct mg_pedestal_acc
             rc = mg_error_set(err, MG_ECONFIG, "the calibration file is full (%d modules)", MG_MAX_MODULES);
             break;
         }
-        x->row = mod->row;
-        x->column = mod->column;
-        if (!alloc_planes((void **)&x->pedestal, 3 * P * sizeof(float), 1) ||
-            !alloc_planes((void **)&x->pedestal_rms, 3 * P * sizeof(float), 1) ||
-            !alloc_planes((void **)&x->frames_used, 3 * P * sizeof(uint32_t), 0) ||
-            !alloc_planes((void **)&x->wrong_gain, 3 * P * sizeof(uint32_t), 0) ||
-            !alloc_planes((void **)&x->mask, P * sizeof(uint32_t), 0)) {
+        if (x->pedestal && mg_calib_cells(x) != cells) {
+            rc = mg_error_set(err, MG_ECONFIG, "%s holds module %s with %d storage cell(s), these dark runs have %d: "
+                              "write them to a new calibration file", cal, mod->name, mg_calib_cells(x), cells);
+            break;
+        }
+        if (mg_calib_set_cells(x, cells)) {
             rc = mg_error_set(err, MG_ENOMEM, "out of memory for module %s", mod->name);
             break;
         }
-        mg_pedestal_result(acc[m], mean, rms, used, wrong);
+        x->row = mod->row;
+        x->column = mod->column;
+        if (!alloc_planes((void **)&x->pedestal, C * 3 * P * sizeof(float), 1) ||
+            !alloc_planes((void **)&x->pedestal_rms, C * 3 * P * sizeof(float), 1) ||
+            !alloc_planes((void **)&x->frames_used, C * 3 * P * sizeof(uint32_t), 0) ||
+            !alloc_planes((void **)&x->wrong_gain, C * 3 * P * sizeof(uint32_t), 0) ||
+            !alloc_planes((void **)&x->mask, C * P * sizeof(uint32_t), 0)) {
+            rc = mg_error_set(err, MG_ENOMEM, "out of memory for module %s", mod->name);
+            break;
+        }
+        uint64_t zero = 0;
+        for (int k = 0; k < cells; k++) {
+            struct mg_pedestal_acc *a = acc[(size_t)m * C + (size_t)k];
+            const size_t o = (size_t)k * 3 * P;
+            mg_pedestal_result(a, mean, rms, used, wrong);
+            zero += mg_pedestal_zero_frames(a);
+            for (int g = 0; g < 3; g++) {
+                uint64_t n = mg_pedestal_frames(a, g);
+                if (!n)
+                    continue; /* that gain's run was not taken now (or not in this cell): keep what the file has */
+                memcpy(x->pedestal + o + g * P, mean + g * P, P * sizeof(float));
+                memcpy(x->pedestal_rms + o + g * P, rms + g * P, P * sizeof(float));
+                memcpy(x->frames_used + o + g * P, used + g * P, P * sizeof(uint32_t));
+                memcpy(x->wrong_gain + o + g * P, wrong + g * P, P * sizeof(uint32_t));
+                x->cell_frames[k][g] = n;
+            }
+        }
+        /* a gain's run taken now replaces the frame counts of all cells */
         for (int g = 0; g < 3; g++) {
-            uint64_t n = mg_pedestal_frames(acc[m], g);
-            if (!n)
-                continue; /* that gain's run was not taken now: keep what the file has */
-            memcpy(x->pedestal + g * P, mean + g * P, P * sizeof(float));
-            memcpy(x->pedestal_rms + g * P, rms + g * P, P * sizeof(float));
-            memcpy(x->frames_used + g * P, used + g * P, P * sizeof(uint32_t));
-            memcpy(x->wrong_gain + g * P, wrong + g * P, P * sizeof(uint32_t));
-            x->dark_frames[g] = n;
+            uint64_t n = 0;
+            for (int k = 0; k < cells; k++)
+                n += mg_pedestal_frames(acc[(size_t)m * C + (size_t)k], g);
+            if (n)
+                x->dark_frames[g] = n;
         }
         if (info->exposure_s == info->exposure_s)
             x->exposure_s = info->exposure_s;
@@ -129,16 +161,19 @@ int mg_dark_save(const char *cal, const mg_detector *det, struct mg_pedestal_acc
             snprintf(x->sources, sizeof x->sources, "%s", info->sources);
         if (user && (rc = read_user_mask(info->user_mask, mod->name, user, err)))
             break;
-        mg_mask_summary sum;
-        if (mg_dark_mask(x, &info->criteria, user, &sum)) {
+        if (mg_dark_mask(x, &info->criteria, user, sum)) {
             rc = mg_error_set(err, MG_ENOMEM, "out of memory for the mask of module %s", mod->name);
             break;
         }
         if (report) {
-            fprintf(report, "dark frames G0 %llu  G1 %llu  G2 %llu  (all-zero frames skipped: %llu)\n",
+            fprintf(report, "dark frames G0 %llu  G1 %llu  G2 %llu  (all-zero frames skipped: %llu)%s\n",
                     (unsigned long long)x->dark_frames[0], (unsigned long long)x->dark_frames[1],
-                    (unsigned long long)x->dark_frames[2], (unsigned long long)mg_pedestal_zero_frames(acc[m]));
-            mg_mask_summary_print(mod->name, &sum, report);
+                    (unsigned long long)x->dark_frames[2], (unsigned long long)zero,
+                    cells > 1 ? ", all cells" : "");
+            if (cells > 1)
+                mg_mask_summary_print_cells(mod->name, sum, cells, report);
+            else
+                mg_mask_summary_print(mod->name, sum, report);
         }
     }
     if (!rc) {
@@ -148,25 +183,42 @@ int mg_dark_save(const char *cal, const mg_detector *det, struct mg_pedestal_acc
             cb.taken = info->taken;
         rc = mg_calib_write(cal, &cb, err);
     }
-    free(mean), free(rms), free(used), free(wrong), free(user);
+    free(mean), free(rms), free(used), free(wrong), free(user), free(sum);
     mg_calib_free(&cb);
     return rc;
 }
 
-int mg_dark_accs_new(struct mg_pedestal_acc **acc, int nmodules, mg_error *err)
+void mg_dark_cells_report(const mg_dark_info *info, FILE *out)
 {
-    memset(acc, 0, (size_t)nmodules * sizeof *acc);
-    for (int m = 0; m < nmodules; m++)
+    const int cells = mg_dark_cells(info);
+    const int seen = __builtin_popcount(info->cells_seen);
+    if (cells > 1) {
+        if (info->frames_other_cell)
+            fprintf(out, "warning: %llu frame(s) named a storage cell beyond --storage-cells %d and were left out\n",
+                    (unsigned long long)info->frames_other_cell, cells);
+        for (int k = 0; k < cells; k++)
+            if (!(info->cells_seen >> k & 1))
+                fprintf(out, "warning: no frame of storage cell %d: its constants are unknown and its pixels will be "
+                             "invalid\n", k);
+    } else if (seen > 1)
+        fprintf(out, "warning: the frames name %d different storage cells but were averaged as one: for a burst-mode "
+                     "run give --storage-cells N\n", seen);
+}
+
+int mg_dark_accs_new(struct mg_pedestal_acc **acc, int n, mg_error *err)
+{
+    memset(acc, 0, (size_t)n * sizeof *acc);
+    for (int m = 0; m < n; m++)
         if (!(acc[m] = mg_pedestal_acc_new(P, MG_PED_AUTO, err))) {
-            mg_dark_accs_free(acc, nmodules);
+            mg_dark_accs_free(acc, n);
             return err ? err->code : MG_ENOMEM;
         }
     return 0;
 }
 
-void mg_dark_accs_free(struct mg_pedestal_acc **acc, int nmodules)
+void mg_dark_accs_free(struct mg_pedestal_acc **acc, int n)
 {
-    for (int m = 0; m < nmodules; m++) {
+    for (int m = 0; m < n; m++) {
         mg_pedestal_acc_free(acc[m]);
         acc[m] = NULL;
     }
@@ -176,11 +228,14 @@ int mg_dark_run(mg_run_config *cfg, int live, struct mg_pedestal_acc *const *acc
                 int mode_loops, mg_dark_info *info, mg_run_summary *sum, mg_error *err)
 {
     cfg->pedestal = acc;
+    cfg->pedestal_cells = mg_dark_cells(info);
     cfg->pedestal_gain = gain;
     cfg->pedestal_frames = mode_frames;
     cfg->pedestal_loops = mode_loops;
     memset(sum, 0, sizeof *sum);
     int rc = live ? mg_run_receive(cfg, sum, err) : mg_run_replay(cfg, sum, err);
+    info->frames_other_cell += sum->frames_other_cell;
+    info->cells_seen |= sum->cells_seen;
     if (rc)
         return rc;
     if (!sum->frames_dark)
@@ -193,7 +248,7 @@ int mg_dark_run(mg_run_config *cfg, int live, struct mg_pedestal_acc *const *acc
 int mg_dark_rawread(struct mg_rawread *r, struct mg_pedestal_acc *const *acc, int gain, int mode_frames,
                     int mode_loops, mg_dark_info *info, uint64_t *frames, uint64_t *partial, mg_error *err)
 {
-    const int nmod = mg_rawread_detector(r)->nmodules;
+    const int nmod = mg_rawread_detector(r)->nmodules, cells = mg_dark_cells(info);
     const size_t n = mg_rawread_frames(r);
     uint16_t *raw = malloc((size_t)nmod * P * sizeof(uint16_t));
     if (!raw)
@@ -208,12 +263,23 @@ int mg_dark_rawread(struct mg_rawread *r, struct mg_pedestal_acc *const *acc, in
         if ((rc = mg_rawread_frame(r, i, raw, err)))
             break;
         const mg_module_frame *rec = mg_rawread_records(r, i);
+        int other = 0;
         for (int m = 0; m < nmod; m++) {
+            const unsigned cell = MG_DAQ_STORAGE_CELL(rec[m].daq_info);
+            info->cells_seen |= 1u << cell;
+            if (cells > 1 && cell >= (unsigned)cells) {
+                other = 1; /* no accumulator for that cell */
+                continue;
+            }
             int g = mg_pedestal_gain_of_daq(rec[m].daq_info);
             if (!g)
                 g = mode_frames > 0 ? mg_pedestal_mode_gain((uint64_t)mg_rawread_index(r, i), mode_frames, mode_loops)
                                     : gain;
-            mg_pedestal_add(acc[m], raw + (size_t)m * P, g);
+            mg_pedestal_add(acc[(size_t)m * (size_t)cells + (cells > 1 ? cell : 0)], raw + (size_t)m * P, g);
+        }
+        if (other) {
+            info->frames_other_cell++;
+            continue;
         }
         (*frames)++;
     }

@@ -73,6 +73,14 @@ int mg_calib_merge(mg_calibration *dst, const mg_calibration *src, const char *s
         d->column = s->column;
         if (s->serial[0])
             snprintf(d->serial, sizeof d->serial, "%s", s->serial);
+        const int cells = mg_calib_cells(s);
+        if (s->pedestal && d->pedestal && mg_calib_cells(d) != cells)
+            return mg_error_set(err, MG_ECONFIG, "module %s has %d storage cell(s) in %s but %d in the files before it: "
+                                "constants of different cell counts do not merge", s->name, cells, src_name,
+                                mg_calib_cells(d));
+        if (s->pedestal && mg_calib_set_cells(d, cells))
+            return mg_error_set(err, MG_ENOMEM, "out of memory merging module %s", s->name);
+        const size_t C = (size_t)mg_calib_cells(d);
         char took[128] = "";
         int fail = 0;
         if (s->gain) {
@@ -87,35 +95,41 @@ int mg_calib_merge(mg_calibration *dst, const mg_calibration *src, const char *s
                                                  plane_known(s->pedestal + g * P));
             if (!have)
                 continue;
-            fail |= take_plane((void **)&d->pedestal, s->pedestal, P * sizeof(float), 3, g, 1);
-            if (s->pedestal_rms)
-                fail |= take_plane((void **)&d->pedestal_rms, s->pedestal_rms, P * sizeof(float), 3, g, 1);
-            if (s->frames_used)
-                fail |= take_plane((void **)&d->frames_used, s->frames_used, P * sizeof(uint32_t), 3, g, 0);
-            if (s->wrong_gain)
-                fail |= take_plane((void **)&d->wrong_gain, s->wrong_gain, P * sizeof(uint32_t), 3, g, 0);
+            const int n = (int)(3 * C);
+            for (int k = 0; k < (int)C; k++) { /* plane (cell k, gain g) */
+                const int pl = 3 * k + g;
+                fail |= take_plane((void **)&d->pedestal, s->pedestal, P * sizeof(float), n, pl, 1);
+                if (s->pedestal_rms)
+                    fail |= take_plane((void **)&d->pedestal_rms, s->pedestal_rms, P * sizeof(float), n, pl, 1);
+                if (s->frames_used)
+                    fail |= take_plane((void **)&d->frames_used, s->frames_used, P * sizeof(uint32_t), n, pl, 0);
+                if (s->wrong_gain)
+                    fail |= take_plane((void **)&d->wrong_gain, s->wrong_gain, P * sizeof(uint32_t), n, pl, 0);
+                d->cell_frames[k][g] = s->cell_frames[k][g];
+            }
             d->dark_frames[g] = s->dark_frames[g];
             stats |= s->frames_used != NULL;
             snprintf(took + strlen(took), sizeof took - strlen(took), " G%d", g);
         }
         if (s->mask) { /* the user's bits and any imported mask stay; dark-run bits are recomputed below */
             if (!d->mask)
-                fail |= !(d->mask = calloc(P, sizeof(uint32_t)));
-            for (size_t i = 0; d->mask && i < P; i++)
-                d->mask[i] |= s->mask[i];
+                fail |= !(d->mask = calloc(C * P, sizeof(uint32_t)));
+            /* a source without cells (a gain-map file with a mask, say) holds for every cell */
+            const size_t sc = (size_t)cells;
+            for (size_t i = 0; d->mask && i < C * P; i++)
+                d->mask[i] |= s->mask[sc == C ? i : i % P];
         }
         if (fail)
             return mg_error_set(err, MG_ENOMEM, "out of memory merging module %s", s->name);
         if (stats && d->frames_used && d->wrong_gain && d->pedestal_rms && d->mask) {
             /* the dark-run bits from the merged statistics (default criteria), the user's bits kept */
-            uint8_t *user = malloc(P);
+            uint8_t *user = calloc(P, 1);
             int r = !user;
-            for (size_t i = 0; user && i < P; i++)
-                user[i] = (d->mask[i] & MG_MASK_USER) != 0;
+            for (size_t i = 0; user && i < C * P; i++) /* a user bit in any cell holds for all */
+                user[i % P] |= (d->mask[i] & MG_MASK_USER) != 0;
             mg_mask_criteria c;
             mg_mask_criteria_defaults(&c);
-            mg_mask_summary sum;
-            r = r || mg_dark_mask(d, &c, user, &sum);
+            r = r || mg_dark_mask(d, &c, user, NULL);
             free(user);
             if (r)
                 return mg_error_set(err, MG_ENOMEM, "out of memory merging module %s", s->name);

@@ -229,7 +229,7 @@ _Atomic int *mg_cli_stop_flag(void)
 
 const char *const mg_darkopt_names[MG_DARKOPT_COUNT] = {"gain", "pedestal-mode", "exposure", "user-mask",
                                                        "max-wrong-g0", "noisy-rms", "noisy-k", "min-valid",
-                                                       "pedestal-range"};
+                                                       "pedestal-range", "storage-cells"};
 
 const char *const mg_darkopt_help =
     "dark runs:\n"
@@ -242,7 +242,10 @@ const char *const mg_darkopt_help =
     "      --noisy-rms ADU     mask G0 RMS above ADU (default 100) ...\n"
     "      --noisy-k K         ... or above the module's median + K x MAD (default 10)\n"
     "      --min-valid F       mask pixels valid in fewer than F of a run's frames (default 0.5)\n"
-    "      --pedestal-range LO,HI  plausible pedestals in ADU (default 1,16382)\n";
+    "      --pedestal-range LO,HI  plausible pedestals in ADU (default 1,16382)\n"
+    "      --storage-cells N   burst mode: constants per storage cell 0..N-1 (2..16), each frame to the\n"
+    "                          cell its DAQ info names (frames of other cells are left out); memory:\n"
+    "                          about 80 MiB per module and cell while accumulating\n";
 
 void mg_darkopt_init(mg_darkopt *o)
 {
@@ -278,6 +281,7 @@ int mg_darkopt_take(mg_darkopt *o, const char *cmd, int i, const char *v)
     case 6: return mg_opt_double(cmd, "--noisy-k", v, 0, 1e6, &o->info.criteria.noisy_k);
     case 7: return mg_opt_double(cmd, "--min-valid", v, 0, 1, &o->info.criteria.min_valid_fraction);
     case 8: return pair(cmd, "--pedestal-range", v, &o->info.criteria.pedestal_min, &o->info.criteria.pedestal_max);
+    case 9: return mg_opt_int(cmd, "--storage-cells", v, 1, MG_CELLS_MAX, &o->info.cells);
     default: return -1;
     }
 }

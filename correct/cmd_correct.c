@@ -108,7 +108,9 @@ int mg_cmd_correct(int argc, char **argv)
     /* everything is released at `done`, whatever happens */
     mg_calibration cb;
     mg_calib_init(&cb);
-    mg_conv_tables *tables[MG_MAX_MODULES] = {0};
+    mg_module_tables tables[MG_MAX_MODULES];
+    memset(tables, 0, sizeof tables);
+    uint64_t uncalibrated = 0;
     uint32_t *pmask = NULL;
     uint16_t *raw = NULL;
     void *conv = NULL, *img = NULL;
@@ -119,6 +121,7 @@ int mg_cmd_correct(int argc, char **argv)
     mg_geometry geom;
     float *runtime_p0[MG_MAX_MODULES] = {0};
     uint64_t runtime_frames = 0;
+    int runtime_cells = 1;
     int64_t runtime_onset = -1;
     mg_rawread_naming naming = {.config = config, .names = mnames};
     mg_rawread *in = mg_rawread_open((const char *const *)argv + optind, argc - optind, &naming, &err);
@@ -155,7 +158,8 @@ int mg_cmd_correct(int argc, char **argv)
         for (size_t i = 0; !rc && i < nframes; i++) {
             if ((rc = mg_rawread_frame(in, i, mg_runped_module(rp, 0), &err)))
                 break;
-            if (mg_runped_offer(rp, mg_rawread_complete(in, i)) != MG_RUNPED_MORE)
+            if (mg_runped_offer(rp, mg_rawread_complete(in, i), mg_rawread_records(in, i)[0].daq_info) !=
+                MG_RUNPED_MORE)
                 break;
         }
         if (!rc)
@@ -163,31 +167,34 @@ int mg_cmd_correct(int argc, char **argv)
         if (!rc) {
             runtime_frames = mg_runped_frames(rp);
             runtime_onset = mg_runped_onset(rp);
+            runtime_cells = mg_runped_cells(rp);
         }
         mg_runped_free(rp);
         if (rc)
             goto done;
     }
-    const uint32_t *masks[MG_MAX_MODULES] = {0};
-    for (size_t m = 0; m < nmod; m++) {
-        mg_module_calib *x = mg_calib_module(&cb, det->modules[m].name, 0, 0);
-        tables[m] = mg_calib_tables(x, kev ? 1.0 : energy, NULL, -1, &err);
-        masks[m] = x->mask;
-        if (!tables[m]) {
-            rc = err.code;
+    for (size_t m = 0; m < nmod; m++)
+        if ((rc = mg_calib_tables(mg_calib_find(&cb, det->modules[m].name), kev ? 1.0 : energy, NULL, -1, &tables[m],
+                                  &err)))
             goto done;
-        }
-    }
     if ((rc = mg_geometry_init(&geom, det, &co.geometry, &err)))
         goto done;
     pmask = malloc((size_t)geom.width * (size_t)geom.height * 4);
-    if (!pmask) {
+    uint32_t *all = malloc(nmod * P * sizeof(uint32_t));
+    if (!pmask || !all) {
+        free(all);
         rc = mg_error_set(&err, MG_ENOMEM, "out of memory");
         goto done;
+    }
+    const uint32_t *masks[MG_MAX_MODULES] = {0};
+    for (size_t m = 0; m < nmod; m++) {
+        mg_calib_mask_all_cells(mg_calib_find(&cb, det->modules[m].name), all + m * P);
+        masks[m] = all + m * P;
     }
     const mg_module_frame *first = nframes ? mg_rawread_records(in, 0) : NULL;
     const mg_module_frame *second = nframes > 1 ? mg_rawread_records(in, 1) : NULL;
     mg_geometry_mask(&geom, masks, pmask);
+    free(all);
     mg_nxmx_info info = {
         .geom = &geom,
         .det = det,
@@ -211,6 +218,7 @@ int mg_cmd_correct(int argc, char **argv)
         .runtime_frames = runtime_frames,
         .runtime_onset = runtime_onset,
         .runtime_p0 = (const float *const *)runtime_p0,
+        .runtime_cells = runtime_cells,
     };
     mg_frame_layout layout;
     mg_nxmx_layout(&info, &layout);
@@ -235,8 +243,16 @@ int mg_cmd_correct(int argc, char **argv)
     for (size_t i = 0; i < nframes && !rc; i++) {
         if ((rc = mg_rawread_frame(in, i, raw, &err)))
             break;
+        const mg_module_frame *rec = mg_rawread_records(in, i);
         for (size_t m = 0; m < nmod; m++) {
-            mg_convert(tables[m], 0, P, raw + m * P, conv, type, MG_CONV_AUTO);
+            /* the tables of the storage cell the frame was stored in */
+            const mg_conv_tables *t = mg_module_tables_pick(&tables[m], rec[m].daq_info);
+            if (t)
+                mg_convert(t, 0, P, raw + m * P, conv, type, MG_CONV_AUTO);
+            else {
+                mg_convert_invalid(P, conv, type);
+                uncalibrated++;
+            }
             mg_geometry_place(&geom, (int)m, conv, img, type);
         }
         int64_t n = mg_bshuf_compress(bs, img, img_px, chunk, cap, &err);
@@ -246,16 +262,16 @@ int mg_cmd_correct(int argc, char **argv)
 close:
     written = mg_rawfile_frames(o);
     {
-        mg_counter counters[] = {{"frames_written", written}};
+        mg_counter counters[] = {{"frames_written", written}, {"module_frames_uncalibrated_cell", uncalibrated}};
         mg_error cerr = {0};
-        if (mg_rawfile_close(o, counters, 1, &cerr) && !rc) {
+        if (mg_rawfile_close(o, counters, 2, &cerr) && !rc) {
             rc = cerr.code;
             err = cerr;
         }
     }
 done:
     for (size_t m = 0; m < MG_MAX_MODULES; m++) {
-        mg_conv_tables_free(tables[m]);
+        mg_module_tables_free(&tables[m]);
         free(runtime_p0[m]);
     }
     mg_calib_free(&cb);
@@ -265,6 +281,9 @@ done:
         printf("corrected %llu frame(s) of %d module(s) at %.4g keV into %s_master.h5 (%d x %d %s)\n",
                (unsigned long long)written, mg_rawread_detector(in)->nmodules, energy, out, geom.width, geom.height,
                type == MG_OUT_INT16 ? "int16" : type == MG_OUT_INT32 ? "int32" : "float32");
+    if (!rc && uncalibrated)
+        fprintf(stderr, "warning: %llu module-frame(s) came from a storage cell the calibration has no constants for: "
+                        "their pixels are written invalid\n", (unsigned long long)uncalibrated);
     mg_rawread_close(in);
     if (rc) {
         fprintf(stderr, "morgul correct: %s\n", err.message);

@@ -142,3 +142,22 @@ void mg_convert(const mg_conv_tables *t, size_t first, size_t count, const uint1
     else
         mg_convert_scalar(t, first, count, raw, out, type);
 }
+
+void mg_convert_invalid(size_t count, void *out, mg_out_type type)
+{
+    for (size_t i = 0; i < count; i++)
+        switch (type) {
+        case MG_OUT_INT16: ((int16_t *)out)[i] = MG_INT16_INVALID; break;
+        case MG_OUT_INT32: ((int32_t *)out)[i] = MG_INT32_INVALID; break;
+        case MG_OUT_FLOAT32: ((float *)out)[i] = NAN; break;
+        }
+}
+
+void mg_module_tables_free(mg_module_tables *t)
+{
+    for (int c = 0; c < MG_CELLS_MAX; c++) {
+        mg_conv_tables_free(t->cell[c]);
+        t->cell[c] = NULL;
+    }
+    t->cells = 0;
+}

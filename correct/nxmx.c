@@ -201,10 +201,12 @@ static int write_master(int64_t file, uint64_t frames, void *ctx)
         put_str(rp, "mode", in->runtime_mode);
         put_i64(rp, "frames", (long long)in->runtime_frames);
         put_i64(rp, "onset", (long long)in->runtime_onset);
-        hsize_t dims[2] = {MG_MODULE_ROWS, MG_MODULE_COLS};
-        hid_t sp = H5Screate_simple(2, dims, NULL);
+        /* per module (cells, 512, 1024) with storage cells, else (512, 1024) */
+        const int cells = in->runtime_cells > 1 ? in->runtime_cells : 1, rank = cells > 1 ? 3 : 2;
+        hsize_t dims[3] = {(hsize_t)cells, MG_MODULE_ROWS, MG_MODULE_COLS}, chunk[3] = {1, MG_MODULE_ROWS, MG_MODULE_COLS};
+        hid_t sp = H5Screate_simple(rank, dims + (3 - rank), NULL);
         hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-        H5Pset_chunk(dcpl, 2, dims);
+        H5Pset_chunk(dcpl, rank, chunk + (3 - rank));
         H5Pset_deflate(dcpl, 1);
         for (int m = 0; m < in->det->nmodules && in->runtime_p0; m++) {
             hid_t d = H5Dcreate2(rp, in->det->modules[m].name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);

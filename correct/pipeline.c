@@ -72,7 +72,8 @@ struct mg_pipeline {
     _Atomic uint32_t turn_gen; /* futex word: changes whenever turn does */
     _Atomic(outbuf *) posted[NPOSTED]; /* [seq % NPOSTED]: chunks waiting for their turn */
     pthread_mutex_t write_lock;
-    _Atomic uint64_t written, discarded, raw, comp, dark;
+    _Atomic uint64_t written, discarded, raw, comp, dark, other_cell, uncalibrated;
+    _Atomic uint32_t cells_seen;
     _Atomic uint32_t dark_exposure;
     _Atomic uint32_t fill_max;
     _Atomic int collector_done;
@@ -163,7 +164,7 @@ static int prelude(mg_pipeline *p, uint64_t *seq)
         if (f->complete)
             for (int m = 0; m < p->nmod; m++)
                 copy_module(f, m, mg_runped_module(p->cfg.runped, m));
-        if (mg_runped_offer(p->cfg.runped, f->complete) != MG_RUNPED_MORE)
+        if (mg_runped_offer(p->cfg.runped, f->complete, f->modules[0].daq_info) != MG_RUNPED_MORE)
             break;
     }
     mg_error e = {0};
@@ -272,18 +273,30 @@ static void accumulate(mg_pipeline *p, const mg_frame *f)
         atomic_fetch_add(&p->discarded, 1);
         return;
     }
+    const int cells = p->cfg.pedestal_cells > 1 ? p->cfg.pedestal_cells : 1;
+    int other = 0;
     for (int m = 0; m < p->nmod; m++) {
         const mg_module_frame *r = &f->modules[m];
+        const unsigned cell = MG_DAQ_STORAGE_CELL(r->daq_info);
+        atomic_fetch_or(&p->cells_seen, 1u << cell);
+        if (cells > 1 && cell >= (unsigned)cells) {
+            other = 1; /* no accumulator for that cell */
+            continue;
+        }
         int g = mg_pedestal_gain_of_daq(r->daq_info);
         if (!g)
             g = p->cfg.pedestal_frames > 0 ? mg_pedestal_mode_gain((uint64_t)f->index, p->cfg.pedestal_frames,
                                                                      p->cfg.pedestal_loops)
                                            : p->cfg.pedestal_gain;
-        uint16_t *dst = mg_pedestal_next(p->cfg.pedestal[m], g);
+        uint16_t *dst = mg_pedestal_next(p->cfg.pedestal[(size_t)m * (size_t)cells + (cells > 1 ? cell : 0)], g);
         if (!dst)
             continue;
         copy_module(f, m, dst);
-        mg_pedestal_commit(p->cfg.pedestal[m]);
+        mg_pedestal_commit(p->cfg.pedestal[(size_t)m * (size_t)cells + (cells > 1 ? cell : 0)]);
+    }
+    if (other) {
+        atomic_fetch_add(&p->other_cell, 1);
+        return;
     }
     if (!atomic_load(&p->dark_exposure))
         atomic_store(&p->dark_exposure, f->modules[0].exposure_length);
@@ -316,19 +329,26 @@ static void *worker_main(void *arg)
         memcpy(b->modules, f.modules, sizeof(mg_module_frame) * (size_t)p->nmod);
         mg_error e = {0};
         int64_t n = 0;
-        mg_conv_tables *const *tables = p->cfg.worker_tables ? p->cfg.worker_tables[w->id] : p->cfg.tables;
+        const mg_module_tables *tables = p->cfg.worker_tables ? p->cfg.worker_tables[w->id] : p->cfg.tables;
         if (!atomic_load(&p->failed) && tables) {
             /* convert each module from its packet blocks, lay it out, compress the image */
             const mg_out_type type = (mg_out_type)p->cfg.type;
             const size_t block = MG_PACKET_DATA_BYTES / 2;
-            for (int m = 0; m < p->nmod; m++)
+            for (int m = 0; m < p->nmod; m++) {
+                const mg_conv_tables *t = mg_module_tables_pick(&tables[m], f.modules[m].daq_info);
+                if (!t)
+                    atomic_fetch_add(&p->uncalibrated, 1);
                 for (int q = 0; q < MG_PACKETS_PER_MODULE; q++) {
                     /* one packet's 4 rows: converted and placed while in cache */
-                    mg_convert(tables[m], (size_t)q * block, block, f.blocks[m * MG_PACKETS_PER_MODULE + q],
-                               w->conv, type, MG_CONV_AUTO);
+                    if (t)
+                        mg_convert(t, (size_t)q * block, block, f.blocks[m * MG_PACKETS_PER_MODULE + q], w->conv,
+                                   type, MG_CONV_AUTO);
+                    else
+                        mg_convert_invalid(block, w->conv, type);
                     mg_geometry_place_rows(p->cfg.geom, m, q * MG_ROWS_PER_PACKET, MG_ROWS_PER_PACKET, w->conv,
                                            w->image, type);
                 }
+            }
             n = mg_bshuf_compress(w->ctx, w->image, p->img_px, b->chunk, p->chunk_cap, &e);
         } else if (!atomic_load(&p->failed))
             n = mg_bshuf_compress_blocks(w->ctx, (const void *const *)f.blocks, (size_t)f.nblocks, b->chunk,
@@ -473,6 +493,9 @@ void mg_pipeline_get_stats(mg_pipeline *p, mg_pipeline_stats *s)
     s->frames_discarded = atomic_load(&p->discarded);
     s->frames_dark = atomic_load(&p->dark);
     s->dark_exposure = atomic_load(&p->dark_exposure);
+    s->frames_other_cell = atomic_load(&p->other_cell);
+    s->cells_seen = atomic_load(&p->cells_seen);
+    s->uncalibrated = atomic_load(&p->uncalibrated);
     s->bytes_raw = atomic_load(&p->raw);
     s->bytes_compressed = atomic_load(&p->comp);
     for (int i = 0; i < p->nw; i++) {

@@ -136,25 +136,28 @@ static int dark_run(which w, mg_run_config *cfg, const char *cal, const mg_darko
         return 2;
     }
     mg_error err = {0};
-    mg_pedestal_acc *acc[MG_MAX_MODULES];
+    mg_pedestal_acc *acc[MG_MAX_MODULES * MG_CELLS_MAX];
     mg_dark_info info = dk->info;
+    const int nacc = cfg->det.nmodules * mg_dark_cells(&info);
     info.taken = (double)time(NULL);
     info.sources = w == CMD_RECEIVE ? "live" : cfg->pcap;
     cfg->stop = mg_cli_stop_flag();
     cfg->log = stderr;
     mg_run_summary sum;
     memset(&sum, 0, sizeof sum);
-    int rc = mg_dark_accs_new(acc, cfg->det.nmodules, &err);
+    int rc = mg_dark_accs_new(acc, nacc, &err);
     if (!rc) {
         rc = mg_dark_run(cfg, w == CMD_RECEIVE, acc, dk->gain, dk->mode_frames, dk->mode_loops, &info, &sum, &err);
         if (!cfg->quiet && (rc == 0 || sum.total.bytes))
             mg_run_print_summary(&sum, stderr);
+        if (!rc)
+            mg_dark_cells_report(&info, stderr);
     }
     if (!rc && !(rc = mg_dark_save(cal, &cfg->det, acc, &info, cfg->quiet ? NULL : stdout, &err)) && !cfg->quiet)
         printf("wrote %s\n", cal);
     if (rc)
         fprintf(stderr, "morgul %s: %s (%s left as it was)\n", cmd, err.message, cal);
-    mg_dark_accs_free(acc, cfg->det.nmodules);
+    mg_dark_accs_free(acc, nacc);
     return rc ? 1 : 0;
 }
 

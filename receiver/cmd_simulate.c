@@ -24,6 +24,9 @@ static void usage(FILE *out)
             "      --bunch-id N        bunch id of the first frame (+1 per frame)\n"
             "      --timestamp N       timestamp of the first frame (10 MHz ticks; + frame period per frame)\n"
             "      --daq-info X        bits or'ed into every packet's DAQ info\n"
+            "      --storage-cells N   burst mode: frame k is stored in cell k mod N (DAQ info bits 8-11); in\n"
+            "                          dark and photons content cell c > 0 adds 25c + ((p*c) mod 7) - 3 ADU to\n"
+            "                          every gain's pedestal of pixel p (row * 1024 + column)\n"
             "content:\n"
             "      --content KIND      pattern (default), dark, photons or frames\n"
             "      --gain G            dark: g0, g1 or g2 (forced switching; sets DAQ info bits 12/13)\n"
@@ -55,7 +58,7 @@ static void usage(FILE *out)
 
 enum { O_RATE = 1000, O_FIRST, O_EXP, O_BUNCH, O_TS, O_DAQ, O_CONTENT, O_GAIN, O_PMODE, O_NOISE, O_PED, O_NOISEF, O_BAD, O_BADLOG,
        O_GMAP, O_ENERGY, O_SPOTS, O_FFILE, O_DROP, O_DUP, O_REORDER, O_DELAY, O_DELAYF, O_SEED, O_FLOG, O_PCAP,
-       O_OVERWRITE, O_DEST, O_TRUTH, O_CTIME, O_SHUTTER, O_EXPWRONG, O_DET };
+       O_OVERWRITE, O_DEST, O_TRUTH, O_CTIME, O_SHUTTER, O_EXPWRONG, O_CELLS, O_DET };
 
 
 int mg_cmd_simulate(int argc, char **argv)
@@ -75,7 +78,7 @@ int mg_cmd_simulate(int argc, char **argv)
         {"delay", required_argument, 0, O_DELAY}, {"delay-frames", required_argument, 0, O_DELAYF},
         {"seed", required_argument, 0, O_SEED}, {"fault-log", required_argument, 0, O_FLOG},
         {"pcap", required_argument, 0, O_PCAP}, {"capture-time", required_argument, 0, O_CTIME},
-        {"shutter-opens", required_argument, 0, O_SHUTTER},
+        {"shutter-opens", required_argument, 0, O_SHUTTER}, {"storage-cells", required_argument, 0, O_CELLS},
         /* named so that it is not taken as an abbreviation of --exposure-us */
         {"exposure", required_argument, 0, O_EXPWRONG}, {"overwrite", no_argument, 0, O_OVERWRITE},
         {"dest", required_argument, 0, O_DEST}, {"help", no_argument, 0, 'h'},
@@ -178,6 +181,7 @@ int mg_cmd_simulate(int argc, char **argv)
             bad = 1;
             break;
         case O_SHUTTER: bad |= mg_opt_u64(cmd, "--shutter-opens", optarg, &cfg.shutter_frame); break;
+        case O_CELLS: bad |= mg_opt_int(cmd, "--storage-cells", optarg, 1, MG_CELLS_MAX, &cfg.storage_cells); break;
         case O_CTIME:
             if (mg_time_parse(optarg, &cfg.capture_time)) {
                 fprintf(stderr, "morgul simulate: --capture-time '%s': give Unix seconds or ISO 8601 UTC\n", optarg);

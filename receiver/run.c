@@ -40,9 +40,6 @@ static int setup_correction(run *r, const mg_run_config *cfg, mg_error *err)
                                             "--wavelength A");
     if (mg_calib_read(cfg->calibration, &r->calib, err) || mg_calib_check(&r->calib, &cfg->det, err))
         return err ? err->code : MG_ECONFIG;
-    const uint32_t *masks[MG_MAX_MODULES] = {0};
-    for (int m = 0; m < cfg->det.nmodules; m++)
-        masks[m] = mg_calib_module(&r->calib, cfg->det.modules[m].name, 0, 0)->mask;
     /* a set of tables on each NUMA node that has workers: every worker reads its own node's */
     int nw = r->plan.nworkers > 0 ? r->plan.nworkers : 1;
     for (int w = 0; w < nw; w++) {
@@ -50,13 +47,13 @@ static int setup_correction(run *r, const mg_run_config *cfg, mg_error *err)
         if (node < 0 || node >= MG_MAX_THREADS)
             node = 0;
         if (!r->node_tables[node]) {
-            r->node_tables[node] = calloc(MG_MAX_MODULES, sizeof(mg_conv_tables *));
+            r->node_tables[node] = calloc(MG_MAX_MODULES, sizeof(mg_module_tables));
             if (!r->node_tables[node])
                 return mg_error_set(err, MG_ENOMEM, "out of memory for conversion tables");
             for (int m = 0; m < cfg->det.nmodules; m++) {
                 mg_module_calib *x = mg_calib_module(&r->calib, cfg->det.modules[m].name, 0, 0);
-                if (!(r->node_tables[node][m] = mg_calib_tables(x, cfg->kev ? 1.0 : cfg->energy_kev, r->topo,
-                                                                 r->pin ? node : -1, err)))
+                if (mg_calib_tables(x, cfg->kev ? 1.0 : cfg->energy_kev, r->topo, r->pin ? node : -1,
+                                    &r->node_tables[node][m], err))
                     return err ? err->code : MG_ENOMEM;
             }
         }
@@ -65,9 +62,19 @@ static int setup_correction(run *r, const mg_run_config *cfg, mg_error *err)
     if (mg_geometry_init(&r->geom, &cfg->det, &cfg->geometry, err))
         return err ? err->code : MG_EINVAL;
     r->pixel_mask = malloc((size_t)r->geom.width * (size_t)r->geom.height * sizeof(uint32_t));
-    if (!r->pixel_mask)
+    uint32_t *all = malloc((size_t)cfg->det.nmodules * MG_MODULE_PIXELS * sizeof(uint32_t));
+    if (!r->pixel_mask || !all) {
+        free(all);
         return mg_error_set(err, MG_ENOMEM, "out of memory for the pixel mask");
+    }
+    const uint32_t *masks[MG_MAX_MODULES] = {0};
+    for (int m = 0; m < cfg->det.nmodules; m++) {
+        uint32_t *mm = all + (size_t)m * MG_MODULE_PIXELS;
+        mg_calib_mask_all_cells(mg_calib_find(&r->calib, cfg->det.modules[m].name), mm);
+        masks[m] = mm;
+    }
     mg_geometry_mask(&r->geom, masks, r->pixel_mask);
+    free(all);
     r->nx = (mg_nxmx_info){
         .geom = &r->geom,
         .det = &cfg->det,
@@ -106,13 +113,14 @@ static int runtime_ready(void *ctx, mg_error *err)
     r->nx.runtime_frames = mg_runped_frames(r->runped);
     r->nx.runtime_onset = mg_runped_onset(r->runped);
     r->nx.runtime_p0 = (const float *const *)r->runtime_p0;
+    r->nx.runtime_cells = mg_runped_cells(r->runped);
     for (int n = 0; n < MG_MAX_THREADS; n++)
         for (int m = 0; r->node_tables[n] && m < cfg->det.nmodules; m++) {
             mg_module_calib *x = mg_calib_module(&r->calib, cfg->det.modules[m].name, 0, 0);
-            mg_conv_tables *t = mg_calib_tables(x, cfg->kev ? 1.0 : cfg->energy_kev, r->topo, r->pin ? n : -1, err);
-            if (!t)
+            mg_module_tables t;
+            if (mg_calib_tables(x, cfg->kev ? 1.0 : cfg->energy_kev, r->topo, r->pin ? n : -1, &t, err))
                 return err ? err->code : MG_ENOMEM;
-            mg_conv_tables_free(r->node_tables[n][m]);
+            mg_module_tables_free(&r->node_tables[n][m]);
             r->node_tables[n][m] = t;
         }
     return 0;
@@ -214,6 +222,7 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         .pedestal_gain = cfg->pedestal_gain,
         .pedestal_frames = cfg->pedestal_frames,
         .pedestal_loops = cfg->pedestal_loops,
+        .pedestal_cells = cfg->pedestal_cells,
         .runped = r->runped,
         .runped_hold = hold,
         .runped_ready = runtime_ready,
@@ -300,6 +309,9 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
         sum->frames_discarded = ps.frames_discarded;
         sum->frames_dark = ps.frames_dark;
         sum->dark_exposure = ps.dark_exposure;
+        sum->frames_other_cell = ps.frames_other_cell;
+        sum->cells_seen = ps.cells_seen;
+        sum->uncalibrated = ps.uncalibrated;
         sum->bytes_raw = ps.bytes_raw;
         sum->bytes_compressed = ps.bytes_compressed;
         sum->queue_fill_max = ps.queue_fill_max;
@@ -358,6 +370,8 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
         C("frames_partial", sum->frames.frames_partial);
         C("frames_missing", sum->frames.frames_missing);
         C("frames_written", sum->frames_written);
+        if (r->cfg->calibration)
+            C("module_frames_uncalibrated_cell", sum->uncalibrated);
 #undef C
         mg_error ferr = {0};
         int frc = mg_rawfile_close(r->out, c, n, &ferr);
@@ -373,7 +387,7 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
     for (int n = 0; n < MG_MAX_THREADS; n++)
         if (r->node_tables[n]) {
             for (int m = 0; m < MG_MAX_MODULES; m++)
-                mg_conv_tables_free(r->node_tables[n][m]);
+                mg_module_tables_free(&r->node_tables[n][m]);
             free(r->node_tables[n]);
             r->node_tables[n] = NULL;
         }
@@ -404,6 +418,12 @@ void mg_run_print_summary(const mg_run_summary *s, FILE *out)
     if (s->frames_dark)
         fprintf(out, "dark      %llu complete frames into the pedestals, %llu partial ones left out\n",
                 (unsigned long long)s->frames_dark, (unsigned long long)s->frames_discarded);
+    if (s->frames_other_cell)
+        fprintf(out, "          %llu frames of storage cells beyond --storage-cells left out\n",
+                (unsigned long long)s->frames_other_cell);
+    if (s->uncalibrated)
+        fprintf(out, "warning   %llu module-frames came from a storage cell the calibration has no constants for: "
+                     "their pixels are written invalid\n", (unsigned long long)s->uncalibrated);
     if (s->frames_missing_at_end)
         fprintf(out, "          of the missing, %llu at the end: the run stopped before the frames asked for came\n",
                 (unsigned long long)s->frames_missing_at_end);

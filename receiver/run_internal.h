@@ -27,8 +27,8 @@ typedef struct run {
     uint64_t unexpected_port, capture_skipped;
     /* inline correction */
     mg_calibration calib;
-    mg_conv_tables **node_tables[MG_MAX_THREADS]; /* per NUMA node: each module's tables there */
-    mg_conv_tables *const *worker_tables[MG_MAX_THREADS]; /* per worker: its node's set */
+    mg_module_tables *node_tables[MG_MAX_THREADS]; /* per NUMA node: each module's tables there */
+    const mg_module_tables *worker_tables[MG_MAX_THREADS]; /* per worker: its node's set */
     mg_geometry geom;
     uint32_t *pixel_mask;
     mg_nxmx_info nx;

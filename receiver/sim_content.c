@@ -299,6 +299,7 @@ uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out)
     const size_t P = MG_MODULE_PIXELS;
     uint64_t fn = cfg->first_frame + k;
     uint32_t daq = 0;
+    const unsigned cell = cfg->storage_cells > 1 ? (unsigned)(k % (uint64_t)cfg->storage_cells) : 0;
     switch (cfg->content) {
     case MG_SIM_PATTERN:
         for (uint32_t i = 0; i < P; i++)
@@ -315,7 +316,8 @@ uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out)
             uint64_t r = next_u64(&c->rng);
             for (int h = 0; h < 4; h++) {
                 double sdp = g == 0 && c->noise0 ? c->noise0[i + (size_t)h] : sd;
-                out[i + (size_t)h] = word(g, ped[i + (size_t)h] + table_gauss(c->gtable, r, h) * sdp);
+                out[i + (size_t)h] = word(g, ped[i + (size_t)h] + mg_sim_cell_offset(cell, (uint32_t)(i + (size_t)h)) +
+                                                 table_gauss(c->gtable, r, h) * sdp);
             }
         }
         if (c->bad) {
@@ -327,16 +329,16 @@ uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out)
                 case BAD_NOISY: {
                     double sdp = g == 0 && c->noise0 ? c->noise0[i] : sd;
                     uint64_t r = next_u64(&c->rng);
-                    out[i] = word(g, ped[i] + table_gauss(c->gtable, r, 0) * 10 * sdp);
+                    out[i] = word(g, ped[i] + mg_sim_cell_offset(cell, (uint32_t)i) + table_gauss(c->gtable, r, 0) * 10 * sdp);
                     break;
                 }
                 case BAD_WRONG_GAIN:
                     if ((k + i) % 10 == 0) {
                         unsigned o = g == 0 ? 1 : 0;
-                        out[i] = word(o, c->ped[o * P + i]);
+                        out[i] = word(o, c->ped[o * P + i] + mg_sim_cell_offset(cell, (uint32_t)i));
                     }
                     break;
-                case BAD_STUCK: out[i] = word(g, ped[i]); break;
+                case BAD_STUCK: out[i] = word(g, ped[i] + mg_sim_cell_offset(cell, (uint32_t)i)); break;
                 case BAD_DEAD: out[i] = 0; break;
                 }
             }
@@ -375,7 +377,8 @@ uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out)
                 c->truth[p] = (int32_t)n;
                 float nz = table_gauss(c->gtable, rnd, h);
                 /* most pixels: a few photons in G0 */
-                float adc0 = ped0[p] + n * (float)(c->gain[p] * E) + nz * (c->noise0 ? c->noise0[p] : 12.0f);
+                const float off = mg_sim_cell_offset(cell, (uint32_t)p);
+                float adc0 = ped0[p] + off + n * (float)(c->gain[p] * E) + nz * (c->noise0 ? c->noise0[p] : 12.0f);
                 if (adc0 >= 0 && adc0 <= 14000) {
                     out[p] = (uint16_t)(MG_GAIN_BITS_G0 << 14 | (unsigned)(adc0 + 0.5f));
                     continue;
@@ -383,8 +386,8 @@ uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out)
                 uint16_t w = MG_WORD_SATURATED;
                 for (unsigned g = 1; g < 3; g++) {
                     double sd = g == 1 ? 4 : 3;
-                    double adc = c->ped[g * P + p] + n * c->gain[g * P + p] * E + nz * sd;
-                    if (adc >= 0 && adc <= 16000 && adc < c->ped[g * P + p] + 50) {
+                    double adc = c->ped[g * P + p] + off + n * c->gain[g * P + p] * E + nz * sd;
+                    if (adc >= 0 && adc <= 16000 && adc < c->ped[g * P + p] + off + 50) {
                         w = word(g, adc);
                         break;
                     }
@@ -395,5 +398,5 @@ uint32_t sim_content_frame(sim_content *c, int m, uint64_t k, uint16_t *out)
         break;
     }
     }
-    return daq;
+    return daq | cell << 8;
 }

@@ -57,15 +57,22 @@ static void test_roundtrip_and_check(void)
     mg_detector_simple(&d, "jf1m", 1, 1, "127.0.0.1", 50001, "M420", NULL);
     CHECK_EQ(mg_calib_check(&r, &d, &e), 0);
     /* tables from the calibration: the mask marks pixel 7 invalid */
-    mg_conv_tables *t = mg_calib_tables(ra, 12.4, NULL, -1, &e);
+    mg_module_tables mt;
+    CHECK_EQ(mg_calib_tables(ra, 12.4, NULL, -1, &mt, &e), 0);
+    CHECK_EQ(mt.cells, 1);
+    const mg_conv_tables *t = mt.cell[0];
     CHECK(t != NULL);
     if (t) {
         CHECK(isnan(t->pedestal[0][7]) && !isnan(t->pedestal[0][8]));
         CHECK(fabsf(t->factor[0][8] - (float)(1.0 / (41.0 * 12.4))) < 1e-9f);
-        mg_conv_tables_free(t);
+        /* without storage cells the one set serves frames of any cell */
+        CHECK(mg_module_tables_pick(&mt, 0) == t);
+        CHECK(mg_module_tables_pick(&mt, 15u << 8) == t);
     }
-    CHECK(mg_calib_tables(rb, 12.4, NULL, -1, &e) == NULL);
+    mg_module_tables_free(&mt);
+    CHECK(mg_calib_tables(rb, 12.4, NULL, -1, &mt, &e) != 0);
     CHECK(strstr(e.message, "M418 has no pedestals") != NULL);
+    CHECK(mt.cell[0] == NULL);
     mg_calib_free(&r);
     mg_calib_free(&c);
 
@@ -78,8 +85,77 @@ static void test_roundtrip_and_check(void)
     CHECK(mg_calib_read("/nonexistent.h5", &r, &e) == MG_EIO);
 }
 
+/* A module calibrated per storage cell: a leading cell dimension in the
+ * file, one set of tables per cell, picked by the frame's DAQ bits 8-11. */
+static void test_storage_cells(void)
+{
+    const int C = 3;
+    mg_calibration c;
+    mg_calib_init(&c);
+    mg_module_calib *a = mg_calib_module(&c, "M420", 0, 0);
+    a->mask = calloc(P, sizeof(uint32_t));
+    a->mask[5] = 1u << 8; /* a user bit, before the module has cells */
+    CHECK_EQ(mg_calib_set_cells(a, C), 0);
+    CHECK_EQ(mg_calib_cells(a), C);
+    CHECK(a->mask != NULL && a->pedestal == NULL);
+    for (int k = 0; a->mask && k < C; k++)
+        CHECK(a->mask[(size_t)k * P + 5] == (1u << 8)); /* copied to every cell */
+    a->pedestal = malloc((size_t)C * 3 * P * sizeof(float));
+    a->gain = malloc(3 * P * sizeof(double));
+    for (size_t i = 0; i < (size_t)C * 3 * P; i++)
+        a->pedestal[i] = (float)(1000 + (i / (3 * P)) * 100 + (i % P) % 7); /* cell k: 1000 + 100k + ... */
+    for (size_t i = 0; i < 3 * P; i++)
+        a->gain[i] = i < P ? 40.0 : -1.5;
+    a->mask[2 * P + 9] = 1u << 4; /* noisy in cell 2 only */
+    a->cell_frames[1][0] = 77;
+    a->dark_frames[0] = 231;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/morgul-cells-%d.h5", (int)getpid());
+    mg_error e = {0};
+    CHECK_EQ(mg_calib_write(path, &c, &e), 0);
+    mg_calib_header h;
+    CHECK_EQ(mg_calib_peek(path, &h, &e), 0);
+    CHECK_EQ(h.nmodules, 1);
+    CHECK_EQ(h.cells[0], C);
+    mg_calibration r;
+    CHECK_EQ(mg_calib_read(path, &r, &e), 0);
+    mg_module_calib *ra = mg_calib_find(&r, "M420");
+    CHECK(ra != NULL);
+    if (!ra)
+        return;
+    CHECK_EQ(mg_calib_cells(ra), C);
+    CHECK(memcmp(ra->pedestal, a->pedestal, (size_t)C * 3 * P * sizeof(float)) == 0);
+    CHECK(memcmp(ra->mask, a->mask, (size_t)C * P * sizeof(uint32_t)) == 0);
+    CHECK(ra->cell_frames[1][0] == 77 && ra->dark_frames[0] == 231);
+    uint32_t *all = malloc(P * sizeof(uint32_t));
+    mg_calib_mask_all_cells(ra, all);
+    CHECK(all[9] == (1u << 4) && all[5] == (1u << 8) && all[10] == 0);
+    free(all);
+    mg_module_tables mt;
+    CHECK_EQ(mg_calib_tables(ra, 12.4, NULL, -1, &mt, &e), 0);
+    CHECK_EQ(mt.cells, C);
+    for (int k = 0; k < C; k++) {
+        const mg_conv_tables *t = mg_module_tables_pick(&mt, (uint32_t)k << 8 | MG_DAQ_HIGH_GAIN);
+        CHECK(t == mt.cell[k]);
+        if (t)
+            CHECK(t->pedestal[0][8] == (float)(1000 + 100 * k + 8 % 7));
+        if (t)
+            CHECK(isnan(t->pedestal[0][9]) == (k == 2)); /* each cell's own mask */
+    }
+    CHECK(mg_module_tables_pick(&mt, 3u << 8) == NULL); /* a cell it has no constants for */
+    CHECK(mg_module_tables_pick(&mt, 15u << 8) == NULL);
+    mg_module_tables_free(&mt);
+    /* importing pedestals without cells into it is refused */
+    CHECK(mg_pedestal_import_h5(path, "M420", ra, &e) == MG_ECONFIG);
+    CHECK(strstr(e.message, "storage cell") != NULL);
+    mg_calib_free(&r);
+    mg_calib_free(&c);
+    unlink(path);
+}
+
 int main(void)
 {
     RUN(test_roundtrip_and_check);
+    RUN(test_storage_cells);
     return CHECK_DONE();
 }

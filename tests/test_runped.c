@@ -51,13 +51,13 @@ static void test_auto_onset(void)
         if (k == 4) /* a cosmic ray: 30 pixels far above */
             for (int i = 0; i < 30; i++)
                 mg_runped_module(r, 1)[1000 + i] = 12000;
-        CHECK_EQ(mg_runped_offer(r, k != 6), MG_RUNPED_MORE); /* frame 6 partial: neither tested nor taken */
+        CHECK_EQ(mg_runped_offer(r, k != 6, 0), MG_RUNPED_MORE); /* frame 6 partial: neither tested nor taken */
     }
     /* the shutter opens: 2000 pixels with a photon (G1 words count as hit too) */
     dark(r, 2, 30);
     for (int i = 0; i < 2000; i++)
         mg_runped_module(r, 0)[i * 97] = i % 2 ? 0x4000 | 100 : 9000;
-    CHECK_EQ(mg_runped_offer(r, 1), MG_RUNPED_SIGNAL);
+    CHECK_EQ(mg_runped_offer(r, 1, 0), MG_RUNPED_SIGNAL);
     CHECK_EQ(mg_runped_frames(r), 8);
     CHECK_EQ(mg_runped_onset(r), 9);
     float *p0 = malloc(P * sizeof(float));
@@ -79,7 +79,7 @@ static void test_fixed_counts_signal(void)
         if (k >= 3)
             for (int i = 0; i < 5000; i++)
                 mg_runped_module(r, 0)[i * 31] = 15000;
-        CHECK_EQ(mg_runped_offer(r, 1), k == 4 ? MG_RUNPED_DONE : MG_RUNPED_MORE);
+        CHECK_EQ(mg_runped_offer(r, 1, 0), k == 4 ? MG_RUNPED_DONE : MG_RUNPED_MORE);
     }
     CHECK_EQ(mg_runped_frames(r), 5);
     CHECK_EQ(mg_runped_signal_frames(r), 2);
@@ -93,11 +93,11 @@ static void test_masked_pixels_never_hit(void)
         mask[i * 7] = 1u << 4;
     mg_runped *r = make(1, 0);
     dark(r, 1, 0);
-    CHECK_EQ(mg_runped_offer(r, 1), MG_RUNPED_MORE);
+    CHECK_EQ(mg_runped_offer(r, 1, 0), MG_RUNPED_MORE);
     dark(r, 1, 0);
     for (size_t i = 0; i < 10000; i++) /* noisy pixels, masked: a frame with them is still dark */
         mg_runped_module(r, 0)[i * 7] = 0xC000;
-    CHECK_EQ(mg_runped_offer(r, 1), MG_RUNPED_MORE);
+    CHECK_EQ(mg_runped_offer(r, 1, 0), MG_RUNPED_MORE);
     CHECK_EQ(mg_runped_frames(r), 2);
     mg_runped_free(r);
     memset(mask, 0, P * sizeof(uint32_t));
@@ -109,7 +109,7 @@ static void test_first_frame_signal(void)
     dark(r, 1, 0);
     for (int i = 0; i < 3000; i++)
         mg_runped_module(r, 0)[i * 101] = 8000;
-    CHECK_EQ(mg_runped_offer(r, 1), MG_RUNPED_SIGNAL);
+    CHECK_EQ(mg_runped_offer(r, 1, 0), MG_RUNPED_SIGNAL);
     CHECK_EQ(mg_runped_frames(r), 0);
     float *p0 = malloc(P * sizeof(float));
     CHECK(isnan(mg_runped_result(r, 0, p0)));

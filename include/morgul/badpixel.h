@@ -70,6 +70,10 @@ int mg_mask_compute(const mg_mask_criteria *c, const mg_dark_stats *s, const uin
 /* The summary as a table row block, for humans. */
 void mg_mask_summary_print(const char *module, const mg_mask_summary *s, FILE *out);
 
+/* The summaries of a module's storage cells (s[0..cells-1]): reasons
+ * summed over the cells, then a line per cell. */
+void mg_mask_summary_print_cells(const char *module, const mg_mask_summary *s, int cells, FILE *out);
+
 /* The median of n floats, NaNs left out (NaN if none); works on a copy. */
 double mg_median_f32(const float *v, size_t n);
 

@@ -1,15 +1,23 @@
 /* morgul/calibration.h - a detector's calibration constants: one HDF5 file
  * per detector, one group per module (format in docs/file-formats.md).
  *
- *   /<module>/pedestal       float32 (3, 512, 1024)  ADU per gain, NaN = unknown
- *   /<module>/pedestal_rms   float32 (3, 512, 1024)  ADU, NaN = unknown
+ *   /<module>/pedestal       float32 ([cells,] 3, 512, 1024)  ADU per gain, NaN = unknown
+ *   /<module>/pedestal_rms   float32 ([cells,] 3, 512, 1024)  ADU, NaN = unknown
  *   /<module>/gain           float64 (3, 512, 1024)  ADU/keV (G1, G2 negative, as PSI files)
- *   /<module>/mask           uint32  (512, 1024)     bad-pixel bits (morgul/badpixel.h)
- *   /<module>/frames_used    uint32  (3, 512, 1024)  dark frames averaged per pixel and gain
- *   /<module>/wrong_gain     uint32  (3, 512, 1024)  dark frames in which the pixel read another gain
- *   module attributes: name, serial, row, column; from a dark run also dark_frames (3),
- *     exposure_time (s), time_taken (Unix s, the start of validity), time_taken_iso, source_files
+ *   /<module>/mask           uint32  ([cells,] 512, 1024)     bad-pixel bits (morgul/badpixel.h)
+ *   /<module>/frames_used    uint32  ([cells,] 3, 512, 1024)  dark frames averaged per pixel and gain
+ *   /<module>/wrong_gain     uint32  ([cells,] 3, 512, 1024)  dark frames in which the pixel read another gain
+ *   module attributes: name, serial, row, column, storage_cells; from a dark run also
+ *     dark_frames (3) [and cell_dark_frames (cells, 3)], exposure_time (s), time_taken (Unix s, the start of validity),
+ *     time_taken_iso, source_files
  *   file attributes: detector, morgul_version; exposure_time and time_taken when known
+ *
+ * Storage cells: a module calibrated in burst mode holds its pedestals,
+ * noise, counts and mask per cell, with a leading dimension indexed by the
+ * cell number of the frames' DAQ info (bits 8-11); cell c covers frames
+ * stored in cell c.  Without that dimension (storage_cells 1) the constants
+ * serve every frame, whatever cell it names.  The gain map is per pixel and
+ * shared by all cells.
  *
  * A part that was never given (a gain map not imported yet, say) is absent,
  * and so NULL after mg_calib_read.  Importers fill the parts from the
@@ -25,21 +33,24 @@
 
 #include "morgul/detector.h"
 #include "morgul/error.h"
+#include "morgul/jungfrau.h"
 #include "morgul/topology.h"
 
-struct mg_conv_tables;
+struct mg_module_tables;
 
 typedef struct mg_module_calib {
     char name[MG_NAME_MAX];
     int row, column;
-    float *pedestal;     /* 3 x 512 x 1024, or NULL */
-    float *pedestal_rms; /* 3 x 512 x 1024, or NULL */
-    double *gain;        /* 3 x 512 x 1024, or NULL */
-    uint32_t *mask;      /* 512 x 1024, or NULL */
-    uint32_t *frames_used; /* 3 x 512 x 1024, or NULL */
-    uint32_t *wrong_gain;  /* 3 x 512 x 1024, or NULL */
+    int cells;           /* storage cells: 1 (or 0) none, else 2..16 - a leading dimension below */
+    float *pedestal;     /* cells x 3 x 512 x 1024, or NULL */
+    float *pedestal_rms; /* cells x 3 x 512 x 1024, or NULL */
+    double *gain;        /* 3 x 512 x 1024 (every cell's), or NULL */
+    uint32_t *mask;      /* cells x 512 x 1024, or NULL */
+    uint32_t *frames_used; /* cells x 3 x 512 x 1024, or NULL */
+    uint32_t *wrong_gain;  /* cells x 3 x 512 x 1024, or NULL */
     char serial[32];       /* "" = the digits of the name */
-    uint64_t dark_frames[3]; /* frames of each dark run (0: not taken here) */
+    uint64_t dark_frames[3]; /* frames of each dark run (0: not taken here), all cells */
+    uint64_t cell_frames[MG_CELLS_MAX][3]; /* with storage cells: those of each cell */
     double exposure_s;     /* of the dark runs, NaN = unknown */
     double taken;          /* Unix time of the dark run, 0 = unknown */
     char sources[1024];    /* the dark runs' files, comma-separated */
@@ -53,15 +64,20 @@ typedef struct mg_calibration {
     mg_module_calib modules[MG_MAX_MODULES];
 } mg_calibration;
 
+/* A module's storage cells (1 when it has none). */
+static inline int mg_calib_cells(const mg_module_calib *m) { return m->cells > 1 ? m->cells : 1; }
+
 /* What a calibration file is, without reading its arrays: the detector,
  * when the dark runs were taken and at which exposure (file attributes),
- * and its modules, each of which must hold a pedestal (3, 512, 1024). */
+ * and its modules, each of which must hold a pedestal ([cells,] 3, 512,
+ * 1024). */
 typedef struct mg_calib_header {
     char detector[MG_NAME_MAX];
     double taken;      /* Unix s, 0 = unknown */
     double exposure_s; /* NaN = unknown */
     int nmodules;
     char modules[MG_MAX_MODULES][MG_NAME_MAX];
+    int cells[MG_MAX_MODULES]; /* storage cells of each, 1 = none */
 } mg_calib_header;
 
 int mg_calib_peek(const char *path, mg_calib_header *h, mg_error *err);
@@ -94,12 +110,26 @@ int mg_calib_check(const mg_calibration *c, const mg_detector *det, mg_error *er
 
 /* The conversion tables of one module of a checked calibration (pedestal
  * and gain present) at photon energy `energy_kev` (0 or 1: keV output), on
- * NUMA node `node`.  The module's mask, if any, marks pixels invalid. */
-struct mg_conv_tables *mg_calib_tables(const mg_module_calib *m, double energy_kev, mg_topology *topo, int node,
-                                       mg_error *err);
+ * NUMA node `node`: one set per storage cell (morgul/convert.h,
+ * mg_module_tables).  The module's mask, if any, marks pixels invalid.
+ * On failure *t holds nothing. */
+int mg_calib_tables(const mg_module_calib *m, double energy_kev, mg_topology *topo, int node,
+                    struct mg_module_tables *t, mg_error *err);
+
+/* The module's mask for a whole run's pixel_mask into out (P words): with
+ * storage cells the bits of every cell or'ed, so a pixel bad in any cell
+ * is flagged; zeros when the module has no mask. */
+void mg_calib_mask_all_cells(const mg_module_calib *m, uint32_t *out);
+
+/* Gives module m `cells` storage cells (1..16): its per-cell parts are
+ * freed so that they are made anew in that shape; the gain map stays, and
+ * a mask without cells is copied to every cell.  Nothing happens when it
+ * has that many already.  0, or MG_ENOMEM. */
+int mg_calib_set_cells(mg_module_calib *m, int cells);
 
 /* Merges src into dst (calib/merge.c): src's modules are added or
- * updated; per module, src's gain map replaces dst's, and each gain whose
+ * updated (a module's storage cells must agree unless dst has no
+ * pedestals for it yet); per module, src's gain map replaces dst's, and each gain whose
  * dark run src holds (or, for imported pedestals, each known plane)
  * replaces that gain's pedestal, noise and counts; masks are joined, and
  * where dark-run statistics are present the dark-run bits are recomputed
@@ -111,8 +141,10 @@ int mg_calib_merge(mg_calibration *dst, const mg_calibration *src, const char *s
 /* Writes c's modules in det's order (calib/export.c) as whole-detector
  * arrays (3, modules, 512, 1024): pixel_gain and pixel_offset (float32,
  * ADU/keV and ADU; the offset is zero), pedestals and pixel_rms (float32),
- * pixel_status (uint32, the mask repeated per gain), module_name.  Every
- * module needs pedestals and a gain map. */
+ * pixel_status (uint32, the mask repeated per gain), module_name.  With
+ * storage cells, pedestals, pixel_rms and pixel_status have a leading cell
+ * dimension (cells, 3, modules, 512, 1024); all modules must have as many.
+ * Every module needs pedestals and a gain map. */
 int mg_calib_export(const mg_calibration *c, const mg_detector *det, const char *path, int overwrite, mg_error *err);
 
 /* A Unix time as ISO 8601 UTC ("2026-11-21T06:58:04Z"). */
@@ -136,7 +168,9 @@ int mg_plane_read_f32(const char *path, float *plane, mg_error *err);
  *   PSI:            /gains (3, 512, 1024) pedestals, /gainsRMS, /pixel_mask
  *   morgul (orig.): /p0 /p1 /p2 (512, 1024), or /<module>/pedestal_0..2
  *   morgul:         a calibration file (this format)
- * Fills m->pedestal (and pedestal_rms, mask when the file has them). */
+ * Fills m->pedestal (and pedestal_rms, mask when the file has them).  A
+ * module calibrated per storage cell is refused (these layouts have no
+ * cells). */
 int mg_pedestal_import_h5(const char *path, const char *name, mg_module_calib *m, mg_error *err);
 
 #endif

@@ -104,8 +104,9 @@ int mg_corropt_pick(mg_corropt *o, const char *cmd, const mg_detector *det, doub
 /* The dark-run options `morgul pedestal`, `receive --pedestal` and `replay
  * --pedestal` share (same scheme as mg_corropt):
  *   --gain G --pedestal-mode F,L --exposure S --user-mask FILE
- *   --max-wrong-g0 N --noisy-rms ADU --noisy-k K --min-valid F --pedestal-range LO,HI */
-#define MG_DARKOPT_COUNT 9
+ *   --max-wrong-g0 N --noisy-rms ADU --noisy-k K --min-valid F --pedestal-range LO,HI
+ *   --storage-cells N */
+#define MG_DARKOPT_COUNT 10
 extern const char *const mg_darkopt_names[MG_DARKOPT_COUNT];
 extern const char *const mg_darkopt_help;
 

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "morgul/error.h"
+#include "morgul/jungfrau.h"
 #include "morgul/topology.h"
 
 typedef enum mg_out_type { MG_OUT_INT16 = 0, MG_OUT_INT32, MG_OUT_FLOAT32 } mg_out_type;
@@ -59,6 +60,27 @@ mg_conv_tables *mg_conv_tables_new(size_t pixels, const float *const pedestal[3]
                                    mg_error *err);
 void mg_conv_tables_free(mg_conv_tables *t);
 
+/* A module's tables for each storage cell it is calibrated for
+ * (mg_calib_tables builds them): cell[c] for frames stored in cell c; a
+ * module without storage cells has cells 1 and cell[0] serves every frame. */
+typedef struct mg_module_tables {
+    int cells;
+    mg_conv_tables *cell[MG_CELLS_MAX];
+} mg_module_tables;
+
+/* The tables for a frame whose DAQ info is `daq_info`, or NULL when the
+ * module is calibrated per cell and not for that frame's cell (its pixels
+ * are then invalid: mg_convert_invalid). */
+static inline const mg_conv_tables *mg_module_tables_pick(const mg_module_tables *t, uint32_t daq_info)
+{
+    if (t->cells <= 1)
+        return t->cell[0];
+    unsigned c = MG_DAQ_STORAGE_CELL(daq_info);
+    return c < (unsigned)t->cells ? t->cell[c] : NULL;
+}
+
+void mg_module_tables_free(mg_module_tables *t);
+
 /* Photon energy in keV from a wavelength in Angstrom (E = hc / lambda,
  * hc = 12.398419843320026 keV A); 0 for a wavelength that is not positive. */
 double mg_energy_from_wavelength(double angstrom);
@@ -71,6 +93,9 @@ mg_conv_impl mg_conv_best(void);
  * (mg_cpu_has_avx2). */
 void mg_convert(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
                 mg_out_type type, mg_conv_impl impl);
+
+/* Fills count elements of out with the invalid value of `type`. */
+void mg_convert_invalid(size_t count, void *out, mg_out_type type);
 
 /* Bytes per output element. */
 size_t mg_out_size(mg_out_type type);

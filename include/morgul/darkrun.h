@@ -7,6 +7,11 @@
  * dark runs may come from three invocations (e.g. three `morgul receive
  * --pedestal` runs).  The mask is then computed from all three gains'
  * statistics as they stand in the file.
+ *
+ * Storage cells (burst mode): with info.cells > 1 every module has one
+ * accumulator per cell, acc[m * cells + c], and a frame goes to the cell
+ * its DAQ info names; frames of cells beyond the count are left out and
+ * counted.  The file then holds per-cell constants (morgul/calibration.h).
  */
 #ifndef MORGUL_DARKRUN_H
 #define MORGUL_DARKRUN_H
@@ -27,7 +32,14 @@ typedef struct mg_dark_info {
     double exposure_s;          /* NaN: unknown */
     double taken;               /* Unix time of the dark run's start (start of validity) */
     const char *sources;        /* the runs' files or "live", comma-separated */
+    int cells;                  /* storage cells, 0 or 1: none (cell bits ignored) */
+    /* what the runs found (added to by mg_dark_run and mg_dark_rawread) */
+    uint64_t frames_other_cell; /* frames of a cell >= cells, left out */
+    uint32_t cells_seen;        /* bit c: a frame named cell c */
 } mg_dark_info;
+
+/* Storage cells of info: 1 when none. */
+static inline int mg_dark_cells(const mg_dark_info *d) { return d->cells > 1 ? d->cells : 1; }
 
 void mg_dark_info_defaults(mg_dark_info *d);
 
@@ -37,19 +49,28 @@ void mg_dark_info_defaults(mg_dark_info *d);
 int mg_dark_save(const char *cal, const mg_detector *det, struct mg_pedestal_acc *const *acc,
                  const mg_dark_info *info, FILE *report, mg_error *err);
 
-/* Module x's mask from its dark-run statistics (pedestal, pedestal_rms,
- * frames_used, wrong_gain and mask present; dark_frames says which gains
- * were taken) and `user` (P bytes, nonzero = bad; may be NULL).  0, or
- * nonzero when out of memory. */
+/* Module x's mask (every storage cell's) from its dark-run statistics
+ * (pedestal, pedestal_rms, frames_used, wrong_gain and mask present;
+ * dark_frames, or cell_frames with cells, say which gains were taken) and
+ * `user` (P bytes, nonzero = bad, the same for every cell; may be NULL).
+ * sum gets one summary per cell (may be NULL).  0, or nonzero when out of
+ * memory. */
 struct mg_module_calib;
 int mg_dark_mask(struct mg_module_calib *x, const mg_mask_criteria *c, const uint8_t *user, mg_mask_summary *sum);
 
-/* One pedestal accumulator per module (all NULL on failure) and their end. */
-int mg_dark_accs_new(struct mg_pedestal_acc **acc, int nmodules, mg_error *err);
-void mg_dark_accs_free(struct mg_pedestal_acc **acc, int nmodules);
+/* Warnings about storage cells after the runs, to out: frames of cells
+ * beyond info's count left out; cells of the count that had no frame; or,
+ * without --storage-cells, frames naming several cells (a burst-mode run
+ * averaged as one).  Nothing when all is as expected. */
+void mg_dark_cells_report(const mg_dark_info *info, FILE *out);
+
+/* n pedestal accumulators (modules x cells; all NULL on failure) and their
+ * end. */
+int mg_dark_accs_new(struct mg_pedestal_acc **acc, int n, mg_error *err);
+void mg_dark_accs_free(struct mg_pedestal_acc **acc, int n);
 
 /* Runs cfg, live (`live`) or as a replay of cfg->pcap, with its frames added
- * to acc instead of written: each frame in `gain`, or by the firmware
+ * to acc (per module and cell, as info->cells says) instead of written: each frame in `gain`, or by the firmware
  * pedestal mode (mode_frames > 0) or its DAQ bits.  Fills *sum; a run that
  * gave no complete frame is an error.  When info's exposure is unknown it
  * is taken from the frames' header. */

@@ -56,6 +56,9 @@ _Static_assert(sizeof(mg_jf_header) == MG_HEADER_BYTES, "JUNGFRAU header is 48 b
 #define MG_DAQ_FIXED_G2 (1u << 2)
 #define MG_DAQ_COMPARATOR_RESET (1u << 4)
 #define MG_DAQ_STORAGE_CELL(d) (((d) >> 8) & 0xFu)
+/* Storage cells (burst mode): a module has up to 16; the cell a frame was
+ * stored in is its DAQ info's bits 8-11. */
+#define MG_CELLS_MAX 16
 #define MG_DAQ_FORCE_G1 (1u << 12)
 #define MG_DAQ_FORCE_G2 (1u << 13)
 

@@ -42,7 +42,8 @@ typedef struct mg_nxmx_info {
     const char *runtime_mode;      /* "auto" or "fixed" */
     uint64_t runtime_frames;       /* dark frames averaged */
     int64_t runtime_onset;         /* frame index of the first frame with signal, -1 none */
-    const float *const *runtime_p0; /* per module (det order), 512 x 1024 */
+    const float *const *runtime_p0; /* per module (det order), [cells,] 512 x 1024 */
+    int runtime_cells;             /* storage cells of runtime_p0, 0 or 1: none */
 } mg_nxmx_info;
 
 /* Fills the frame-file layout for corrected images of `info` (which must

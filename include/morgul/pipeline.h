@@ -37,19 +37,24 @@ typedef struct mg_pipeline_config {
     const mg_thread_plan *plan;  /* where to bind threads; NULL = do not bind */
     _Atomic int *stop;           /* raised on a fatal error so the receivers stop */
     /* corrected output: with tables, each frame is converted module by module
-     * (blocks straight from the packets), laid out by geom and compressed as
-     * `type`; without, raw frames are written */
-    struct mg_conv_tables *const *tables; /* one per module, or NULL */
-    struct mg_conv_tables *const *const *worker_tables; /* or a set per worker (tables on its NUMA node) */
+     * (blocks straight from the packets) with the tables of the storage cell
+     * its DAQ info names (a module without tables for that cell gives invalid
+     * pixels, counted), laid out by geom and compressed as `type`; without,
+     * raw frames are written */
+    const struct mg_module_tables *tables; /* one per module, or NULL */
+    const struct mg_module_tables *const *worker_tables; /* or a set per worker (tables on its NUMA node) */
     const struct mg_geometry *geom;
     int type;                    /* mg_out_type */
-    /* dark runs: with pedestal accumulators (one per module) frames are added
-     * to them instead of being compressed or written, by one worker (whatever
-     * `workers` says).  A frame's gain: its DAQ info's forcing bits if set,
-     * else the firmware pedestal mode's position (pedestal_frames > 0), else
-     * pedestal_gain.  Partial frames are left out and counted. */
+    /* dark runs: with pedestal accumulators (one per module, or with
+     * pedestal_cells > 1 one per module and storage cell: [m * cells + c])
+     * frames are added to them instead of being compressed or written, by
+     * one worker (whatever `workers` says).  A frame's gain: its DAQ info's
+     * forcing bits if set, else the firmware pedestal mode's position
+     * (pedestal_frames > 0), else pedestal_gain; its cell: DAQ bits 8-11.
+     * Partial frames, and frames of a cell >= pedestal_cells, are left out
+     * and counted. */
     struct mg_pedestal_acc *const *pedestal;
-    int pedestal_gain, pedestal_frames, pedestal_loops;
+    int pedestal_gain, pedestal_frames, pedestal_loops, pedestal_cells;
     /* run-time pedestal (morgul/runped.h): the collector holds the first
      * frames (at most runped_hold) and offers them to runped until it has
      * its pedestal (or the frames end), then calls runped_ready - which
@@ -67,6 +72,9 @@ typedef struct mg_pipeline_stats {
     uint64_t frames_discarded;   /* after a write error; with pedestals: partial frames left out */
     uint64_t frames_dark;        /* with pedestals: frames added to them */
     uint32_t dark_exposure;      /* ... the first one's exposure length (0.1 us), 0 if none */
+    uint64_t frames_other_cell;  /* with pedestals: frames of a cell without accumulator, left out */
+    uint32_t cells_seen;         /* bit c: a frame (complete, any module) named storage cell c */
+    uint64_t uncalibrated;       /* corrected: module-frames of a storage cell the calibration lacks */
     uint64_t bytes_raw, bytes_compressed;
     uint32_t queue_fill, queue_capacity; /* frames waiting in worker queues now */
     uint32_t queue_fill_max;

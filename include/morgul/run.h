@@ -71,10 +71,11 @@ typedef struct mg_run_config {
      * signal shows, searched in the first runtime_max (0: 200) */
     int runtime;
     uint64_t runtime_frames, runtime_max;
-    /* dark runs: frames go into these accumulators (one per module) and
-     * nothing is written (morgul/pipeline.h says how a frame's gain is found) */
+    /* dark runs: frames go into these accumulators (one per module, or per
+     * module and storage cell with pedestal_cells > 1) and nothing is written
+     * (morgul/pipeline.h says how a frame's gain and cell are found) */
     struct mg_pedestal_acc *const *pedestal;
-    int pedestal_gain, pedestal_frames, pedestal_loops;
+    int pedestal_gain, pedestal_frames, pedestal_loops, pedestal_cells;
 } mg_run_config;
 
 typedef struct mg_run_summary {
@@ -85,6 +86,9 @@ typedef struct mg_run_summary {
     uint64_t frames_written, frames_discarded;
     uint64_t frames_dark;       /* dark runs: complete frames added to the pedestals */
     uint32_t dark_exposure;     /* ... the first one's exposure length (0.1 us), 0 if none */
+    uint64_t frames_other_cell; /* dark runs: frames of a storage cell beyond pedestal_cells, left out */
+    uint32_t cells_seen;        /* dark runs: bit c set when a frame named storage cell c */
+    uint64_t uncalibrated;      /* corrected: module-frames of a storage cell the calibration lacks (invalid) */
     uint64_t bytes_raw, bytes_compressed;
     uint64_t packets_lost;      /* missing from frames written + whole frames missing */
     uint64_t frames_missing_at_end; /* with max_frames: never seen because the run ended first */

@@ -23,6 +23,12 @@
  * The result is each module's G0 pedestal: the mean over the dark frames
  * in which the pixel read G0, and the calibration's value where it never
  * did.  Partial frames are neither tested nor taken.
+ *
+ * Storage cells: with a calibration per cell (cells > 1) every frame is
+ * tested against, and averaged into, the cell its DAQ info names (all
+ * modules of a frame are stored in the same cell, as one trigger stores
+ * them); a cell the frames before the signal never named keeps the
+ * calibration's pedestal.  A frame of a cell beyond the count is skipped.
  */
 #ifndef MORGUL_RUNPED_H
 #define MORGUL_RUNPED_H
@@ -37,9 +43,10 @@ typedef struct mg_runped mg_runped;
 
 typedef struct mg_runped_config {
     int nmodules;
-    const float *const *pedestal;     /* per module: the calibration's (3, 512, 1024); G0 used */
-    const float *const *noise;        /* per module: (3, 512, 1024) RMS, or NULL entries (15 ADU assumed) */
-    const uint32_t *const *mask;      /* per module: (512, 1024), or NULL entries */
+    int cells;                        /* storage cells of the calibration, 0 or 1: none */
+    const float *const *pedestal;     /* per module: the calibration's ([cells,] 3, 512, 1024); G0 used */
+    const float *const *noise;        /* per module: ([cells,] 3, 512, 1024) RMS, or NULL entries (15 ADU assumed) */
+    const uint32_t *const *mask;      /* per module: ([cells,] 512, 1024), or NULL entries */
     uint64_t frames;                  /* N, or 0 for auto */
     uint64_t max_frames;              /* auto: search at most this many frames (default 200) */
 } mg_runped_config;
@@ -53,24 +60,28 @@ void mg_runped_free(mg_runped *r);
 uint16_t *mg_runped_module(mg_runped *r, int m);
 
 /* Offers the frame written into the module spaces (complete: every packet
- * of every module arrived).  Returns MG_RUNPED_MORE (taken or skipped;
+ * of every module arrived; daq_info: its first module's, for the storage
+ * cell).  Returns MG_RUNPED_MORE (taken or skipped;
  * offer the next), MG_RUNPED_DONE (taken, and no more are wanted) or
  * MG_RUNPED_SIGNAL (auto: this frame shows signal and was not taken; the
  * pedestal is complete without it). */
-int mg_runped_offer(mg_runped *r, int complete);
+int mg_runped_offer(mg_runped *r, int complete, uint32_t daq_info);
 
 /* Results, once done (or at any time: what was taken so far). */
 uint64_t mg_runped_frames(const mg_runped *r);       /* dark frames taken */
 int64_t mg_runped_onset(const mg_runped *r);         /* offer index (0-based) of the first frame with signal, -1 */
 uint64_t mg_runped_signal_frames(const mg_runped *r); /* fixed N: taken frames that showed signal */
-/* Module m's run G0 pedestal into p0 (512 x 1024); returns the median
- * change from the calibration's, ADU (NaN if no frame was taken). */
+int mg_runped_cells(const mg_runped *r);             /* storage cells, 1 = none */
+/* Module m's run G0 pedestal into p0 ([cells,] 512 x 1024); returns the
+ * median change from the calibration's over all cells, ADU (NaN if no
+ * frame was taken). */
 double mg_runped_result(mg_runped *r, int m, float *p0);
 
 /* With a calibration: a run-time pedestal for det's modules (each must be
  * in cb with pedestals), and, once done, the result put into cb's G0
- * pedestal planes (so tables built afterwards use it), each module's plane
- * also copied into p0[m] (malloc'd, for the run's record), and a line per
+ * pedestal planes (so tables built afterwards use it), each module's
+ * plane(s) also copied into p0[m] (malloc'd, [cells,] 512 x 1024, for the
+ * run's record), and a line per
  * module printed to report (may be NULL).  mg_runped_apply refuses a run
  * with no dark frame before the signal. */
 struct mg_calibration;

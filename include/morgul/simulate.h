@@ -37,6 +37,8 @@ typedef struct mg_sim_config {
     uint64_t bunch_id;          /* of the first frame; +1 per frame */
     uint64_t timestamp;         /* of the first frame; + frame period per frame (10 MHz) */
     uint32_t daq_info;          /* or'ed into every packet's DAQ info */
+    int storage_cells;          /* > 1: frame k in cell k mod N (DAQ bits 8-11), pedestals shifted per
+                                 * cell by mg_sim_cell_offset */
     /* dark and photons content */
     int gain;                   /* dark: 0, 1, 2 (forced switching) */
     int pedestal_mode_frames;   /* firmware pedestal mode F (0 = off) */
@@ -76,6 +78,13 @@ typedef struct mg_sim_stats {
 } mg_sim_stats;
 
 int mg_simulate(const mg_sim_config *cfg, mg_sim_stats *stats, mg_error *err);
+
+/* What the simulator adds to every gain's pedestal of pixel p in storage
+ * cell c (burst mode), ADU: cells differ by tens of ADU, and per pixel. */
+static inline float mg_sim_cell_offset(unsigned cell, uint32_t pixel)
+{
+    return cell ? 25.0f * (float)cell + (float)((pixel * cell) % 7u) - 3.0f : 0.0f;
+}
 
 /* The `pattern` word of pixel `pixel` (row * 1024 + column) of module m in
  * the frame with number `frame_number`. */
