@@ -3,13 +3,14 @@ each cell with its own pedestals, give per-cell constants within their
 statistical error (from captures and from raw files alike), with planted bad
 pixels masked in every cell; photons are converted with the constants of
 the cell each frame names (inline == offline), a cell the calibration lacks
-comes out invalid and counted; the run-time pedestal is found per cell;
+comes out invalid and counted; live dark runs write what offline ones do;
+the run-time pedestal is found per cell;
 merge, export and show keep the cells."""
 import h5py
 import numpy as np
 import pytest
 
-from conftest import morgul
+from conftest import Receiver, morgul
 from test_pedestal import BIT, planted, truth_files
 
 CELLS = 4
@@ -78,6 +79,23 @@ def test_raw_files_give_the_same_cells(runs):
     a, b = read_cells(d / "raw.h5"), read_cells(d / "cap.h5")
     assert np.array_equal(a["pedestal"][:, 0], b["pedestal"][:, 0])
     assert np.array_equal(a["frames_used"], b["frames_used"])
+
+
+def test_live_dark_run_per_cell_equals_offline(runs, port):
+    d, ped, noise, pfiles, nfile, *_ = runs
+    sim = ["--content", "dark", "-n", 40, "--storage-cells", CELLS, "--module-names", "M420", "--seed", 9,
+           "--pedestal", pfiles, "--noise-file", nfile]
+    rx = Receiver("--module-names", "M420", "--port", port, "--pedestal", d / "live.h5", "--storage-cells", CELLS,
+                  "-n", 40, "--idle-timeout", 3).start()
+    morgul("simulate", *sim, "--port", port, "--rate", 200)
+    assert rx.wait() == 0, rx.output
+    morgul("simulate", *sim, "--pcap", d / "live.pcap")
+    morgul("pedestal", "-c", d / "live_off.h5", "--g0", d / "live.pcap", "--module-names", "M420", "--storage-cells",
+           CELLS, "-q")
+    a, b = read_cells(d / "live.h5"), read_cells(d / "live_off.h5")
+    assert a["pedestal"].shape == (CELLS, 3, 512, 1024)
+    assert np.array_equal(a["pedestal"], b["pedestal"], equal_nan=True)
+    assert np.array_equal(a["mask"], b["mask"])
 
 
 def test_cells_not_asked_for_or_fewer_are_said(runs):
