@@ -263,23 +263,25 @@ int mg_dark_rawread(struct mg_rawread *r, struct mg_pedestal_acc *const *acc, in
         if ((rc = mg_rawread_frame(r, i, raw, err)))
             break;
         const mg_module_frame *rec = mg_rawread_records(r, i);
+        /* the frame's cell is its first module's; modules naming another, or a cell beyond the count,
+         * leave the frame out (as the live path does) */
+        const unsigned cell = MG_DAQ_STORAGE_CELL(rec[0].daq_info);
         int other = 0;
         for (int m = 0; m < nmod; m++) {
-            const unsigned cell = MG_DAQ_STORAGE_CELL(rec[m].daq_info);
-            info->cells_seen |= 1u << cell;
-            if (cells > 1 && cell >= (unsigned)cells) {
-                other = 1; /* no accumulator for that cell */
-                continue;
-            }
+            unsigned c = MG_DAQ_STORAGE_CELL(rec[m].daq_info);
+            info->cells_seen |= 1u << c;
+            other |= cells > 1 && (c != cell || c >= (unsigned)cells);
+        }
+        if (other) {
+            info->frames_other_cell++;
+            continue;
+        }
+        for (int m = 0; m < nmod; m++) {
             int g = mg_pedestal_gain_of_daq(rec[m].daq_info);
             if (!g)
                 g = mode_frames > 0 ? mg_pedestal_mode_gain((uint64_t)mg_rawread_index(r, i), mode_frames, mode_loops)
                                     : gain;
             mg_pedestal_add(acc[(size_t)m * (size_t)cells + (cells > 1 ? cell : 0)], raw + (size_t)m * P, g);
-        }
-        if (other) {
-            info->frames_other_cell++;
-            continue;
         }
         (*frames)++;
     }

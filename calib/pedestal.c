@@ -137,6 +137,24 @@ void mg_pedestal_add(mg_pedestal_acc *a, const uint16_t *raw, int gain)
     mg_pedestal_commit(a);
 }
 
+int mg_pedestal_merge(mg_pedestal_acc *dst, mg_pedestal_acc *src)
+{
+    if (dst->pixels != src->pixels)
+        return MG_EINVAL;
+    mg_pedestal_flush(dst);
+    mg_pedestal_flush(src);
+    for (int g = 0; g < 3; g++) {
+        for (size_t p = 0; p < dst->pixels; p++) {
+            dst->count[g][p] += src->count[g][p];
+            dst->sum[g][p] += src->sum[g][p];
+            dst->sumsq[g][p] += src->sumsq[g][p];
+        }
+        dst->frames[g] += src->frames[g];
+    }
+    dst->zero_frames += src->zero_frames;
+    return 0;
+}
+
 uint64_t mg_pedestal_frames(const mg_pedestal_acc *a, int gain) { return gain >= 0 && gain < 3 ? a->frames[gain] : 0; }
 uint64_t mg_pedestal_zero_frames(const mg_pedestal_acc *a) { return a->zero_frames; }
 

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "morgul/convert.h"
+#include "morgul/darkrun.h"
 #include "morgul/geometry.h"
 #include "morgul/jungfrau.h"
 #include "morgul/pedestal.h"
@@ -57,12 +58,15 @@ typedef struct worker {
     outbuf out[OUTBUFS];
     unsigned next_out;
     void *conv, *image;       /* corrected output: one module converted, the detector image */
+    mg_pedestal_acc **acc;    /* dark runs: the accumulators this worker adds to */
+    int own_acc;              /* ... its own (merged into the configured ones at the end) */
     int started;
 } worker;
 
 struct mg_pipeline {
     mg_pipeline_config cfg;
     int nmod, nw;
+    int nacc;                 /* dark runs: accumulators per set (modules x cells) */
     size_t chunk_cap, frame_elems;
     size_t es, img_px;        /* element size and pixels of what is compressed */
     worker *w;
@@ -135,6 +139,8 @@ static void deal(mg_pipeline *p, const mg_frame *f, uint64_t *seq)
         if (mg_ring_fill(&o->in) < mg_ring_fill(&w->in))
             w = o;
     }
+    if (p->cfg.pedestal && p->cfg.pedestal_cells > 1) /* a cell's accumulators belong to one worker */
+        w = &p->w[MG_DAQ_STORAGE_CELL(f->modules[0].daq_info) % (unsigned)p->nw];
     job *j;
     while (!(j = mg_ring_claim(&w->in, 100000)))
         ;
@@ -265,38 +271,42 @@ static void drain(mg_pipeline *p)
     }
 }
 
-/* Dark runs: every module of a complete frame into its accumulator, the
- * packet blocks copied straight into the batch. */
-static void accumulate(mg_pipeline *p, const mg_frame *f)
+/* Dark runs: every module of a complete frame into the worker's
+ * accumulator of that module (and cell), the packet blocks copied straight
+ * into the batch.  With storage cells the frame's cell is its first
+ * module's; a frame whose modules name different cells, or a cell beyond
+ * the count, is left out (its cell's accumulators belong to one worker). */
+static void accumulate(mg_pipeline *p, worker *w, const mg_frame *f)
 {
     if (!f->complete) {
         atomic_fetch_add(&p->discarded, 1);
         return;
     }
     const int cells = p->cfg.pedestal_cells > 1 ? p->cfg.pedestal_cells : 1;
+    const unsigned cell = MG_DAQ_STORAGE_CELL(f->modules[0].daq_info);
     int other = 0;
     for (int m = 0; m < p->nmod; m++) {
+        unsigned c = MG_DAQ_STORAGE_CELL(f->modules[m].daq_info);
+        atomic_fetch_or(&p->cells_seen, 1u << c);
+        other |= cells > 1 && (c != cell || c >= (unsigned)cells);
+    }
+    if (other) {
+        atomic_fetch_add(&p->other_cell, 1);
+        return;
+    }
+    for (int m = 0; m < p->nmod; m++) {
         const mg_module_frame *r = &f->modules[m];
-        const unsigned cell = MG_DAQ_STORAGE_CELL(r->daq_info);
-        atomic_fetch_or(&p->cells_seen, 1u << cell);
-        if (cells > 1 && cell >= (unsigned)cells) {
-            other = 1; /* no accumulator for that cell */
-            continue;
-        }
         int g = mg_pedestal_gain_of_daq(r->daq_info);
         if (!g)
             g = p->cfg.pedestal_frames > 0 ? mg_pedestal_mode_gain((uint64_t)f->index, p->cfg.pedestal_frames,
                                                                      p->cfg.pedestal_loops)
                                            : p->cfg.pedestal_gain;
-        uint16_t *dst = mg_pedestal_next(p->cfg.pedestal[(size_t)m * (size_t)cells + (cells > 1 ? cell : 0)], g);
+        mg_pedestal_acc *a = w->acc[(size_t)m * (size_t)cells + (cells > 1 ? cell : 0)];
+        uint16_t *dst = mg_pedestal_next(a, g);
         if (!dst)
             continue;
         copy_module(f, m, dst);
-        mg_pedestal_commit(p->cfg.pedestal[(size_t)m * (size_t)cells + (cells > 1 ? cell : 0)]);
-    }
-    if (other) {
-        atomic_fetch_add(&p->other_cell, 1);
-        return;
+        mg_pedestal_commit(a);
     }
     if (!atomic_load(&p->dark_exposure))
         atomic_store(&p->dark_exposure, f->modules[0].exposure_length);
@@ -320,7 +330,7 @@ static void *worker_main(void *arg)
         mg_frame f = j->frame;
         mg_ring_consume(&w->in);
         if (p->cfg.pedestal) {
-            accumulate(p, &f);
+            accumulate(p, w, &f);
             mg_asm_release(p->cfg.assembler, &f);
             continue;
         }
@@ -381,6 +391,10 @@ static void destroy(mg_pipeline *p)
             mg_numa_free(p->cfg.topo, p->w[i].conv, (size_t)MG_MODULE_PIXELS * p->es);
         if (p->w[i].image)
             mg_numa_free(p->cfg.topo, p->w[i].image, p->img_px * p->es);
+        if (p->w[i].own_acc) {
+            mg_dark_accs_free(p->w[i].acc, p->nacc);
+            free(p->w[i].acc);
+        }
     }
     pthread_mutex_destroy(&p->err_lock);
     pthread_mutex_destroy(&p->write_lock);
@@ -398,7 +412,7 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
     p->cfg = *cfg;
     pthread_mutex_init(&p->err_lock, NULL);
     pthread_mutex_init(&p->write_lock, NULL);
-    p->nw = cfg->pedestal ? 1 : cfg->workers > 0 ? cfg->workers : 1;
+    p->nw = cfg->workers > 0 ? cfg->workers : 1;
     if (p->nw > MG_MAX_THREADS)
         p->nw = MG_MAX_THREADS;
     int depth = cfg->queue_depth > 0 ? cfg->queue_depth : 4;
@@ -435,6 +449,22 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
             destroy(p);
             mg_error_set(err, MG_ENOMEM, "out of memory for compression buffers");
             return NULL;
+        }
+        if (cfg->pedestal) {
+            /* without storage cells every worker adds frames to a set of its own, merged at the end;
+             * with them each cell's frames go to one worker, which adds them to the configured set */
+            p->nacc = p->nmod * (cfg->pedestal_cells > 1 ? cfg->pedestal_cells : 1);
+            w->acc = (mg_pedestal_acc **)cfg->pedestal;
+            if (i > 0 && cfg->pedestal_cells <= 1) {
+                w->acc = calloc((size_t)p->nacc, sizeof *w->acc);
+                w->own_acc = w->acc != NULL;
+                if (!w->acc || mg_dark_accs_new(w->acc, p->nacc, err)) {
+                    if (!w->acc)
+                        mg_error_set(err, MG_ENOMEM, "out of memory for the pedestal sums of worker %d", i);
+                    destroy(p);
+                    return NULL;
+                }
+            }
         }
         if (mg_ring_init(&w->in, (uint32_t)depth, sizeof(job), cfg->topo, node, err) ||
             !(w->ctx = mg_bshuf_ctx_new(p->es, cfg->impl, err))) {
@@ -474,6 +504,9 @@ int mg_pipeline_finish(mg_pipeline *p, mg_pipeline_stats *final_stats, mg_error 
     pthread_join(p->collector, NULL);
     for (int i = 0; i < p->nw; i++)
         pthread_join(p->w[i].th, NULL);
+    for (int i = 0; i < p->nw; i++) /* the other workers' dark frames into the configured sums */
+        for (int k = 0; p->w[i].own_acc && k < p->nacc; k++)
+            mg_pedestal_merge(p->cfg.pedestal[k], p->w[i].acc[k]);
     if (final_stats)
         mg_pipeline_get_stats(p, final_stats);
     int rc = 0;

@@ -23,7 +23,10 @@
  * gives identical sums and is chosen on CPUs without AVX2.
  *
  * One accumulator is one module (or any number of pixels, a multiple of 16)
- * and is used by one thread at a time.
+ * and is used by one thread at a time.  Several threads accumulate one
+ * module's frames each in its own accumulator; mg_pedestal_merge then adds
+ * them up, exactly (the sums are integers, so the order of frames does not
+ * matter).
  */
 #ifndef MORGUL_PEDESTAL_H
 #define MORGUL_PEDESTAL_H
@@ -64,6 +67,11 @@ uint64_t mg_pedestal_zero_frames(const mg_pedestal_acc *a);
  * (NaN where it never did), the number of those frames, and the frames of
  * that gain in which it read something else.  Flushes first. */
 void mg_pedestal_result(mg_pedestal_acc *a, float *mean, float *rms, uint32_t *frames_used, uint32_t *wrong_gain);
+
+/* Adds src's frames (sums, counts, frame and all-zero counts) to dst, as
+ * if every frame given to src had been given to dst; both are flushed, src
+ * is left as it was.  The two must be of the same size: 0, or MG_EINVAL. */
+int mg_pedestal_merge(mg_pedestal_acc *dst, mg_pedestal_acc *src);
 
 /* The raw sums of gain g (flushed): for tests and for merging partial runs. */
 void mg_pedestal_sums(mg_pedestal_acc *a, int gain, const uint32_t **count, const uint64_t **sum,

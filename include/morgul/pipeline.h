@@ -48,11 +48,16 @@ typedef struct mg_pipeline_config {
     /* dark runs: with pedestal accumulators (one per module, or with
      * pedestal_cells > 1 one per module and storage cell: [m * cells + c])
      * frames are added to them instead of being compressed or written, by
-     * one worker (whatever `workers` says).  A frame's gain: its DAQ info's
+     * all workers: without cells each worker but the first adds to a set of
+     * its own (another module's worth of memory per worker) that is merged
+     * into these when the pipeline finishes; with cells each cell's frames
+     * go to one worker.  The sums are exact, so the result is the same
+     * whatever worker took which frame.  A frame's gain: its DAQ info's
      * forcing bits if set, else the firmware pedestal mode's position
-     * (pedestal_frames > 0), else pedestal_gain; its cell: DAQ bits 8-11.
-     * Partial frames, and frames of a cell >= pedestal_cells, are left out
-     * and counted. */
+     * (pedestal_frames > 0), else pedestal_gain; its cell: its first
+     * module's DAQ bits 8-11.  Partial frames, frames of a cell >=
+     * pedestal_cells and frames whose modules name different cells are
+     * left out and counted. */
     struct mg_pedestal_acc *const *pedestal;
     int pedestal_gain, pedestal_frames, pedestal_loops, pedestal_cells;
     /* run-time pedestal (morgul/runped.h): the collector holds the first

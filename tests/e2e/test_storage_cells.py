@@ -1,6 +1,6 @@
 """Storage cells (burst mode): dark runs whose frames cycle through 4 cells,
 each cell with its own pedestals, give per-cell constants within their
-statistical error (from captures and from raw files alike), with planted bad
+statistical error (from captures, raw files and several workers alike), with planted bad
 pixels masked in every cell; photons are converted with the constants of
 the cell each frame names (inline == offline), a cell the calibration lacks
 comes out invalid and counted; live dark runs write what offline ones do;
@@ -79,6 +79,18 @@ def test_raw_files_give_the_same_cells(runs):
     a, b = read_cells(d / "raw.h5"), read_cells(d / "cap.h5")
     assert np.array_equal(a["pedestal"][:, 0], b["pedestal"][:, 0])
     assert np.array_equal(a["frames_used"], b["frames_used"])
+    # several workers (each cell's frames to one of them) give exactly the same sums
+    morgul("replay", d / "g0.pcap", "--module-names", "M420", "--pedestal", d / "par.h5", "--workers", 3,
+           "--storage-cells", CELLS, "-q")
+    c = read_cells(d / "par.h5")
+    assert np.array_equal(c["pedestal"], b["pedestal"], equal_nan=True)
+    assert np.array_equal(c["pedestal_rms"], b["pedestal_rms"], equal_nan=True)
+    # without cells each worker sums into its own accumulators, merged at the end: the same again
+    morgul("replay", d / "g0.pcap", "--module-names", "M420", "--pedestal", d / "par1.h5", "--workers", 2, "-q")
+    morgul("pedestal", "-c", d / "one1.h5", "--g0", d / "g0.pcap", "--module-names", "M420", "-q")
+    c, b = read_cells(d / "par1.h5"), read_cells(d / "one1.h5")
+    for k in ("pedestal", "pedestal_rms", "frames_used"):
+        assert np.array_equal(c[k], b[k], equal_nan=True), k
 
 
 def test_live_dark_run_per_cell_equals_offline(runs, port):
