@@ -107,8 +107,10 @@ int mg_calib_tables(const mg_module_calib *m, double energy_kev, mg_topology *to
     for (int c = 0; c < cells; c++) {
         const float *base = m->pedestal + (size_t)c * 3 * P;
         const float *ped[3] = {base, base + P, base + 2 * P};
-        if (!(t->cell[c] = mg_conv_tables_new(P, ped, gain, m->mask ? m->mask + (size_t)c * P : NULL, energy_kev, topo,
-                                              node, err))) {
+        const uint32_t *mask = m->mask ? m->mask + (size_t)c * P : NULL;
+        /* cells after the first share its factor planes: the gain map is one for all cells */
+        if (!(t->cell[c] = c ? mg_conv_tables_new_like(t->cell[0], ped, mask, topo, node, err)
+                             : mg_conv_tables_new(P, ped, gain, mask, energy_kev, topo, node, err))) {
             mg_module_tables_free(t);
             if (cells > 1)
                 mg_error_prefix(err, "module %s, storage cell %d", m->name, c);

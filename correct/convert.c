@@ -34,7 +34,8 @@ void mg_conv_tables_free(mg_conv_tables *t)
         return;
     for (int g = 0; g < 3; g++) {
         mg_numa_free(t->topo, t->pedestal[g], t->pixels * sizeof(float));
-        mg_numa_free(t->topo, t->factor[g], t->pixels * sizeof(float));
+        if (!t->shared_factor)
+            mg_numa_free(t->topo, t->factor[g], t->pixels * sizeof(float));
     }
     free(t);
 }
@@ -68,10 +69,39 @@ mg_conv_tables *mg_conv_tables_new(size_t pixels, const float *const pedestal[3]
             float ped = pedestal[g][p];
             double gn = gain[g][p];
             double f = 1.0 / (gn * e);
-            int usable = isfinite(ped) && ped > 0 && ped < 16383 && isfinite(gn) && gn != 0 && isfinite(f) &&
-                         fabs(f) <= 1e30 && !(mask && mask[p]);
+            /* the factor depends on the gain alone, so tables of other pedestals can share it */
+            int gain_ok = isfinite(gn) && gn != 0 && isfinite(f) && fabs(f) <= 1e30;
+            int usable = gain_ok && isfinite(ped) && ped > 0 && ped < 16383 && !(mask && mask[p]);
             t->pedestal[g][p] = usable ? ped : NAN;
-            t->factor[g][p] = usable ? (float)f : 0;
+            t->factor[g][p] = gain_ok ? (float)f : 0;
+        }
+    }
+    return t;
+}
+
+mg_conv_tables *mg_conv_tables_new_like(const mg_conv_tables *like, const float *const pedestal[3],
+                                        const uint32_t *mask, mg_topology *topo, int node, mg_error *err)
+{
+    mg_conv_tables *t = calloc(1, sizeof *t);
+    if (!t) {
+        mg_error_set(err, MG_ENOMEM, "out of memory for conversion tables");
+        return NULL;
+    }
+    t->pixels = like->pixels;
+    t->topo = topo;
+    t->shared_factor = 1;
+    for (int g = 0; g < 3; g++) {
+        t->factor[g] = like->factor[g];
+        if (!(t->pedestal[g] = mg_numa_alloc(topo, t->pixels * sizeof(float), node))) {
+            mg_conv_tables_free(t);
+            mg_error_set(err, MG_ENOMEM, "out of memory for conversion tables");
+            return NULL;
+        }
+        for (size_t p = 0; p < t->pixels; p++) {
+            float ped = pedestal[g][p];
+            /* a zero factor: that gain is not usable for the pixel (mg_conv_tables_new) */
+            int usable = like->factor[g][p] != 0 && isfinite(ped) && ped > 0 && ped < 16383 && !(mask && mask[p]);
+            t->pedestal[g][p] = usable ? ped : NAN;
         }
     }
     return t;
@@ -155,7 +185,7 @@ void mg_convert_invalid(size_t count, void *out, mg_out_type type)
 
 void mg_module_tables_free(mg_module_tables *t)
 {
-    for (int c = 0; c < MG_CELLS_MAX; c++) {
+    for (int c = MG_CELLS_MAX - 1; c >= 0; c--) {
         mg_conv_tables_free(t->cell[c]);
         t->cell[c] = NULL;
     }

@@ -142,6 +142,7 @@ static void test_storage_cells(void)
         if (t)
             CHECK(isnan(t->pedestal[0][9]) == (k == 2)); /* each cell's own mask */
     }
+    CHECK(mt.cell[2]->factor[0] == mt.cell[0]->factor[0]); /* one gain map: the cells share its factors */
     CHECK(mg_module_tables_pick(&mt, 3u << 8) == NULL); /* a cell it has no constants for */
     CHECK(mg_module_tables_pick(&mt, 15u << 8) == NULL);
     mg_module_tables_free(&mt);

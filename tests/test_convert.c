@@ -138,6 +138,31 @@ static void test_random_words_bit_identical(void)
                 CHECK(0);
             }
         }
+        /* another storage cell's tables, sharing these factors, convert exactly as tables made from scratch:
+         * the pedestals reversed and another mask */
+        float *ped2[3];
+        for (int g = 0; g < 3; g++) {
+            ped2[g] = malloc(n * sizeof(float));
+            for (size_t p = 0; p < n; p++)
+                ped2[g][p] = ped[g][n - 1 - p];
+        }
+        uint32_t *mask2 = calloc(n, sizeof(uint32_t));
+        for (size_t p = 5; p < n; p += 89)
+            mask2[p] = 1u << 4;
+        const float *pp2[3] = {ped2[0], ped2[1], ped2[2]};
+        mg_conv_tables *fresh = mg_conv_tables_new(n, pp2, gp, mask2, energies[e], NULL, -1, NULL);
+        mg_conv_tables *like = mg_conv_tables_new_like(t, pp2, mask2, NULL, -1, NULL);
+        CHECK(like && like->shared_factor && like->factor[1] == t->factor[1]);
+        for (int type = MG_OUT_INT16; like && type <= MG_OUT_FLOAT32; type++) {
+            mg_convert(fresh, 0, n, raw, a, (mg_out_type)type, MG_CONV_AUTO);
+            mg_convert(like, 0, n, raw, b, (mg_out_type)type, MG_CONV_AUTO);
+            CHECK(memcmp(a, b, n * mg_out_size((mg_out_type)type)) == 0);
+        }
+        mg_conv_tables_free(like);
+        mg_conv_tables_free(fresh);
+        for (int g = 0; g < 3; g++)
+            free(ped2[g]);
+        free(mask2);
         mg_conv_tables_free(t);
     }
     for (int g = 0; g < 3; g++) {

@@ -46,8 +46,9 @@ typedef enum mg_conv_impl { MG_CONV_AUTO = 0, MG_CONV_SCALAR, MG_CONV_AVX2 } mg_
 typedef struct mg_conv_tables {
     size_t pixels;
     float *pedestal[3]; /* ADU, NaN where unusable */
-    float *factor[3];   /* 1 / (gain * E) */
+    float *factor[3];   /* 1 / (gain * E); 0 where the gain is unusable */
     mg_topology *topo;  /* where the planes were allocated */
+    int shared_factor;  /* the factor planes are another table's (mg_conv_tables_new_like) */
 } mg_conv_tables;
 
 /* Builds the tables of one module of `pixels` pixels from pedestals (3
@@ -60,9 +61,19 @@ mg_conv_tables *mg_conv_tables_new(size_t pixels, const float *const pedestal[3]
                                    mg_error *err);
 void mg_conv_tables_free(mg_conv_tables *t);
 
+/* Tables for other pedestals (and mask) of the same module at the same
+ * gains and energy as `like` (another storage cell): only the pedestal
+ * planes are made; the factor planes are like's, which must outlive these
+ * tables.  Output is what mg_conv_tables_new would give for them. */
+mg_conv_tables *mg_conv_tables_new_like(const mg_conv_tables *like, const float *const pedestal[3],
+                                        const uint32_t *mask, mg_topology *topo, int node, mg_error *err);
+
 /* A module's tables for each storage cell it is calibrated for
  * (mg_calib_tables builds them): cell[c] for frames stored in cell c; a
- * module without storage cells has cells 1 and cell[0] serves every frame. */
+ * module without storage cells has cells 1 and cell[0] serves every frame.
+ * The cells share cell[0]'s factor planes (the gain map is per pixel), so
+ * a cell costs 12 MiB per module and the factors stay in cache when frames
+ * cycle through the cells. */
 typedef struct mg_module_tables {
     int cells;
     mg_conv_tables *cell[MG_CELLS_MAX];
@@ -79,6 +90,7 @@ static inline const mg_conv_tables *mg_module_tables_pick(const mg_module_tables
     return c < (unsigned)t->cells ? t->cell[c] : NULL;
 }
 
+/* Frees cells 1.. before cell 0, whose factor planes they share. */
 void mg_module_tables_free(mg_module_tables *t);
 
 /* Photon energy in keV from a wavelength in Angstrom (E = hc / lambda,
