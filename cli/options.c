@@ -59,7 +59,7 @@ const char *const mg_detopt_names[MG_DETOPT_COUNT] = {"config", "modules", "inte
 const char *const mg_detopt_help =
     "detector (an INI file, or flags for modules stacked in one column):\n"
     "  --config FILE           detector description (see docs/detector-config.md)\n"
-    "  --modules N             number of modules (default 1)\n"
+    "  --modules N             number of modules (default: one per --module-names name, else 1)\n"
     "  --interfaces N          1 or 2 interfaces per module (default 1)\n"
     "  --host ADDR             address to listen on / send to (default 127.0.0.1)\n"
     "  --port N                first UDP port; one per module interface (default 50001)\n"
@@ -69,8 +69,7 @@ const char *const mg_detopt_help =
 void mg_detopt_init(mg_detopt *o)
 {
     memset(o, 0, sizeof *o);
-    o->modules = 1;
-    o->interfaces = 1;
+    o->interfaces = 1; /* modules 0: as many as --module-names names, else 1 */
     o->port = MG_DEFAULT_PORT;
     o->host = "127.0.0.1";
 }
@@ -101,12 +100,18 @@ int mg_detopt_take(mg_detopt *o, const char *cmd, const char *opt, const char *v
 int mg_detopt_build(const mg_detopt *o, mg_detector *det, mg_error *err)
 {
     if (o->config) {
-        if (o->names || o->modules != 1 || o->interfaces != 1 || o->port != MG_DEFAULT_PORT)
+        if (o->names || o->modules || o->interfaces != 1 || o->port != MG_DEFAULT_PORT)
             return mg_error_set(err, MG_EINVAL, "--config describes the detector; do not combine it with --modules, "
                                                 "--interfaces, --port or --module-names");
         return mg_detector_load(det, o->config, err);
     }
-    return mg_detector_simple(det, o->name, o->modules, o->interfaces, o->host, o->port, o->names, err);
+    int modules = o->modules;
+    if (!modules) { /* not given: one per name */
+        modules = 1;
+        for (const char *q = o->names; q && *q; q++)
+            modules += *q == ',';
+    }
+    return mg_detector_simple(det, o->name, modules, o->interfaces, o->host, o->port, o->names, err);
 }
 
 const char *const mg_corropt_names[MG_CORROPT_COUNT] = {

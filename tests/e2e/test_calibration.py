@@ -41,6 +41,16 @@ def test_gainmap_found_and_stored(tmp):
         assert "pedestal" not in f["M420"]
 
 
+def test_module_names_alone_give_the_module_count(tmp):
+    d = gain_dir(tmp, ("M420", "M418", "M401"))
+    morgul("gainmap", "-c", tmp / "cal.h5", "--module-names", "M420,M418,M401", "--dir", d)
+    with h5py.File(tmp / "cal.h5", "r") as f:
+        assert sorted(f) == ["M401", "M418", "M420"] and f["M401"].attrs["row"] == 2
+    r = morgul("gainmap", "-c", tmp / "two.h5", "--modules", 2, "--module-names", "M420,M418,M401", "--dir", d,
+               check=False)
+    assert r.returncode != 0 and "more modules than --modules 2" in r.stdout
+
+
 def test_gainmap_errors(tmp):
     cal = tmp / "cal.h5"
     d = gain_dir(tmp)
