@@ -118,6 +118,42 @@ static void test_first_frame_signal(void)
     mg_runped_free(r);
 }
 
+/* Two storage cells whose pedestals differ by 500 ADU: each frame is tested
+ * against its own cell (cell 1's dark frames are no signal although they are
+ * far above cell 0's pedestal) and averaged into it; a frame of a cell the
+ * calibration lacks is skipped. */
+static void test_storage_cells(void)
+{
+    float *ped2 = malloc(2 * 3 * P * sizeof(float)), *rms2 = malloc(2 * 3 * P * sizeof(float));
+    for (size_t i = 0; i < 3 * P; i++) {
+        ped2[i] = ped[i];
+        ped2[3 * P + i] = ped[i] + 500;
+        rms2[i] = rms2[3 * P + i] = 12;
+    }
+    const float *p[1] = {ped2}, *s[1] = {rms2};
+    mg_runped_config c = {.nmodules = 1, .cells = 2, .pedestal = p, .noise = s, .frames = 0};
+    mg_error err = {0};
+    mg_runped *r = mg_runped_new(&c, &err);
+    CHECK(r != NULL && mg_runped_cells(r) == 2);
+    if (!r)
+        return;
+    for (int k = 0; k < 6; k++) {
+        dark(r, 1, k % 2 ? 500 + 40 : 20); /* cell 1 drifted by 40, cell 0 by 20 */
+        CHECK_EQ(mg_runped_offer(r, 1, (uint32_t)(k % 2) << 8), MG_RUNPED_MORE);
+    }
+    dark(r, 1, 0);
+    CHECK_EQ(mg_runped_offer(r, 1, 5u << 8), MG_RUNPED_MORE); /* cell 5: not taken */
+    CHECK_EQ(mg_runped_frames(r), 6);
+    float *p0 = malloc(2 * P * sizeof(float));
+    mg_runped_result(r, 0, p0);
+    int ok = 1;
+    for (size_t i = 0; i < P; i++) /* + the noise's mean 10, within its spread over 3 frames */
+        ok &= fabsf(p0[i] - (ped[i] + 30)) <= 10.5f && fabsf(p0[P + i] - (ped[i] + 550)) <= 10.5f;
+    CHECK(ok);
+    free(p0), free(ped2), free(rms2);
+    mg_runped_free(r);
+}
+
 int main(void)
 {
     ped = malloc(3 * P * sizeof(float));
@@ -131,6 +167,7 @@ int main(void)
     RUN(test_fixed_counts_signal);
     RUN(test_masked_pixels_never_hit);
     RUN(test_first_frame_signal);
+    RUN(test_storage_cells);
     free(ped), free(rms), free(mask);
     return CHECK_DONE();
 }
