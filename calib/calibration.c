@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "morgul/convert.h"
+#include "morgul/geometry.h"
 #include "morgul/h5filter.h"
 #include "morgul/h5util.h"
 #include "morgul/jungfrau.h"
@@ -129,6 +130,22 @@ void mg_calib_mask_all_cells(const mg_module_calib *m, uint32_t *out)
     for (int c = 0; m->mask && c < mg_calib_cells(m); c++)
         for (size_t i = 0; i < P; i++)
             out[i] |= m->mask[(size_t)c * P + i];
+}
+
+int mg_calib_geometry_mask(const mg_calibration *c, const mg_detector *det, const mg_geometry *g, uint32_t *out,
+                           mg_error *err)
+{
+    uint32_t *all = malloc((size_t)det->nmodules * P * sizeof(uint32_t));
+    if (!all)
+        return mg_error_set(err, MG_ENOMEM, "out of memory for the pixel mask");
+    const uint32_t *masks[MG_MAX_MODULES] = {0};
+    for (int m = 0; m < det->nmodules; m++) {
+        mg_calib_mask_all_cells(mg_calib_find(c, det->modules[m].name), all + (size_t)m * P);
+        masks[m] = all + (size_t)m * P;
+    }
+    mg_geometry_mask(g, masks, out);
+    free(all);
+    return 0;
 }
 
 int mg_calib_set_cells(mg_module_calib *m, int cells)

@@ -188,6 +188,26 @@ int mg_dark_save(const char *cal, const mg_detector *det, struct mg_pedestal_acc
     return rc;
 }
 
+int mg_dark_frame_cell(const mg_module_frame *rec, int nmod, int cells, uint32_t *seen)
+{
+    const unsigned cell = MG_DAQ_STORAGE_CELL(rec[0].daq_info);
+    int other = 0;
+    for (int m = 0; m < nmod; m++) {
+        unsigned c = MG_DAQ_STORAGE_CELL(rec[m].daq_info);
+        *seen |= 1u << c;
+        other |= c != cell || c >= (unsigned)cells;
+    }
+    return cells <= 1 ? 0 : other ? -1 : (int)cell;
+}
+
+int mg_dark_frame_gain(uint32_t daq_info, int64_t index, int gain, int mode_frames, int mode_loops)
+{
+    int g = mg_pedestal_gain_of_daq(daq_info);
+    if (!g)
+        g = mode_frames > 0 ? mg_pedestal_mode_gain((uint64_t)index, mode_frames, mode_loops) : gain;
+    return g;
+}
+
 void mg_dark_cells_report(const mg_dark_info *info, FILE *out)
 {
     const int cells = mg_dark_cells(info);
@@ -263,26 +283,14 @@ int mg_dark_rawread(struct mg_rawread *r, struct mg_pedestal_acc *const *acc, in
         if ((rc = mg_rawread_frame(r, i, raw, err)))
             break;
         const mg_module_frame *rec = mg_rawread_records(r, i);
-        /* the frame's cell is its first module's; modules naming another, or a cell beyond the count,
-         * leave the frame out (as the live path does) */
-        const unsigned cell = MG_DAQ_STORAGE_CELL(rec[0].daq_info);
-        int other = 0;
-        for (int m = 0; m < nmod; m++) {
-            unsigned c = MG_DAQ_STORAGE_CELL(rec[m].daq_info);
-            info->cells_seen |= 1u << c;
-            other |= cells > 1 && (c != cell || c >= (unsigned)cells);
-        }
-        if (other) {
+        const int cell = mg_dark_frame_cell(rec, nmod, cells, &info->cells_seen);
+        if (cell < 0) {
             info->frames_other_cell++;
             continue;
         }
-        for (int m = 0; m < nmod; m++) {
-            int g = mg_pedestal_gain_of_daq(rec[m].daq_info);
-            if (!g)
-                g = mode_frames > 0 ? mg_pedestal_mode_gain((uint64_t)mg_rawread_index(r, i), mode_frames, mode_loops)
-                                    : gain;
-            mg_pedestal_add(acc[(size_t)m * (size_t)cells + (cells > 1 ? cell : 0)], raw + (size_t)m * P, g);
-        }
+        for (int m = 0; m < nmod; m++)
+            mg_pedestal_add(acc[(size_t)m * (size_t)cells + (size_t)cell], raw + (size_t)m * P,
+                            mg_dark_frame_gain(rec[m].daq_info, mg_rawread_index(r, i), gain, mode_frames, mode_loops));
         (*frames)++;
     }
     free(raw);

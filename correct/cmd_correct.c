@@ -180,21 +180,14 @@ int mg_cmd_correct(int argc, char **argv)
     if ((rc = mg_geometry_init(&geom, det, &co.geometry, &err)))
         goto done;
     pmask = malloc((size_t)geom.width * (size_t)geom.height * 4);
-    uint32_t *all = malloc(nmod * P * sizeof(uint32_t));
-    if (!pmask || !all) {
-        free(all);
+    if (!pmask) {
         rc = mg_error_set(&err, MG_ENOMEM, "out of memory");
         goto done;
     }
-    const uint32_t *masks[MG_MAX_MODULES] = {0};
-    for (size_t m = 0; m < nmod; m++) {
-        mg_calib_mask_all_cells(mg_calib_find(&cb, det->modules[m].name), all + m * P);
-        masks[m] = all + m * P;
-    }
+    if ((rc = mg_calib_geometry_mask(&cb, det, &geom, pmask, &err)))
+        goto done;
     const mg_module_frame *first = nframes ? mg_rawread_records(in, 0) : NULL;
     const mg_module_frame *second = nframes > 1 ? mg_rawread_records(in, 1) : NULL;
-    mg_geometry_mask(&geom, masks, pmask);
-    free(all);
     mg_nxmx_info info = {
         .geom = &geom,
         .det = det,

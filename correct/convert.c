@@ -40,6 +40,28 @@ void mg_conv_tables_free(mg_conv_tables *t)
     free(t);
 }
 
+/* The pedestal planes of t, whose factors are set: a pixel is usable in a
+ * gain when that gain's factor is nonzero (the gain is usable), its pedestal is a plausible
+ * ADC value and it is not masked; unusable ones get a NaN pedestal.  t is
+ * freed on failure. */
+static mg_conv_tables *fill_pedestals(mg_conv_tables *t, const float *const pedestal[3], const uint32_t *mask,
+                                      int node, mg_error *err)
+{
+    for (int g = 0; g < 3; g++) {
+        if (!(t->pedestal[g] = mg_numa_alloc(t->topo, t->pixels * sizeof(float), node))) {
+            mg_conv_tables_free(t);
+            mg_error_set(err, MG_ENOMEM, "out of memory for conversion tables");
+            return NULL;
+        }
+        for (size_t p = 0; p < t->pixels; p++) {
+            float ped = pedestal[g][p];
+            int usable = t->factor[g][p] != 0 && isfinite(ped) && ped > 0 && ped < 16383 && !(mask && mask[p]);
+            t->pedestal[g][p] = usable ? ped : NAN;
+        }
+    }
+    return t;
+}
+
 mg_conv_tables *mg_conv_tables_new(size_t pixels, const float *const pedestal[3], const double *const gain[3],
                                    const uint32_t *mask, double energy_kev, mg_topology *topo, int node,
                                    mg_error *err)
@@ -58,25 +80,18 @@ mg_conv_tables *mg_conv_tables_new(size_t pixels, const float *const pedestal[3]
     t->pixels = pixels;
     t->topo = topo;
     for (int g = 0; g < 3; g++) {
-        t->pedestal[g] = mg_numa_alloc(topo, pixels * sizeof(float), node);
-        t->factor[g] = mg_numa_alloc(topo, pixels * sizeof(float), node);
-        if (!t->pedestal[g] || !t->factor[g]) {
+        if (!(t->factor[g] = mg_numa_alloc(topo, pixels * sizeof(float), node))) {
             mg_conv_tables_free(t);
             mg_error_set(err, MG_ENOMEM, "out of memory for conversion tables");
             return NULL;
         }
         for (size_t p = 0; p < pixels; p++) {
-            float ped = pedestal[g][p];
-            double gn = gain[g][p];
-            double f = 1.0 / (gn * e);
             /* the factor depends on the gain alone, so tables of other pedestals can share it */
-            int gain_ok = isfinite(gn) && gn != 0 && isfinite(f) && fabs(f) <= 1e30;
-            int usable = gain_ok && isfinite(ped) && ped > 0 && ped < 16383 && !(mask && mask[p]);
-            t->pedestal[g][p] = usable ? ped : NAN;
-            t->factor[g][p] = gain_ok ? (float)f : 0;
+            double gn = gain[g][p], f = 1.0 / (gn * e);
+            t->factor[g][p] = isfinite(gn) && gn != 0 && isfinite(f) && fabs(f) <= 1e30 ? (float)f : 0;
         }
     }
-    return t;
+    return fill_pedestals(t, pedestal, mask, node, err);
 }
 
 mg_conv_tables *mg_conv_tables_new_like(const mg_conv_tables *like, const float *const pedestal[3],
@@ -90,21 +105,9 @@ mg_conv_tables *mg_conv_tables_new_like(const mg_conv_tables *like, const float 
     t->pixels = like->pixels;
     t->topo = topo;
     t->shared_factor = 1;
-    for (int g = 0; g < 3; g++) {
+    for (int g = 0; g < 3; g++)
         t->factor[g] = like->factor[g];
-        if (!(t->pedestal[g] = mg_numa_alloc(topo, t->pixels * sizeof(float), node))) {
-            mg_conv_tables_free(t);
-            mg_error_set(err, MG_ENOMEM, "out of memory for conversion tables");
-            return NULL;
-        }
-        for (size_t p = 0; p < t->pixels; p++) {
-            float ped = pedestal[g][p];
-            /* a zero factor: that gain is not usable for the pixel (mg_conv_tables_new) */
-            int usable = like->factor[g][p] != 0 && isfinite(ped) && ped > 0 && ped < 16383 && !(mask && mask[p]);
-            t->pedestal[g][p] = usable ? ped : NAN;
-        }
-    }
-    return t;
+    return fill_pedestals(t, pedestal, mask, node, err);
 }
 
 /* v finite.  truncf without a libm call: floats of 2^23 and more are whole. */

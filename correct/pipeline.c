@@ -133,14 +133,17 @@ static int next_frame(mg_pipeline *p, mg_frame *f)
  * the one after the last pick. */
 static void deal(mg_pipeline *p, const mg_frame *f, uint64_t *seq)
 {
-    worker *w = &p->w[*seq % (uint64_t)p->nw];
-    for (int k = 1; k < p->nw; k++) {
-        worker *o = &p->w[(*seq + (uint64_t)k) % (uint64_t)p->nw];
-        if (mg_ring_fill(&o->in) < mg_ring_fill(&w->in))
-            w = o;
-    }
+    worker *w;
     if (p->cfg.pedestal && p->cfg.pedestal_cells > 1) /* a cell's accumulators belong to one worker */
         w = &p->w[MG_DAQ_STORAGE_CELL(f->modules[0].daq_info) % (unsigned)p->nw];
+    else {
+        w = &p->w[*seq % (uint64_t)p->nw];
+        for (int k = 1; k < p->nw; k++) {
+            worker *o = &p->w[(*seq + (uint64_t)k) % (uint64_t)p->nw];
+            if (mg_ring_fill(&o->in) < mg_ring_fill(&w->in))
+                w = o;
+        }
+    }
     job *j;
     while (!(j = mg_ring_claim(&w->in, 100000)))
         ;
@@ -283,26 +286,17 @@ static void accumulate(mg_pipeline *p, worker *w, const mg_frame *f)
         return;
     }
     const int cells = p->cfg.pedestal_cells > 1 ? p->cfg.pedestal_cells : 1;
-    const unsigned cell = MG_DAQ_STORAGE_CELL(f->modules[0].daq_info);
-    int other = 0;
-    for (int m = 0; m < p->nmod; m++) {
-        unsigned c = MG_DAQ_STORAGE_CELL(f->modules[m].daq_info);
-        atomic_fetch_or(&p->cells_seen, 1u << c);
-        other |= cells > 1 && (c != cell || c >= (unsigned)cells);
-    }
-    if (other) {
+    uint32_t seen = 0;
+    const int cell = mg_dark_frame_cell(f->modules, p->nmod, cells, &seen);
+    atomic_fetch_or(&p->cells_seen, seen);
+    if (cell < 0) {
         atomic_fetch_add(&p->other_cell, 1);
         return;
     }
     for (int m = 0; m < p->nmod; m++) {
-        const mg_module_frame *r = &f->modules[m];
-        int g = mg_pedestal_gain_of_daq(r->daq_info);
-        if (!g)
-            g = p->cfg.pedestal_frames > 0 ? mg_pedestal_mode_gain((uint64_t)f->index, p->cfg.pedestal_frames,
-                                                                     p->cfg.pedestal_loops)
-                                           : p->cfg.pedestal_gain;
-        mg_pedestal_acc *a = w->acc[(size_t)m * (size_t)cells + (cells > 1 ? cell : 0)];
-        uint16_t *dst = mg_pedestal_next(a, g);
+        mg_pedestal_acc *a = w->acc[(size_t)m * (size_t)cells + (size_t)cell];
+        uint16_t *dst = mg_pedestal_next(a, mg_dark_frame_gain(f->modules[m].daq_info, f->index, p->cfg.pedestal_gain,
+                                                               p->cfg.pedestal_frames, p->cfg.pedestal_loops));
         if (!dst)
             continue;
         copy_module(f, m, dst);

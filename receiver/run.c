@@ -62,19 +62,10 @@ static int setup_correction(run *r, const mg_run_config *cfg, mg_error *err)
     if (mg_geometry_init(&r->geom, &cfg->det, &cfg->geometry, err))
         return err ? err->code : MG_EINVAL;
     r->pixel_mask = malloc((size_t)r->geom.width * (size_t)r->geom.height * sizeof(uint32_t));
-    uint32_t *all = malloc((size_t)cfg->det.nmodules * MG_MODULE_PIXELS * sizeof(uint32_t));
-    if (!r->pixel_mask || !all) {
-        free(all);
+    if (!r->pixel_mask)
         return mg_error_set(err, MG_ENOMEM, "out of memory for the pixel mask");
-    }
-    const uint32_t *masks[MG_MAX_MODULES] = {0};
-    for (int m = 0; m < cfg->det.nmodules; m++) {
-        uint32_t *mm = all + (size_t)m * MG_MODULE_PIXELS;
-        mg_calib_mask_all_cells(mg_calib_find(&r->calib, cfg->det.modules[m].name), mm);
-        masks[m] = mm;
-    }
-    mg_geometry_mask(&r->geom, masks, r->pixel_mask);
-    free(all);
+    if (mg_calib_geometry_mask(&r->calib, &cfg->det, &r->geom, r->pixel_mask, err))
+        return err ? err->code : MG_ENOMEM;
     r->nx = (mg_nxmx_info){
         .geom = &r->geom,
         .det = &cfg->det,

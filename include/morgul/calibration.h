@@ -121,6 +121,14 @@ int mg_calib_tables(const mg_module_calib *m, double energy_kev, mg_topology *to
  * is flagged; zeros when the module has no mask. */
 void mg_calib_mask_all_cells(const mg_module_calib *m, uint32_t *out);
 
+/* The detector's pixel_mask laid out by geometry g (width x height words
+ * into out): each module's calibration mask of all cells
+ * (mg_calib_mask_all_cells) plus the geometry's bits (mg_geometry_mask).
+ * Every module of det must be in c.  0, or MG_ENOMEM. */
+struct mg_geometry;
+int mg_calib_geometry_mask(const mg_calibration *c, const mg_detector *det, const struct mg_geometry *g, uint32_t *out,
+                           mg_error *err);
+
 /* Gives module m `cells` storage cells (1..16): its per-cell parts are
  * freed so that they are made anew in that shape; the gain map stays, and
  * a mask without cells is copied to every cell.  Nothing happens when it

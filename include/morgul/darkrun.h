@@ -64,6 +64,17 @@ int mg_dark_mask(struct mg_module_calib *x, const mg_mask_criteria *c, const uin
  * averaged as one).  Nothing when all is as expected. */
 void mg_dark_cells_report(const mg_dark_info *info, FILE *out);
 
+/* Where a complete frame of a dark run goes, the same on every path: the
+ * storage cell of its first module (0 without cells), or -1 when it is
+ * left out because its modules name different cells or a cell >= cells.
+ * *seen gets a bit for every cell the modules name. */
+int mg_dark_frame_cell(const mg_module_frame *rec, int nmod, int cells, uint32_t *seen);
+
+/* The gain a module's dark frame was taken in: its DAQ info's forcing
+ * bits, else its position `index` in a firmware pedestal-mode run
+ * (mode_frames > 0), else the run's `gain`. */
+int mg_dark_frame_gain(uint32_t daq_info, int64_t index, int gain, int mode_frames, int mode_loops);
+
 /* n pedestal accumulators (modules x cells; all NULL on failure) and their
  * end. */
 int mg_dark_accs_new(struct mg_pedestal_acc **acc, int n, mg_error *err);
