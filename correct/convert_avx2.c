@@ -1,40 +1,73 @@
 /* convert_avx2.c - the conversion of convert.c, 16 pixels at a time
- * (compiled with -mavx2, no FMA, called only on CPUs with AVX2).
+ * (compiled with -mavx2 -mfma, called only on CPUs with both).
  *
- * G0 tables are streamed; most pixels of a frame are G0, so G1/G2 table
- * values are gathered only for the groups of 8 pixels that have such a
- * pixel.  Every arithmetic step is the scalar reference's, in the same
- * order, so the results are bit-identical. */
+ * 16 raw words are widened to 32 bits by unpacking each 128-bit lane's low
+ * and high halves: vector a holds pixels 0-3 and 8-11, vector b pixels 4-7
+ * and 12-15.  The tables are stored in that order (mg_conv_slot), and
+ * packing a and b back to 16 bits restores the pixel order, so the int16
+ * path never shuffles.  Most pixels of a frame are G0: a group of 16 G0
+ * words takes a short path; a group with another gain or a special word
+ * reads the G1/G2 tables too and blends.  Every arithmetic step is the
+ * scalar reference's, so the results are bit-identical. */
 #include <immintrin.h>
 #include <math.h>
 
 #include "convert_kernels.h"
 #include "morgul/jungfrau.h"
 
+#define HALF_BELOW 0x1.fffffep-2f /* the float below 1/2: see convert.c */
+
+/* v + copysign(h, v): rounding half away from zero once truncated (as
+ * g0_int16 does inline) */
+static inline __m256 add_half_away(__m256 v)
+{
+    return _mm256_add_ps(v, _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(HALF_BELOW)));
+}
+
+/* 16 G0 words (gain bits 00, so none special) to int16, with the G0
+ * planes at slot s (o0, f0) and the constants passed in so that they stay
+ * in registers.  A G0 word is below 2^14: or'ed under the exponent of 2^23
+ * it is the float 2^23 + adc, and subtracting 2^23 leaves adc exactly (one
+ * add instead of a conversion on the busier port).  A NaN offset (unusable
+ * pixel) gives a NaN value, which max() passes on (NaN as its second
+ * operand) and the conversion turns into 0x80000000, packed to -32768:
+ * invalid.  Values above 32767 (below 2^31: the factor bound) are saturated
+ * by the pack. */
+static inline __m256i g0_int16(const float *o0, const float *f0, __m256i r16, __m256i magic, __m256 two23,
+                               __m256 sign, __m256 half, __m256 lo)
+{
+    __m256 a = _mm256_sub_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(r16, magic)), two23);
+    __m256 b = _mm256_sub_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(r16, magic)), two23);
+    a = _mm256_fmsub_ps(a, _mm256_loadu_ps(f0), _mm256_loadu_ps(o0));
+    b = _mm256_fmsub_ps(b, _mm256_loadu_ps(f0 + 8), _mm256_loadu_ps(o0 + 8));
+    a = _mm256_max_ps(lo, _mm256_add_ps(a, _mm256_or_ps(_mm256_and_ps(a, sign), half)));
+    b = _mm256_max_ps(lo, _mm256_add_ps(b, _mm256_or_ps(_mm256_and_ps(b, sign), half)));
+    return _mm256_packs_epi32(_mm256_cvttps_epi32(a), _mm256_cvttps_epi32(b));
+}
+
 typedef struct eight {
-    __m256 v;      /* value before rounding */
-    __m256 sat;    /* masks */
+    __m256 v;   /* value before rounding */
+    __m256 sat; /* masks */
     __m256 inv;
 } eight;
 
-static inline eight compute8(const mg_conv_tables *t, size_t p, __m128i raw8)
+/* 8 widened words w at table slots s..s+7, any gain */
+static inline eight compute8(const mg_conv_tables *t, size_t s, __m256i w)
 {
-    const __m256i w = _mm256_cvtepu16_epi32(raw8);
     const __m256i g = _mm256_srli_epi32(w, 14);
-    __m256 ped = _mm256_loadu_ps(t->pedestal[0] + p);
-    __m256 fac = _mm256_loadu_ps(t->factor[0] + p);
-    const __m256i m1 = _mm256_cmpeq_epi32(g, _mm256_set1_epi32(1));
-    const __m256i m3 = _mm256_cmpeq_epi32(g, _mm256_set1_epi32(3));
-    if (_mm256_movemask_epi8(_mm256_or_si256(m1, m3))) {
-        const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        ped = _mm256_mask_i32gather_ps(ped, t->pedestal[1] + p, idx, _mm256_castsi256_ps(m1), 4);
-        fac = _mm256_mask_i32gather_ps(fac, t->factor[1] + p, idx, _mm256_castsi256_ps(m1), 4);
-        ped = _mm256_mask_i32gather_ps(ped, t->pedestal[2] + p, idx, _mm256_castsi256_ps(m3), 4);
-        fac = _mm256_mask_i32gather_ps(fac, t->factor[2] + p, idx, _mm256_castsi256_ps(m3), 4);
+    __m256 off = _mm256_loadu_ps(t->offset[0] + s);
+    __m256 fac = _mm256_loadu_ps(t->factor[0] + s);
+    const __m256 m1 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(g, _mm256_set1_epi32(1)));
+    const __m256 m3 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(g, _mm256_set1_epi32(3)));
+    if (!_mm256_testz_ps(_mm256_or_ps(m1, m3), _mm256_or_ps(m1, m3))) {
+        off = _mm256_blendv_ps(off, _mm256_loadu_ps(t->offset[1] + s), m1);
+        fac = _mm256_blendv_ps(fac, _mm256_loadu_ps(t->factor[1] + s), m1);
+        off = _mm256_blendv_ps(off, _mm256_loadu_ps(t->offset[2] + s), m3);
+        fac = _mm256_blendv_ps(fac, _mm256_loadu_ps(t->factor[2] + s), m3);
     }
     const __m256 adc = _mm256_cvtepi32_ps(_mm256_and_si256(w, _mm256_set1_epi32(0x3FFF)));
     eight e;
-    e.v = _mm256_mul_ps(_mm256_sub_ps(adc, ped), fac);
+    e.v = _mm256_fmsub_ps(adc, fac, off);
     e.sat = _mm256_castsi256_ps(_mm256_cmpeq_epi32(w, _mm256_set1_epi32(MG_WORD_SATURATED)));
     __m256i inv = _mm256_or_si256(_mm256_cmpeq_epi32(g, _mm256_set1_epi32(2)),
                                   _mm256_or_si256(_mm256_cmpeq_epi32(w, _mm256_set1_epi32(0xFFFF)),
@@ -43,47 +76,24 @@ static inline eight compute8(const mg_conv_tables *t, size_t p, __m128i raw8)
     return e;
 }
 
-/* round half away from zero, exactly as round_away() in convert.c:
- * trunc(v + (v - trunc(v))) */
-#define TRUNC_PS(x) _mm256_round_ps((x), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
-
-static inline __m256 round_away8(__m256 v) { return TRUNC_PS(_mm256_add_ps(v, _mm256_sub_ps(v, TRUNC_PS(v)))); }
-
-/* The common case: 16 G0 pixels with no special word.  A NaN pedestal (an
- * unusable pixel) gives a NaN value, which the clamps pass on (NaN as their
- * second operand) and the conversion turns into 0x80000000, packed to
- * -32768: invalid, as the general path says. */
-static inline __m256i g0_int16_8(const mg_conv_tables *t, size_t p, __m128i raw8)
-{
-    __m256 adc = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(raw8));
-    __m256 v = _mm256_mul_ps(_mm256_sub_ps(adc, _mm256_loadu_ps(t->pedestal[0] + p)),
-                             _mm256_loadu_ps(t->factor[0] + p));
-    /* round_away8 without its outer trunc: clamping to whole bounds commutes
-     * with trunc, and the conversion truncates */
-    __m256 r = _mm256_add_ps(v, _mm256_sub_ps(v, TRUNC_PS(v)));
-    r = _mm256_min_ps(_mm256_set1_ps(32767.0f), _mm256_max_ps(_mm256_set1_ps(-32767.0f), r));
-    return _mm256_cvttps_epi32(r);
-}
-
 static inline __m256i to_int16_lanes(eight e)
 {
-    __m256 r = round_away8(e.v);
+    __m256 r = add_half_away(e.v);
     r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-32767.0f)), _mm256_set1_ps(32767.0f));
     __m256i o = _mm256_cvttps_epi32(r);
     o = _mm256_blendv_epi8(o, _mm256_set1_epi32(MG_INT16_INVALID), _mm256_castps_si256(e.inv));
-    o = _mm256_blendv_epi8(o, _mm256_set1_epi32(MG_INT16_SATURATED), _mm256_castps_si256(e.sat));
-    return o;
+    return _mm256_blendv_epi8(o, _mm256_set1_epi32(MG_INT16_SATURATED), _mm256_castps_si256(e.sat));
 }
 
 static inline __m256i to_int32(eight e)
 {
-    __m256 r = round_away8(e.v);
+    /* r >= 2^31 exactly when its truncation is; negative r truncate to 0 or less: 0 */
+    __m256 r = add_half_away(e.v);
     __m256 big = _mm256_cmp_ps(r, _mm256_set1_ps(2147483648.0f), _CMP_GE_OQ);
     __m256i o = _mm256_cvttps_epi32(_mm256_max_ps(r, _mm256_setzero_ps()));
     o = _mm256_blendv_epi8(o, _mm256_set1_epi32(MG_INT32_SATURATED), _mm256_castps_si256(big));
     o = _mm256_blendv_epi8(o, _mm256_set1_epi32(MG_INT32_INVALID), _mm256_castps_si256(e.inv));
-    o = _mm256_blendv_epi8(o, _mm256_set1_epi32(MG_INT32_SATURATED), _mm256_castps_si256(e.sat));
-    return o;
+    return _mm256_blendv_epi8(o, _mm256_set1_epi32(MG_INT32_SATURATED), _mm256_castps_si256(e.sat));
 }
 
 static inline __m256 to_float(eight e)
@@ -92,36 +102,61 @@ static inline __m256 to_float(eight e)
     return _mm256_blendv_ps(o, _mm256_set1_ps(INFINITY), e.sat);
 }
 
+/* 32-bit results a (pixels 0-3, 8-11) and b (4-7, 12-15) stored in pixel order */
+static inline void store_32(void *out, __m256i a, __m256i b)
+{
+    _mm256_storeu_si256((__m256i *)out, _mm256_permute2x128_si256(a, b, 0x20));
+    _mm256_storeu_si256((__m256i *)out + 1, _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* One group of 16 words of any kind at slots s..s+15, written to o (kept
+ * out of line: the int16 loop around g0_int16 then keeps its constants and
+ * pointers in registers). */
+static __attribute__((noinline)) void general16(const mg_conv_tables *t, size_t s, __m256i r16, void *o,
+                                                mg_out_type type)
+{
+    eight a = compute8(t, s, _mm256_unpacklo_epi16(r16, _mm256_setzero_si256()));
+    eight b = compute8(t, s + 8, _mm256_unpackhi_epi16(r16, _mm256_setzero_si256()));
+    switch (type) {
+    case MG_OUT_INT16:
+        _mm256_storeu_si256((__m256i *)o, _mm256_packs_epi32(to_int16_lanes(a), to_int16_lanes(b)));
+        break;
+    case MG_OUT_INT32:
+        store_32(o, to_int32(a), to_int32(b));
+        break;
+    case MG_OUT_FLOAT32:
+        store_32(o, _mm256_castps_si256(to_float(a)), _mm256_castps_si256(to_float(b)));
+        break;
+    }
+}
+
 void mg_convert_avx2(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
                      mg_out_type type)
 {
-    size_t i = 0;
-    for (; i + 16 <= count; i += 16) {
-        const __m256i r16 = _mm256_loadu_si256((const __m256i *)(raw + i));
-        if (type == MG_OUT_INT16 && _mm256_testz_si256(r16, _mm256_set1_epi16((short)0xC000))) {
-            __m256i p = _mm256_packs_epi32(g0_int16_8(t, first + i, _mm256_castsi256_si128(r16)),
-                                           g0_int16_8(t, first + i + 8, _mm256_extracti128_si256(r16, 1)));
-            _mm256_storeu_si256((__m256i *)((int16_t *)out + i), _mm256_permute4x64_epi64(p, 0xD8));
-            continue;
+    const size_t es = mg_out_size(type);
+    /* up to the first whole group of 16 (mg_conv_slot) */
+    size_t i = (16 - first % 16) % 16;
+    if (i > count)
+        i = count;
+    if (i)
+        mg_convert_scalar(t, first, i, raw, out, type);
+    if (type == MG_OUT_INT16) {
+        const float *o0 = t->offset[0] + first, *f0 = t->factor[0] + first;
+        int16_t *o16 = out;
+        const __m256i magic = _mm256_set1_epi16(0x4B00), gainbits = _mm256_set1_epi16((short)0xC000);
+        const __m256 two23 = _mm256_set1_ps(8388608.0f), sign = _mm256_set1_ps(-0.0f);
+        const __m256 half = _mm256_set1_ps(HALF_BELOW), lo = _mm256_set1_ps(-32767.0f);
+        for (; i + 16 <= count; i += 16) {
+            const __m256i r16 = _mm256_loadu_si256((const __m256i *)(raw + i));
+            if (__builtin_expect(_mm256_testz_si256(r16, gainbits), 1))
+                _mm256_storeu_si256((__m256i *)(o16 + i),
+                                    g0_int16(o0 + i, f0 + i, r16, magic, two23, sign, half, lo));
+            else
+                general16(t, first + i, r16, o16 + i, type);
         }
-        eight a = compute8(t, first + i, _mm256_castsi256_si128(r16));
-        eight b = compute8(t, first + i + 8, _mm256_extracti128_si256(r16, 1));
-        switch (type) {
-        case MG_OUT_INT16: {
-            __m256i p = _mm256_packs_epi32(to_int16_lanes(a), to_int16_lanes(b));
-            _mm256_storeu_si256((__m256i *)((int16_t *)out + i), _mm256_permute4x64_epi64(p, 0xD8));
-            break;
-        }
-        case MG_OUT_INT32:
-            _mm256_storeu_si256((__m256i *)((int32_t *)out + i), to_int32(a));
-            _mm256_storeu_si256((__m256i *)((int32_t *)out + i + 8), to_int32(b));
-            break;
-        case MG_OUT_FLOAT32:
-            _mm256_storeu_ps((float *)out + i, to_float(a));
-            _mm256_storeu_ps((float *)out + i + 8, to_float(b));
-            break;
-        }
-    }
+    } else
+        for (; i + 16 <= count; i += 16)
+            general16(t, first + i, _mm256_loadu_si256((const __m256i *)(raw + i)), (char *)out + i * es, type);
     if (i < count)
-        mg_convert_scalar(t, first + i, count - i, raw + i, (char *)out + i * mg_out_size(type), type);
+        mg_convert_scalar(t, first + i, count - i, raw + i, (char *)out + i * es, type);
 }

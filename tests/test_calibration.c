@@ -63,8 +63,8 @@ static void test_roundtrip_and_check(void)
     const mg_conv_tables *t = mt.cell[0];
     CHECK(t != NULL);
     if (t) {
-        CHECK(isnan(t->pedestal[0][7]) && !isnan(t->pedestal[0][8]));
-        CHECK(fabsf(t->factor[0][8] - (float)(1.0 / (41.0 * 12.4))) < 1e-9f);
+        CHECK(isnan(t->offset[0][mg_conv_slot(7)]) && !isnan(t->offset[0][mg_conv_slot(8)]));
+        CHECK(fabsf(t->factor[0][mg_conv_slot(8)] - (float)(1.0 / (41.0 * 12.4))) < 1e-9f);
         /* without storage cells the one set serves frames of any cell */
         CHECK(mg_module_tables_pick(&mt, 0) == t);
         CHECK(mg_module_tables_pick(&mt, 15u << 8) == t);
@@ -138,9 +138,9 @@ static void test_storage_cells(void)
         const mg_conv_tables *t = mg_module_tables_pick(&mt, (uint32_t)k << 8 | MG_DAQ_HIGH_GAIN);
         CHECK(t == mt.cell[k]);
         if (t)
-            CHECK(t->pedestal[0][8] == (float)(1000 + 100 * k + 8 % 7));
+            CHECK(t->offset[0][mg_conv_slot(8)] == (float)((double)(1000 + 100 * k + 8 % 7) * t->factor[0][mg_conv_slot(8)]));
         if (t)
-            CHECK(isnan(t->pedestal[0][9]) == (k == 2)); /* each cell's own mask */
+            CHECK(isnan(t->offset[0][mg_conv_slot(9)]) == (k == 2)); /* each cell's own mask */
     }
     CHECK(mt.cell[2]->factor[0] == mt.cell[0]->factor[0]); /* one gain map: the cells share its factors */
     CHECK(mg_module_tables_pick(&mt, 3u << 8) == NULL); /* a cell it has no constants for */

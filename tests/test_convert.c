@@ -47,7 +47,7 @@ static void test_real_frames(void)
     mg_conv_tables *t = mg_conv_tables_new(P, pp, gp, NULL, 12.4, NULL, -1, NULL);
     CHECK(t != NULL);
     size_t valid = 0, exact = 0, g0_far = 0, sat = 0;
-    int avx = mg_cpu_has_avx2();
+    int avx = mg_conv_best() == MG_CONV_AVX2;
     for (int k = 0; k < 10; k++) {
         char name[64];
         snprintf(name, sizeof name, "mod5_raw%d.bin", k);
@@ -100,8 +100,8 @@ static uint64_t rnd(void)
 
 static void test_random_words_bit_identical(void)
 {
-    if (!mg_cpu_has_avx2()) {
-        printf("     (no AVX2 on this CPU)\n");
+    if (mg_conv_best() != MG_CONV_AVX2) {
+        printf("     (no AVX2 and FMA on this CPU)\n");
         return;
     }
     const size_t n = 65536 * 4;
@@ -175,25 +175,30 @@ static void test_random_words_bit_identical(void)
     free(b);
 }
 
+/* The first 16 words take the general path, the next 16 (all G0) the AVX2
+ * kernel's short one. */
 static void test_special_words(void)
 {
-    enum { N = 16 };
+    enum { N = 32 };
     float ped[3][N];
     double gain[3][N];
+    /* gains of powers of two: factors, offsets and halves are exact, so the ties are real ties */
     for (int g = 0; g < 3; g++)
         for (int p = 0; p < N; p++) {
             ped[g][p] = g == 0 ? 1000 : 10000;
-            gain[g][p] = g == 0 ? 10 : -1;
+            gain[g][p] = g == 0 ? 8 : -1;
         }
-    ped[0][5] = 0; /* no usable G0 pedestal */
+    ped[0][5] = ped[0][18] = 0; /* no usable G0 pedestal */
     uint32_t mask[N] = {0};
-    mask[6] = 1;
+    mask[6] = mask[19] = 1;
+    gain[0][20] = gain[0][21] = 1.0 / 64; /* 64 photons per ADU: beyond the int16 range */
+    gain[0][22] = 2e-6;                   /* a factor above 1e5: unusable */
     const float *pp[3] = {ped[0], ped[1], ped[2]};
     const double *gp[3] = {gain[0], gain[1], gain[2]};
     mg_conv_tables *t = mg_conv_tables_new(N, pp, gp, mask, 1.0, NULL, -1, NULL);
     uint16_t raw[N] = {
-        1000 + 15,          /* 1.5 photons -> 2 */
-        1000 - 15,          /* -1.5 -> -2 (int32: 0) */
+        1000 + 12,          /* 1.5 photons -> 2 */
+        1000 - 12,          /* -1.5 -> -2 (int32: 0) */
         0xC000,             /* saturated */
         0xFFFF,             /* error word / missing packet */
         0x4000,             /* error word */
@@ -202,32 +207,43 @@ static void test_special_words(void)
         0x8000 | 1000,      /* gain bits 10 */
         0x4000 | 9000,      /* G1: (9000 - 10000) / -1 = 1000 */
         0xC000 | 9990,      /* G2: 10 */
-        16383,              /* G0: 1538.3 -> 1538 */
-        1000 + 14,          /* 1.4 -> 1 */
+        16383,              /* G0: 1922.875 -> 1923 */
+        1000 + 11,          /* 1.375 -> 1 */
         1000,               /* 0 */
         0xC000 | 1,         /* G2 ADC 1: 9999 */
         0x4000 | 1,         /* G1 ADC 1: not the error word: 9999 */
-        1000 + 25,          /* 2.5 -> 3 */
+        1000 + 20,          /* 2.5 -> 3 */
+        1000 + 12, 1000 - 12, /* 16, 17: 2, -2 */
+        1000 + 20, 1000 + 20, /* 18: no pedestal, 19: masked */
+        16383,              /* 20: 984512 -> 32767 */
+        0,                  /* 21: -64000 -> -32767 */
+        1001,               /* 22: unusable gain */
+        1000 + 11, 1000 - 11, 1000 + 4, 1000 - 4, 1000 + 3, 1000 - 3, 1000, /* 23..29: +-1.375, +-0.5, +-0.375, 0 */
+        0x3FFF, 0,          /* 30: 1922.875 -> 1923, 31: -125 */
     };
     int16_t o16[N];
     int32_t o32[N];
     float of[N];
     for (int impl = MG_CONV_SCALAR; impl <= MG_CONV_AVX2; impl++) {
-        if (impl == MG_CONV_AVX2 && !mg_cpu_has_avx2())
+        if (impl == MG_CONV_AVX2 && mg_conv_best() != MG_CONV_AVX2)
             break;
         mg_convert(t, 0, N, raw, o16, MG_OUT_INT16, (mg_conv_impl)impl);
         mg_convert(t, 0, N, raw, o32, MG_OUT_INT32, (mg_conv_impl)impl);
         mg_convert(t, 0, N, raw, of, MG_OUT_FLOAT32, (mg_conv_impl)impl);
-        const int16_t w16[N] = {2, -2, 32767, -32768, -32768, -32768, -32768, -32768, 1000, 10, 1538, 1, 0, 9999,
-                                9999, 3};
-        const int32_t w32[N] = {2, 0, INT32_MAX, -1, -1, -1, -1, -1, 1000, 10, 1538, 1, 0, 9999, 9999, 3};
+        const int16_t w16[N] = {2,   -2,    32767,  -32768, -32768, -32768, -32768, -32768, 1000, 10, 1923,
+                                1,   0,     9999,   9999,   3,      2,      -2,     -32768, -32768, 32767, -32767,
+                                -32768, 1,  -1,     1,      -1,     0,      0,      0,      1923,   -125};
+        const int32_t w32[N] = {2, 0, INT32_MAX, -1, -1, -1, -1, -1, 1000, 10, 1923, 1, 0, 9999, 9999, 3,
+                                2, 0, -1,        -1, 984512, 0, -1, 1, 0, 1, 0, 0, 0, 0, 1923, 0};
         for (int i = 0; i < N; i++) {
+            if (o16[i] != w16[i] || o32[i] != w32[i])
+                fprintf(stderr, "kernel %d word %d: %d %d\n", impl, i, o16[i], o32[i]);
             CHECK_EQ(o16[i], w16[i]);
             CHECK_EQ(o32[i], w32[i]);
         }
         CHECK(isinf(of[2]) && of[2] > 0);
         CHECK(isnan(of[3]) && isnan(of[5]) && isnan(of[6]) && isnan(of[7]));
-        CHECK(fabsf(of[0] - 1.5f) < 1e-6f);
+        CHECK(of[0] == 1.5f && of[1] == -1.5f);
     }
     mg_conv_tables_free(t);
     mg_error e;
@@ -235,32 +251,48 @@ static void test_special_words(void)
     CHECK(mg_conv_tables_new(N, pp, gp, NULL, -3, NULL, -1, &e) == NULL);
 }
 
-/* trunc(v + (v - trunc(v))) is rounding half away from zero for every float. */
+static float half_away(float v)
+{
+    float t = truncf(v);
+    return fabsf(v - t) >= 0.5f ? t + (v < 0 ? -1.0f : 1.0f) : t;
+}
+
+/* trunc(v + copysign(0.5 - 2^-25, v)) is rounding half away from zero: every
+ * float of the binades where it could fail (|v| from 1/8 to 8, where the
+ * sum crosses an integer with few bits to spare, and 2^21 to 2^24, where
+ * the ulp reaches 1/2 and 1), and random floats of every magnitude. */
 static void test_rounding_formula(void)
 {
     uint64_t bad = 0, n = 0;
-    for (uint64_t k = 0; k < 4000000; k++) {
+    const float h = 0x1.fffffep-2f;
+    CHECK(h < 0.5f && nextafterf(h, 1.0f) == 0.5f);
+    const uint32_t from[] = {0x3E000000u /* 1/8 */, 0x4A000000u /* 2^21 */};
+    const uint32_t to[] = {0x41000000u /* 8 */, 0x4B800000u /* 2^24 */};
+    for (int r = 0; r < 2; r++)
+        for (uint32_t bits = from[r]; bits < to[r]; bits++)
+            for (int sign = 0; sign < 2; sign++) {
+                float v;
+                uint32_t b = bits | (uint32_t)sign << 31;
+                memcpy(&v, &b, 4);
+                bad += truncf(v + copysignf(h, v)) != half_away(v);
+                n++;
+            }
+    for (uint64_t k = 0; k < 1000000; k++) {
         uint32_t bits = (uint32_t)rnd();
-        if (k < 1000000) /* dense near small values and halves */
-            bits = 0x3E000000u + (uint32_t)k * 97u;
         float v;
         memcpy(&v, &bits, 4);
         if (!isfinite(v))
             continue;
-        float t = truncf(v), want = t;
-        if (fabsf(v - t) >= 0.5f)
-            want += v < 0 ? -1.0f : 1.0f;
-        float got = truncf(v + (v - truncf(v)));
-        bad += got != want;
+        bad += truncf(v + copysignf(h, v)) != half_away(v);
         n++;
     }
-    const float halves[] = {0.5f, -0.5f, 1.5f, -2.5f, 0.49999997f, -0.49999997f, 8388607.5f, 4194303.75f, 1e30f};
-    for (size_t i = 0; i < sizeof halves / sizeof *halves; i++) {
-        float v = halves[i], t = truncf(v), want = t + (fabsf(v - t) >= 0.5f ? (v < 0 ? -1.0f : 1.0f) : 0.0f);
-        bad += truncf(v + (v - truncf(v))) != want;
-    }
+    const float halves[] = {0.5f, -0.5f, 1.5f, -2.5f, h, -h, 8388607.5f, 4194303.75f, 1e30f};
+    for (size_t i = 0; i < sizeof halves / sizeof *halves; i++)
+        bad += truncf(halves[i] + copysignf(h, halves[i])) != half_away(halves[i]);
     CHECK_EQ(bad, 0);
-    CHECK(n > 3000000);
+    CHECK(n > 100000000);
+    /* the plain 1/2 would not do */
+    CHECK(truncf(h + 0.5f) == 1.0f);
 }
 
 static void test_energy(void)

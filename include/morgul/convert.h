@@ -16,13 +16,24 @@
  * Invalid: gain bits 10, the error words 0xFFFF and 0x4000, pixels of
  * missing packets (written as 0xFFFF), masked pixels, and pixels whose
  * pedestal or gain in that gain is not usable (pedestal 0, >= 16383 or NaN;
- * gain 0 or NaN).  int16 values below -32767 become -32767, so -32768 only
- * ever means invalid.
+ * gain 0 or NaN, or |1 / (gain * E)| above 1e5, which keeps every value
+ * within the int32 range).  int16 values below -32767 become -32767, so
+ * -32768 only ever means invalid.
  *
- * Tables are float32 planes per gain (pedestal, factor), built once per
- * module; an unusable (pixel, gain) has a NaN pedestal, so the hot loop needs
- * no mask.  The scalar kernel is the reference; the AVX2 kernel gives
- * bit-identical output (same operations in the same order, no FMA).
+ * The arithmetic, which both kernels follow exactly (the scalar kernel is
+ * the reference; the AVX2 kernel gives bit-identical output):
+ *
+ *   v = fma(ADC, factor, -offset)      offset = pedestal * factor, in float32
+ *   rounded = trunc(v + copysign(0.49999997, v))
+ *
+ * one rounding for the value (a fused multiply-add), and rounding half away
+ * from zero by adding the float just below 1/2 (proof in convert.c).
+ *
+ * Tables are float32 planes per gain (offset, factor), built once per
+ * module; an unusable (pixel, gain) has a NaN offset, so the hot loop needs
+ * no mask.  The planes hold pixel p at mg_conv_slot(p): "laid out for
+ * streaming" in the order the AVX2 kernel widens 16 words into two vectors
+ * of 8 and packs them back, so it never shuffles.
  */
 #ifndef MORGUL_CONVERT_H
 #define MORGUL_CONVERT_H
@@ -45,11 +56,16 @@ typedef enum mg_conv_impl { MG_CONV_AUTO = 0, MG_CONV_SCALAR, MG_CONV_AVX2 } mg_
 
 typedef struct mg_conv_tables {
     size_t pixels;
-    float *pedestal[3]; /* ADU, NaN where unusable */
-    float *factor[3];   /* 1 / (gain * E); 0 where the gain is unusable */
+    float *offset[3];   /* pedestal * factor (output units), NaN where unusable; at mg_conv_slot(p) */
+    float *factor[3];   /* 1 / (gain * E); 0 where the gain is unusable; at mg_conv_slot(p) */
     mg_topology *topo;  /* where the planes were allocated */
     int shared_factor;  /* the factor planes are another table's (mg_conv_tables_new_like) */
 } mg_conv_tables;
+
+/* Where pixel p's entries are in the table planes: within each group of 16
+ * pixels the order is 0-3, 8-11, 4-7, 12-15 (bits 2 and 3 of p swapped).
+ * Planes are allocated for the pixel count rounded up to 16. */
+static inline size_t mg_conv_slot(size_t p) { return (p & ~(size_t)12) | (p & 4) << 1 | (p & 8) >> 1; }
 
 /* Builds the tables of one module of `pixels` pixels from pedestals (3
  * planes, ADU), gains (3 planes, ADU/keV; G1/G2 negative as in PSI files),
@@ -97,12 +113,13 @@ void mg_module_tables_free(mg_module_tables *t);
  * hc = 12.398419843320026 keV A); 0 for a wavelength that is not positive. */
 double mg_energy_from_wavelength(double angstrom);
 
-/* The kernel MG_CONV_AUTO picks on this CPU. */
+/* The kernel MG_CONV_AUTO picks on this CPU: MG_CONV_AVX2 where the CPU
+ * has AVX2 and FMA. */
 mg_conv_impl mg_conv_best(void);
 
 /* Converts `count` words of the module starting at pixel `first` into out
  * (count elements of the output type).  `impl` MG_CONV_AVX2 needs AVX2
- * (mg_cpu_has_avx2). */
+ * and FMA (mg_conv_best() == MG_CONV_AVX2). */
 void mg_convert(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
                 mg_out_type type, mg_conv_impl impl);
 
