@@ -94,7 +94,9 @@ static int open_mapped(mg_capture *c, const char *path, mg_error *err)
     close(fd);
     if (m == MAP_FAILED)
         return 0;
-    madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL | MADV_WILLNEED);
+    /* two calls: advice values are not flags (SEQUENTIAL | WILLNEED would be WILLNEED alone) */
+    madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL);
+    madvise(m, (size_t)st.st_size, MADV_WILLNEED);
     c->map = m;
     c->map_size = (size_t)st.st_size;
     c->pos = 24;
