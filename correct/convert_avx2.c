@@ -17,31 +17,30 @@
 
 #define HALF_BELOW 0x1.fffffep-2f /* the float below 1/2: see convert.c */
 
-/* v + copysign(h, v): rounding half away from zero once truncated (as
- * g0_int16 does inline) */
+/* v + copysign(h, v): rounding half away from zero once truncated */
 static inline __m256 add_half_away(__m256 v)
 {
     return _mm256_add_ps(v, _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(HALF_BELOW)));
 }
 
 /* 16 G0 words (gain bits 00, so none special) to int16, with the G0
- * planes at slot s (o0, f0) and the constants passed in so that they stay
- * in registers.  A G0 word is below 2^14: or'ed under the exponent of 2^23
- * it is the float 2^23 + adc, and subtracting 2^23 leaves adc exactly (one
- * add instead of a conversion on the busier port).  A NaN offset (unusable
- * pixel) gives a NaN value, which max() passes on (NaN as its second
- * operand) and the conversion turns into 0x80000000, packed to -32768:
- * invalid.  Values above 32767 (below 2^31: the factor bound) are saturated
- * by the pack. */
-static inline __m256i g0_int16(const float *o0, const float *f0, __m256i r16, __m256i magic, __m256 two23,
-                               __m256 sign, __m256 half, __m256 lo)
+ * planes at o0, f0.  A G0 word is below 2^14: or'ed under the exponent of
+ * 2^23 it is the float 2^23 + adc, and subtracting 2^23 leaves adc exactly
+ * (one add instead of a conversion on the busier port).  A NaN offset
+ * (unusable pixel) gives a NaN value, which max() passes on (NaN as its
+ * second operand) and the conversion turns into 0x80000000, packed to
+ * -32768: invalid.  Values above 32767 (below 2^31: the factor bound) are
+ * saturated by the pack. */
+static inline __m256i g0_int16(const float *o0, const float *f0, __m256i r16)
 {
+    const __m256i magic = _mm256_set1_epi16(0x4B00);
+    const __m256 two23 = _mm256_set1_ps(8388608.0f), lo = _mm256_set1_ps(-32767.0f);
     __m256 a = _mm256_sub_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(r16, magic)), two23);
     __m256 b = _mm256_sub_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(r16, magic)), two23);
     a = _mm256_fmsub_ps(a, _mm256_loadu_ps(f0), _mm256_loadu_ps(o0));
     b = _mm256_fmsub_ps(b, _mm256_loadu_ps(f0 + 8), _mm256_loadu_ps(o0 + 8));
-    a = _mm256_max_ps(lo, _mm256_add_ps(a, _mm256_or_ps(_mm256_and_ps(a, sign), half)));
-    b = _mm256_max_ps(lo, _mm256_add_ps(b, _mm256_or_ps(_mm256_and_ps(b, sign), half)));
+    a = _mm256_max_ps(lo, add_half_away(a));
+    b = _mm256_max_ps(lo, add_half_away(b));
     return _mm256_packs_epi32(_mm256_cvttps_epi32(a), _mm256_cvttps_epi32(b));
 }
 
@@ -110,8 +109,8 @@ static inline void store_32(void *out, __m256i a, __m256i b)
 }
 
 /* One group of 16 words of any kind at slots s..s+15, written to o (kept
- * out of line: the int16 loop around g0_int16 then keeps its constants and
- * pointers in registers). */
+ * out of line: the int16 loop around g0_int16 then keeps its constants in
+ * registers). */
 static __attribute__((noinline)) void general16(const mg_conv_tables *t, size_t s, __m256i r16, void *o,
                                                 mg_out_type type)
 {
@@ -143,14 +142,11 @@ void mg_convert_avx2(const mg_conv_tables *t, size_t first, size_t count, const 
     if (type == MG_OUT_INT16) {
         const float *o0 = t->offset[0] + first, *f0 = t->factor[0] + first;
         int16_t *o16 = out;
-        const __m256i magic = _mm256_set1_epi16(0x4B00), gainbits = _mm256_set1_epi16((short)0xC000);
-        const __m256 two23 = _mm256_set1_ps(8388608.0f), sign = _mm256_set1_ps(-0.0f);
-        const __m256 half = _mm256_set1_ps(HALF_BELOW), lo = _mm256_set1_ps(-32767.0f);
+        const __m256i gainbits = _mm256_set1_epi16((short)0xC000);
         for (; i + 16 <= count; i += 16) {
             const __m256i r16 = _mm256_loadu_si256((const __m256i *)(raw + i));
             if (__builtin_expect(_mm256_testz_si256(r16, gainbits), 1))
-                _mm256_storeu_si256((__m256i *)(o16 + i),
-                                    g0_int16(o0 + i, f0 + i, r16, magic, two23, sign, half, lo));
+                _mm256_storeu_si256((__m256i *)(o16 + i), g0_int16(o0 + i, f0 + i, r16));
             else
                 general16(t, first + i, r16, o16 + i, type);
         }
