@@ -143,12 +143,12 @@ void mg_bshuf_transpose_scalar(const void *in, void *out, size_t n, size_t es)
     mg_bshuf_transpose_groups(in, out, n, es, 0, n / 8);
 }
 
-void mg_bshuf_untranspose_scalar(const void *in, void *out, size_t n, size_t es)
+void mg_bshuf_untranspose_groups(const void *in, void *out, size_t n, size_t es, size_t g0, size_t g1)
 {
     const uint8_t *src = in;
     uint8_t *dst = out;
     size_t nb = n / 8;
-    for (size_t g = 0; g < nb; g++) {
+    for (size_t g = g0; g < g1; g++) {
         uint8_t *e = dst + g * 8 * es;
         for (size_t j = 0; j < es; j++) {
             uint64_t x = 0;
@@ -161,6 +161,11 @@ void mg_bshuf_untranspose_scalar(const void *in, void *out, size_t n, size_t es)
     }
 }
 
+void mg_bshuf_untranspose_scalar(const void *in, void *out, size_t n, size_t es)
+{
+    mg_bshuf_untranspose_groups(in, out, n, es, 0, n / 8);
+}
+
 void mg_bshuf_transpose(mg_bshuf_ctx *ctx, const void *in, void *out, size_t n)
 {
     if (ctx->impl == MG_BSHUF_AVX2)
@@ -171,7 +176,10 @@ void mg_bshuf_transpose(mg_bshuf_ctx *ctx, const void *in, void *out, size_t n)
 
 void mg_bshuf_untranspose(mg_bshuf_ctx *ctx, const void *in, void *out, size_t n)
 {
-    mg_bshuf_untranspose_scalar(in, out, n, ctx->elem_size);
+    if (ctx->impl == MG_BSHUF_AVX2)
+        mg_bshuf_untranspose_avx2(in, out, n, ctx->elem_size);
+    else
+        mg_bshuf_untranspose_scalar(in, out, n, ctx->elem_size);
 }
 
 static void put_be32(uint8_t *p, uint32_t v)

@@ -11,8 +11,13 @@ void mg_bshuf_untranspose_scalar(const void *in, void *out, size_t n, size_t ele
 /* AVX2 transpose; needs a scratch of n * elem_size bytes for element sizes
  * other than 2. */
 void mg_bshuf_transpose_avx2(const void *in, void *out, size_t n, size_t elem_size, void *scratch);
-/* Scalar transpose of the 8-element groups [g0, g1) only (for kernel tails). */
+/* AVX2 inverse, element sizes 1, 2, 4 and 8; no scratch. */
+void mg_bshuf_untranspose_avx2(const void *in, void *out, size_t n, size_t elem_size);
+/* Scalar transpose and inverse of the 8-element groups [g0, g1) only (for
+ * kernel tails). */
 void mg_bshuf_transpose_groups(const void *in, void *out, size_t n, size_t elem_size, size_t g0,
                                size_t g1);
+void mg_bshuf_untranspose_groups(const void *in, void *out, size_t n, size_t elem_size, size_t g0,
+                                 size_t g1);
 
 #endif
