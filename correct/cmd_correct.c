@@ -4,9 +4,11 @@
 #include <getopt.h>
 #include <hdf5.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "morgul/bitshuffle.h"
 #include "morgul/calibration.h"
@@ -21,6 +23,119 @@
 #include "morgul/runped.h"
 
 #define P ((size_t)MG_MODULE_PIXELS)
+
+/* The frames are corrected by several threads, each taking the next frame,
+ * converting, laying out and compressing it on its own, and writing it when
+ * every earlier frame has been written.  The HDF5 library is not
+ * thread-safe: reading a frame (which decompresses it) and writing one
+ * happen under one lock.  A frame that cannot be read, compressed or
+ * written stops the run there: every frame before it is still written, as
+ * when one thread does it all. */
+typedef struct corrector {
+    mg_rawread *in;
+    mg_rawfile *out;
+    const mg_module_tables *tables;
+    const mg_geometry *geom;
+    mg_out_type type;
+    size_t nmod, img_px, cap;
+    pthread_mutex_t io;       /* HDF5 calls and the fields below */
+    pthread_cond_t turn_cv;
+    size_t next, turn, stop;  /* next frame to take, next to write, first not to write */
+    mg_error err;             /* the error of frame `stop` */
+    int rc;
+    uint64_t uncalibrated;
+} corrector;
+
+/* Frame i goes no further: it and every later frame are not written. */
+static void stop_at(corrector *c, size_t i, int rc, const mg_error *e)
+{
+    if (i < c->stop) {
+        c->stop = i;
+        c->rc = rc;
+        c->err = *e;
+    }
+    pthread_cond_broadcast(&c->turn_cv);
+}
+
+static void *correct_frames(void *arg)
+{
+    corrector *c = arg;
+    const size_t es = mg_out_size(c->type);
+    uint16_t *raw = malloc(c->nmod * P * 2);
+    void *conv = malloc(P * es), *img = malloc(c->img_px * es);
+    uint8_t *chunk = malloc(c->cap);
+    mg_error e = {0};
+    mg_bshuf_ctx *bs = mg_bshuf_ctx_new(es, MG_BSHUF_AUTO, &e);
+    pthread_mutex_lock(&c->io);
+    if (!raw || !conv || !img || !chunk || !bs) {
+        if (bs)
+            mg_error_set(&e, MG_ENOMEM, "out of memory for a correcting thread");
+        stop_at(c, c->next, e.code, &e); /* the frames taken so far are still written */
+    } else
+        mg_geometry_fill_gaps(c->geom, img, c->type);
+    uint64_t uncalibrated = 0;
+    while (c->next < c->stop) {
+        const size_t i = c->next++;
+        int r = mg_rawread_frame(c->in, i, raw, &e);
+        const mg_module_frame *rec = mg_rawread_records(c->in, i);
+        const int64_t index = mg_rawread_index(c->in, i);
+        pthread_mutex_unlock(&c->io);
+        int64_t n = 0;
+        if (!r) {
+            for (size_t m = 0; m < c->nmod; m++) {
+                /* the tables of the storage cell the frame was stored in */
+                const mg_conv_tables *t = mg_module_tables_pick(&c->tables[m], rec[m].daq_info);
+                if (t)
+                    mg_convert(t, 0, P, raw + m * P, conv, c->type, MG_CONV_AUTO);
+                else {
+                    mg_convert_invalid(P, conv, c->type);
+                    uncalibrated++;
+                }
+                mg_geometry_place(c->geom, (int)m, conv, img, c->type);
+            }
+            n = mg_bshuf_compress(bs, img, c->img_px, chunk, c->cap, &e);
+            if (n < 0)
+                r = e.code ? e.code : MG_EINVAL;
+        }
+        pthread_mutex_lock(&c->io);
+        while (c->turn != i && i < c->stop)
+            pthread_cond_wait(&c->turn_cv, &c->io);
+        if (i >= c->stop)
+            break;
+        if (!r && mg_rawfile_write(c->out, index, rec, chunk, (size_t)n, &e))
+            r = e.code ? e.code : MG_EIO;
+        if (r) {
+            stop_at(c, i, r, &e);
+            break;
+        }
+        c->turn++;
+        pthread_cond_broadcast(&c->turn_cv);
+    }
+    c->uncalibrated += uncalibrated;
+    pthread_mutex_unlock(&c->io);
+    mg_bshuf_ctx_free(bs);
+    free(raw), free(conv), free(img), free(chunk);
+    return NULL;
+}
+
+/* Corrects every frame of c->in into c->out with `threads` threads (at
+ * least one: this one). */
+static int correct_all(corrector *c, int threads)
+{
+    pthread_t th[256];
+    int started = 0;
+    pthread_mutex_init(&c->io, NULL);
+    pthread_cond_init(&c->turn_cv, NULL);
+    for (int k = 1; k < threads && k < 256; k++)
+        if (!pthread_create(&th[started], NULL, correct_frames, c))
+            started++;
+    correct_frames(c);
+    for (int k = 0; k < started; k++)
+        pthread_join(th[k], NULL);
+    pthread_cond_destroy(&c->turn_cv);
+    pthread_mutex_destroy(&c->io);
+    return c->rc;
+}
 
 static void usage(FILE *out)
 {
@@ -48,25 +163,27 @@ static void usage(FILE *out)
             "                              from the frames before signal shows (auto; searched in the first MAX,\n"
             "                              default 200); recorded in the output\n"
             "  --frames-per-file N         data files roll over every N frames (default 1000)\n"
+            "  --threads N                 frames corrected at once (default: one per core)\n"
             "  --overwrite                 replace existing output files\n");
 }
 
-enum { O_FPF = 1000, O_OVER, O_CONFIG, O_NAMES, O_CORR /* + mg_corropt index */ };
+enum { O_FPF = 1000, O_OVER, O_CONFIG, O_NAMES, O_THREADS, O_CORR /* + mg_corropt index */ };
 
 int mg_cmd_correct(int argc, char **argv)
 {
-    struct option opts[8 + MG_CORROPT_COUNT] = {
+    struct option opts[9 + MG_CORROPT_COUNT] = {
         {"output", required_argument, 0, 'o'},      {"frames-per-file", required_argument, 0, O_FPF},
         {"overwrite", no_argument, 0, O_OVER},      {"help", no_argument, 0, 'h'},
-        {"config", required_argument, 0, O_CONFIG}, {"module-names", required_argument, 0, O_NAMES}};
+        {"config", required_argument, 0, O_CONFIG}, {"module-names", required_argument, 0, O_NAMES},
+        {"threads", required_argument, 0, O_THREADS}};
     for (int i = 0; i < MG_CORROPT_COUNT; i++)
-        opts[6 + i] = (struct option){mg_corropt_names[i], mg_corropt_has_arg[i] ? required_argument : no_argument, 0,
+        opts[7 + i] = (struct option){mg_corropt_names[i], mg_corropt_has_arg[i] ? required_argument : no_argument, 0,
                                       O_CORR + i};
     const char *out = NULL, *config = NULL, *mnames = NULL;
     mg_corropt co;
     mg_corropt_init(&co);
     int overwrite = 0, c;
-    uint64_t fpf = 0;
+    uint64_t fpf = 0, threads = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
         switch (c) {
@@ -77,6 +194,14 @@ int mg_cmd_correct(int argc, char **argv)
                 return 2;
             break;
         case O_OVER: overwrite = 1; break;
+        case O_THREADS:
+            if (mg_opt_u64("correct", "--threads", optarg, &threads))
+                return 2;
+            if (threads < 1 || threads > 256) {
+                fprintf(stderr, "morgul correct: --threads takes 1 to 256\n");
+                return 2;
+            }
+            break;
         case O_CONFIG: config = optarg; break;
         case O_NAMES: mnames = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -112,10 +237,6 @@ int mg_cmd_correct(int argc, char **argv)
     memset(tables, 0, sizeof tables);
     uint64_t uncalibrated = 0;
     uint32_t *pmask = NULL;
-    uint16_t *raw = NULL;
-    void *conv = NULL, *img = NULL;
-    uint8_t *chunk = NULL;
-    mg_bshuf_ctx *bs = NULL;
     mg_rawfile *o = NULL;
     uint64_t written = 0;
     mg_geometry geom;
@@ -221,38 +342,21 @@ int mg_cmd_correct(int argc, char **argv)
         rc = err.code;
         goto done;
     }
-    size_t es = mg_out_size(type), img_px = (size_t)geom.width * (size_t)geom.height;
-    size_t cap = mg_bshuf_bound(img_px, es);
-    raw = malloc(nmod * P * 2);
-    conv = malloc(P * es);
-    img = malloc(img_px * es);
-    chunk = malloc(cap);
-    bs = mg_bshuf_ctx_new(es, MG_BSHUF_AUTO, &err);
-    if (!raw || !conv || !img || !chunk || !bs) {
-        rc = bs ? mg_error_set(&err, MG_ENOMEM, "out of memory") : err.code;
-        goto close;
+    if (!threads) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = ncpu > 0 ? (uint64_t)ncpu : 1;
     }
-    mg_geometry_fill_gaps(&geom, img, type);
-    for (size_t i = 0; i < nframes && !rc; i++) {
-        if ((rc = mg_rawread_frame(in, i, raw, &err)))
-            break;
-        const mg_module_frame *rec = mg_rawread_records(in, i);
-        for (size_t m = 0; m < nmod; m++) {
-            /* the tables of the storage cell the frame was stored in */
-            const mg_conv_tables *t = mg_module_tables_pick(&tables[m], rec[m].daq_info);
-            if (t)
-                mg_convert(t, 0, P, raw + m * P, conv, type, MG_CONV_AUTO);
-            else {
-                mg_convert_invalid(P, conv, type);
-                uncalibrated++;
-            }
-            mg_geometry_place(&geom, (int)m, conv, img, type);
-        }
-        int64_t n = mg_bshuf_compress(bs, img, img_px, chunk, cap, &err);
-        if (n < 0 || mg_rawfile_write(o, mg_rawread_index(in, i), mg_rawread_records(in, i), chunk, (size_t)n, &err))
-            rc = err.code ? err.code : MG_EIO;
+    if (threads > nframes)
+        threads = nframes ? nframes : 1;
+    {
+        const size_t img_px = (size_t)geom.width * (size_t)geom.height;
+        corrector cr = {.in = in, .out = o, .tables = tables, .geom = &geom, .type = type, .nmod = nmod,
+                        .img_px = img_px, .cap = mg_bshuf_bound(img_px, mg_out_size(type)), .stop = nframes};
+        if ((rc = correct_all(&cr, (int)threads)))
+            err = cr.err;
+        uncalibrated = cr.uncalibrated;
     }
-close:
+    /* close the files whatever happened: what was written stays readable */
     written = mg_rawfile_frames(o);
     {
         mg_counter counters[] = {{"frames_written", written}, {"module_frames_uncalibrated_cell", uncalibrated}};
@@ -268,8 +372,7 @@ done:
         free(runtime_p0[m]);
     }
     mg_calib_free(&cb);
-    mg_bshuf_ctx_free(bs);
-    free(pmask), free(raw), free(conv), free(img), free(chunk);
+    free(pmask);
     if (!rc)
         printf("corrected %llu frame(s) of %d module(s) at %.4g keV into %s_master.h5 (%d x %d %s)\n",
                (unsigned long long)written, mg_rawread_detector(in)->nmodules, energy, out, geom.width, geom.height,

@@ -145,6 +145,39 @@ def test_refused_before_reading(raw_run, tmp_path):
     assert not list(tmp_path.glob("x_*"))
 
 
+def test_threads_and_a_corrupt_frame(raw_run, tmp_path):
+    """Any number of correcting threads writes the same frames in the same
+    order; a frame whose chunk is corrupt stops the run with an error naming
+    it, and every frame before it is still written, whatever the threads."""
+    import shutil
+    d, raw, cal = raw_run
+    images = {}
+    for t in (1, 3):
+        morgul("correct", raw, "-c", cal, "--energy", 12.4, "-o", tmp_path / f"t{t}", "--threads", t)
+        with h5py.File(tmp_path / f"t{t}_master.h5", "r") as f:
+            images[t] = f["entry/data/data"][()]
+    assert images[1].shape[0] == 10 and (images[1] == images[3]).all()
+    # frame 6's first block claims more bytes than its chunk holds
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for p in d.glob("raw_*.h5"):
+        shutil.copy(p, bad / p.name)
+    data_file = sorted(bad.glob("raw_data_*.h5"))[0]
+    with h5py.File(data_file, "r") as f:
+        ds = next(f[k] for k in ("entry/data/data", "data") if k in f)
+        info = ds.id.get_chunk_info_by_coord((6, 0, 0, 0)[:ds.ndim])
+    with open(data_file, "r+b") as f:
+        f.seek(info.byte_offset + 12)
+        f.write(b"\xff\xff\xff\xf0")
+    for t in (1, 3):
+        p = morgul("correct", bad / "raw_master.h5", "-c", cal, "--energy", 12.4, "-o", tmp_path / f"b{t}",
+                   "--threads", t, check=False)
+        assert p.returncode == 1 and "frame 6" in p.stdout, p.stdout
+        with h5py.File(tmp_path / f"b{t}_master.h5", "r") as f:
+            got = f["entry/data/data"][()]
+        assert got.shape[0] == 6 and (got == images[1][:6]).all()
+
+
 def test_inline_replay_and_receive_equal_offline(raw_run, port):
     """Correcting while the packets come in (replay, and receive over
     loopback) gives the same NXmx images as correcting the raw files."""
