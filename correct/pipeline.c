@@ -39,8 +39,8 @@ typedef struct job {
 
 /* Output buffers per worker: with 2 the worker on the free core waited for
  * the turn of a frame still being compressed on the core it shares with
- * the capture reader (corrected replay: 158 % against 175 % of 2 cores
- * busy, 4 runs each); 8 let it run ahead. */
+ * the capture reader (corrected replay: the two cores were 79 % busy
+ * against 88 % with 8, 4 runs each); 8 let it run ahead. */
 #define MAX_OUTBUFS 8
 #define OUTBUF_BYTES ((size_t)64 << 20)
 #define NPOSTED 256
@@ -335,7 +335,8 @@ static void *worker_main(void *arg)
             mg_asm_release(p->cfg.assembler, &f);
             continue;
         }
-        outbuf *b = &w->out[w->next_out++ % (unsigned)p->outbufs];
+        outbuf *b = &w->out[w->next_out];
+        w->next_out = (w->next_out + 1) % (unsigned)p->outbufs;
         wait_written(p, b);
         memcpy(b->modules, f.modules, sizeof(mg_module_frame) * (size_t)p->nmod);
         mg_error e = {0};
