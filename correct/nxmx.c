@@ -150,12 +150,16 @@ static int write_master(int64_t file, uint64_t frames, void *ctx)
     put_f64(det, "distance", in->distance_m, "m");
     put_i64(det, "bit_depth_readout", 16);
     put_i64(det, "bit_depth_image", in->type == MG_OUT_INT16 ? 16 : 32);
+    /* NXmx: valid pixels are those from underload_value to saturation_value,
+     * so underload_value is the lowest valid value, one above the invalid
+     * marker (int32 counts are clamped at 0); dxtbx (DIALS) then leaves the
+     * invalid value out of its trusted range. */
     if (in->type == MG_OUT_INT16) {
         put_i64(det, "saturation_value", MG_INT16_SATURATED);
-        put_i64(det, "underload_value", MG_INT16_INVALID);
+        put_i64(det, "underload_value", MG_INT16_INVALID + 1);
     } else if (in->type == MG_OUT_INT32) {
         put_i64(det, "saturation_value", MG_INT32_SATURATED);
-        put_i64(det, "underload_value", MG_INT32_INVALID);
+        put_i64(det, "underload_value", 0);
     } else
         put_f64(det, "saturation_value", INFINITY, NULL);
     /* the pixel mask, compressed: it is mostly zeros */
