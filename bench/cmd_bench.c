@@ -67,6 +67,7 @@ static uint16_t *load_frames(const char *dir, size_t *nframes)
 }
 
 typedef int64_t (*ref_compress_fn)(const void *in, void *out, size_t size, size_t elem_size, size_t block_size);
+typedef int64_t (*ref_decompress_fn)(const void *in, void *out, size_t size, size_t elem_size, size_t block_size);
 
 static int bench_compress(const char *dir, int seconds_x10, const char *ref_path, int markdown)
 {
@@ -129,6 +130,55 @@ static int bench_compress(const char *dir, int seconds_x10, const char *ref_path
     if (markdown && ref && avx)
         printf("| compress real frames | %.2f GB/s | reference %.2f GB/s | x%.2f | size %+.2f %% |\n", best[3], best[1],
                best[3] / best[1], 100 * (bytes_out[3] - bytes_out[1]) / bytes_out[1]);
+    /* decompression of the same frames, compressed once by morgul: what reading them back costs (morgul
+     * correct, any reader through the plugin) */
+    ref_decompress_fn unref = lib ? (ref_decompress_fn)dlsym(lib, "bshuf_decompress_lz4") : NULL;
+    uint8_t *chunks = malloc(n * cap);
+    size_t *clen = malloc(n * sizeof *clen);
+    uint16_t *back = malloc(MG_MODULE_BYTES);
+    double dbest[3] = {0};
+    int ok = chunks && clen && back;
+    for (size_t i = 0; ok && i < n; i++) {
+        int64_t c = mg_bshuf_compress(sca, frames + i * MG_MODULE_PIXELS, MG_MODULE_PIXELS, chunks + i * cap, cap, NULL);
+        ok = c > 0;
+        clen[i] = (size_t)c;
+    }
+    const char *dnames[3] = {"reference bitshuffle (Debian plugin)", "morgul scalar", "morgul AVX2"};
+    for (rounds = 0, t_end = now_s() + budget; ok && (now_s() < t_end || rounds < 3); rounds++)
+        for (int k = 0; k < 3 && ok; k++) {
+            if ((k == 0 && !unref) || (k == 2 && !avx))
+                continue;
+            double t0 = now_s();
+            for (size_t i = 0; i < n && ok; i++) {
+                const uint8_t *z = chunks + i * cap;
+                int64_t got = k == 0 ? unref(z + MG_BSHUF_HEADER_BYTES, back, MG_MODULE_PIXELS, 2, 0)
+                                     : mg_bshuf_decompress(k == 1 ? sca : avx, z, clen[i], back, MG_MODULE_BYTES, NULL);
+                /* the reference returns the compressed bytes it consumed, morgul the bytes it wrote */
+                ok = got == (k == 0 ? (int64_t)(clen[i] - MG_BSHUF_HEADER_BYTES) : (int64_t)MG_MODULE_BYTES);
+                if (rounds == 0)
+                    ok = ok && !memcmp(back, frames + i * MG_MODULE_PIXELS, MG_MODULE_BYTES);
+            }
+            double rate = (double)n * MG_MODULE_BYTES / (now_s() - t0) / 1e9;
+            if (rate > dbest[k])
+                dbest[k] = rate;
+        }
+    if (!ok)
+        fprintf(stderr, "morgul bench compress: decompressing gave other frames than were compressed\n");
+    else {
+        printf("decompress: the same frames, compressed by morgul, best of %d rounds (GB/s of raw output, 1 thread)\n",
+               rounds);
+        for (int k = 0; k < 3; k++)
+            if (dbest[k] > 0)
+                printf("  %-38s %6.2f GB/s\n", dnames[k], dbest[k]);
+        if (unref && avx)
+            printf("  morgul AVX2 / reference: x%.2f; AVX2 / scalar: x%.2f\n", dbest[2] / dbest[0], dbest[2] / dbest[1]);
+        if (markdown && unref && avx)
+            printf("| decompress real frames | %.2f GB/s | reference %.2f GB/s, morgul scalar %.2f | x%.2f | |\n",
+                   dbest[2], dbest[0], dbest[1], dbest[2] / dbest[0]);
+    }
+    free(chunks);
+    free(clen);
+    free(back);
     mg_bshuf_ctx_free(avx);
     mg_bshuf_ctx_free(sca);
     free(out);
