@@ -77,11 +77,15 @@ static void *correct_frames(void *arg)
     while (c->next < c->stop) {
         const size_t i = c->next++;
         int r = mg_rawread_frame(c->in, i, raw, &e);
+        if (r) { /* no frame after it is read (the earlier ones taken are still written) */
+            stop_at(c, i, r, &e);
+            break;
+        }
         const mg_module_frame *rec = mg_rawread_records(c->in, i);
         const int64_t index = mg_rawread_index(c->in, i);
         pthread_mutex_unlock(&c->io);
         int64_t n = 0;
-        if (!r) {
+        {
             for (size_t m = 0; m < c->nmod; m++) {
                 /* the tables of the storage cell the frame was stored in */
                 const mg_conv_tables *t = mg_module_tables_pick(&c->tables[m], rec[m].daq_info);

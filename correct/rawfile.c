@@ -431,6 +431,7 @@ int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *mods, 
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* per thread where HDF5 is thread-safe: errors come back as mg_error */
     if (H5Dwrite_chunk(f->data, H5P_DEFAULT, 0, off, chunk_bytes, chunk) < 0) {
         int e = errno;
+        H5Eclear2(H5E_DEFAULT); /* this thread's stack: HDF5 1.10 would leak its entries at the thread's exit */
         /* free the reserve so the records and the master file can still be written */
         drop_reserve(f);
         return mg_error_set(err, MG_EIO,

@@ -404,10 +404,21 @@ int mg_rawread_complete(const mg_rawread *r, size_t i)
     return 1;
 }
 
+/* A failed read as an mg_error.  With the thread-safe HDF5 (Debian's) the
+ * error stack is the calling thread's, and HDF5 1.10 frees a thread's stack
+ * at its exit without its entries: cleared here, or a correcting thread that
+ * met a corrupt chunk would leak them. */
+static int read_failed(mg_error *err, size_t i, const char *path, const char *why)
+{
+    H5Eclear2(H5E_DEFAULT);
+    return mg_error_set(err, MG_EIO, "reading frame %zu of %s failed (%s)", i, path, why);
+}
+
 int mg_rawread_frame(mg_rawread *r, size_t i, uint16_t *raw, mg_error *err)
 {
     if (i >= r->nframes)
         return mg_error_set(err, MG_EINVAL, "frame %zu is past the end (%zu frames)", i, r->nframes);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* per thread where HDF5 is thread-safe: errors come back as mg_error */
     if (r->original) {
         hsize_t start[3] = {i, 0, 0}, cnt[3] = {1, MG_MODULE_ROWS, MG_MODULE_COLS};
         for (size_t m = 0; m < r->nmod; m++) {
@@ -416,15 +427,13 @@ int mg_rawread_frame(mg_rawread *r, size_t i, uint16_t *raw, mg_error *err)
             int ok = H5Dread(r->d[m], H5T_NATIVE_UINT16, r->mspace, sp, H5P_DEFAULT, raw + m * P) >= 0;
             H5Sclose(sp);
             if (!ok)
-                return mg_error_set(err, MG_EIO, "reading frame %zu of %s failed (corrupt or truncated file?)", i,
-                                    r->paths[m]);
+                return read_failed(err, i, r->paths[m], "corrupt or truncated file?");
         }
         return 0;
     }
     hsize_t start[4] = {i, 0, 0, 0}, cnt[4] = {1, r->nmod, MG_MODULE_ROWS, MG_MODULE_COLS};
     H5Sselect_hyperslab(r->fspace, H5S_SELECT_SET, start, NULL, cnt, NULL);
     if (H5Dread(r->d[0], H5T_NATIVE_UINT16, r->mspace, r->fspace, H5P_DEFAULT, raw) < 0)
-        return mg_error_set(err, MG_EIO, "reading frame %zu of %s failed (corrupt chunk, or a data file missing?)", i,
-                            r->paths[0]);
+        return read_failed(err, i, r->paths[0], "corrupt chunk, or a data file missing?");
     return 0;
 }
