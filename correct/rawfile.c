@@ -404,8 +404,8 @@ fail:
     return NULL;
 }
 
-int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *mods, const void *chunk,
-                     size_t chunk_bytes, mg_error *err)
+static int write_frame(mg_rawfile *f, int64_t index, const mg_module_frame *mods, const void *chunk,
+                       size_t chunk_bytes, mg_error *err)
 {
     if (f->in_file == f->per_file) {
         if (close_data_file(f, err) || open_data_file(f, err))
@@ -431,7 +431,6 @@ int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *mods, 
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* per thread where HDF5 is thread-safe: errors come back as mg_error */
     if (H5Dwrite_chunk(f->data, H5P_DEFAULT, 0, off, chunk_bytes, chunk) < 0) {
         int e = errno;
-        H5Eclear2(H5E_DEFAULT); /* this thread's stack: HDF5 1.10 would leak its entries at the thread's exit */
         /* free the reserve so the records and the master file can still be written */
         drop_reserve(f);
         return mg_error_set(err, MG_EIO,
@@ -458,6 +457,19 @@ int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *mods, 
     if (f->mbuf_n == META_BLOCK)
         return flush_meta(f, err);
     return 0;
+}
+
+int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *mods, const void *chunk,
+                     size_t chunk_bytes, mg_error *err)
+{
+    int rc = write_frame(f, index, mods, chunk, chunk_bytes, err);
+    /* Writers run on worker threads.  With the thread-safe HDF5 (Debian's)
+     * the error stack is the calling thread's, and HDF5 1.10 frees a
+     * thread's stack at its exit without its entries: cleared here once the
+     * failure is an mg_error. */
+    if (rc)
+        H5Eclear2(H5E_DEFAULT);
+    return rc;
 }
 
 /* One virtual dataset in the master joining `path` of every data file. */
