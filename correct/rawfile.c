@@ -297,6 +297,18 @@ static int close_data_file(mg_rawfile *f, mg_error *err)
     return rc;
 }
 
+/* Frees what a writer holds once its files are closed (or never opened). */
+static void release(mg_rawfile *f)
+{
+    drop_reserve(f);
+    if (f->dirfd >= 0)
+        close(f->dirfd);
+    for (int i = 0; i < M_COUNT; i++)
+        free(f->mbuf[i]);
+    free(f->file_frames);
+    free(f);
+}
+
 mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
 {
     if (mg_h5_register_bitshuffle(err))
@@ -394,13 +406,7 @@ mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
 fail:
     if (f->file >= 0)
         close_data_file(f, NULL);
-    drop_reserve(f);
-    if (f->dirfd >= 0)
-        close(f->dirfd);
-    for (int i = 0; i < M_COUNT; i++)
-        free(f->mbuf[i]);
-    free(f->file_frames);
-    free(f);
+    release(f);
     return NULL;
 }
 
@@ -548,13 +554,7 @@ int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error 
         if (bad && !rc)
             rc = mg_error_set(err, MG_EIO, "writing the master file %s failed (disk full?)", f->master);
     }
-    drop_reserve(f);
-    if (f->dirfd >= 0)
-        close(f->dirfd);
-    for (int i = 0; i < M_COUNT; i++)
-        free(f->mbuf[i]);
-    free(f->file_frames);
-    free(f);
+    release(f);
     return rc;
 }
 
