@@ -424,6 +424,16 @@ void mg_run_print_summary(const mg_run_summary *s, FILE *out)
     fprintf(out, "          kernel drops %llu  buffer overruns %llu  before start %llu  after end %llu\n",
             (unsigned long long)t->kernel_drops, (unsigned long long)t->overrun, (unsigned long long)t->before_start,
             (unsigned long long)t->after_end);
+    if (t->overrun)
+        fprintf(out, "warning   %llu packets found every frame buffer still waiting to be compressed or written: "
+                     "the writing fell behind the detector. For bursts give more buffers (--buffer-frames; 1 MiB "
+                     "per module each), otherwise faster storage or more workers\n",
+                (unsigned long long)t->overrun);
+    if (t->kernel_drops)
+        fprintf(out, "warning   %llu packets were dropped by the kernel before morgul read them: the receiving "
+                     "threads fell behind. Check that each has a core of its own (the thread plan, --cpus) and "
+                     "that the socket buffers were not capped (see the start of the run)\n",
+                (unsigned long long)t->kernel_drops);
     fprintf(out, "refused   %llu datagrams", (unsigned long long)rejected);
     for (int v = 1; v < MG_PACKET_VERDICT_COUNT; v++)
         if (t->rejected[v])

@@ -181,6 +181,29 @@ def test_kernel_drops_are_reported(tmp, port):
     received = sum(int(mask_bits(m).sum()) for f in r["packet_mask"] for m in f)
     assert received == run_["packets_received"]
     assert f"kernel drops {run_['kernel_drops']}" in rx.output
+    assert "dropped by the kernel before morgul read them" in rx.output
+
+
+def test_buffer_overruns_are_reported(tmp, port):
+    """With 4 frame buffers a burst from 2 modules outruns compressing and
+    writing: the packets that found no free buffer are counted as buffer
+    overruns, every packet lost shows in the counts and bitmasks, and the
+    summary says what to do."""
+    prefix = tmp / "run"
+    rx = Receiver("--modules", 2, "--port", port, "-o", prefix, "-n", 300, "--idle-timeout", 2,
+                  "--buffer-frames", 4, "--window", 2).start()
+    morgul("simulate", "--modules", 2, "--port", port, "-n", 300)  # as fast as one core sends
+    assert rx.wait() == 0, rx.output
+    r = read_run(prefix)
+    run_ = r["run"]
+    if run_["packets_overrun"] == 0:
+        pytest.skip("compressing and writing kept up with the burst: nothing to report on this machine")
+    assert run_["packets_received"] + run_["packets_lost"] == 300 * 2 * 128, run_
+    assert run_["packets_overrun"] <= run_["packets_lost"]
+    received = sum(int(mask_bits(m).sum()) for f in r["packet_mask"] for m in f)
+    assert received == run_["packets_received"]
+    assert f"buffer overruns {run_['packets_overrun']}" in rx.output
+    assert "--buffer-frames" in rx.output
 
 
 def test_silent_module(tmp, port):
