@@ -161,25 +161,33 @@ def test_sigint_leaves_valid_files(tmp, port):
         assert r["run"]["frames_complete"] == 30
 
 
+def burst(tmp, port, frames, *receiver_args):
+    """2 modules sending `frames` frames as fast as one core sends, to a
+    receiver with `receiver_args`; every packet sent is either received (and
+    in the bitmasks) or counted lost.  Returns the run and the receiver."""
+    prefix = tmp / "run"
+    rx = Receiver("--modules", 2, "--port", port, "-o", prefix, "-n", frames, "--idle-timeout", 2,
+                  *receiver_args).start()
+    morgul("simulate", "--modules", 2, "--port", port, "-n", frames)
+    assert rx.wait() == 0, rx.output
+    r = read_run(prefix)
+    run_ = r["run"]
+    assert run_["packets_received"] + run_["packets_lost"] == frames * 2 * 128, run_
+    received = sum(int(mask_bits(m).sum()) for f in r["packet_mask"] for m in f)
+    assert received == run_["packets_received"]
+    return run_, rx
+
+
 def test_kernel_drops_are_reported(tmp, port):
     """With a receive buffer far too small for a burst, the kernel drops
     datagrams: the socket's drops are reported as kernel drops, and every
     packet lost, wherever the kernel dropped it, shows in the counts and
     bitmasks."""
-    prefix = tmp / "run"
-    rx = Receiver("--modules", 2, "--port", port, "-o", prefix, "-n", 200, "--idle-timeout", 2, "--rcvbuf", 1).start()
-    morgul("simulate", "--modules", 2, "--port", port, "-n", 200)  # as fast as one core sends
-    assert rx.wait() == 0, rx.output
-    r = read_run(prefix)
-    run_ = r["run"]
+    run_, rx = burst(tmp, port, 200, "--rcvbuf", 1)
     if run_["packets_lost"] == 0:
         pytest.skip("the receiver kept up with the burst: nothing to report on this machine")
-    sent = 200 * 2 * 128
-    assert run_["packets_received"] + run_["packets_lost"] == sent, run_
     # the socket's own drops are a part of the loss (the loopback device may drop more before it)
     assert 0 < run_["kernel_drops"] <= run_["packets_lost"]
-    received = sum(int(mask_bits(m).sum()) for f in r["packet_mask"] for m in f)
-    assert received == run_["packets_received"]
     assert f"kernel drops {run_['kernel_drops']}" in rx.output
     assert "dropped by the kernel before morgul read them" in rx.output
 
@@ -189,19 +197,10 @@ def test_buffer_overruns_are_reported(tmp, port):
     writing: the packets that found no free buffer are counted as buffer
     overruns, every packet lost shows in the counts and bitmasks, and the
     summary says what to do."""
-    prefix = tmp / "run"
-    rx = Receiver("--modules", 2, "--port", port, "-o", prefix, "-n", 300, "--idle-timeout", 2,
-                  "--buffer-frames", 4, "--window", 2).start()
-    morgul("simulate", "--modules", 2, "--port", port, "-n", 300)  # as fast as one core sends
-    assert rx.wait() == 0, rx.output
-    r = read_run(prefix)
-    run_ = r["run"]
+    run_, rx = burst(tmp, port, 300, "--buffer-frames", 4, "--window", 2)
     if run_["packets_overrun"] == 0:
         pytest.skip("compressing and writing kept up with the burst: nothing to report on this machine")
-    assert run_["packets_received"] + run_["packets_lost"] == 300 * 2 * 128, run_
     assert run_["packets_overrun"] <= run_["packets_lost"]
-    received = sum(int(mask_bits(m).sum()) for f in r["packet_mask"] for m in f)
-    assert received == run_["packets_received"]
     assert f"buffer overruns {run_['packets_overrun']}" in rx.output
     assert "--buffer-frames" in rx.output
 
