@@ -84,23 +84,20 @@ static void *correct_frames(void *arg)
         const mg_module_frame *rec = mg_rawread_records(c->in, i);
         const int64_t index = mg_rawread_index(c->in, i);
         pthread_mutex_unlock(&c->io);
-        int64_t n = 0;
-        {
-            for (size_t m = 0; m < c->nmod; m++) {
-                /* the tables of the storage cell the frame was stored in */
-                const mg_conv_tables *t = mg_module_tables_pick(&c->tables[m], rec[m].daq_info);
-                if (t)
-                    mg_convert(t, 0, P, raw + m * P, conv, c->type, MG_CONV_AUTO);
-                else {
-                    mg_convert_invalid(P, conv, c->type);
-                    uncalibrated++;
-                }
-                mg_geometry_place(c->geom, (int)m, conv, img, c->type);
+        for (size_t m = 0; m < c->nmod; m++) {
+            /* the tables of the storage cell the frame was stored in */
+            const mg_conv_tables *t = mg_module_tables_pick(&c->tables[m], rec[m].daq_info);
+            if (t)
+                mg_convert(t, 0, P, raw + m * P, conv, c->type, MG_CONV_AUTO);
+            else {
+                mg_convert_invalid(P, conv, c->type);
+                uncalibrated++;
             }
-            n = mg_bshuf_compress(bs, img, c->img_px, chunk, c->cap, &e);
-            if (n < 0)
-                r = e.code ? e.code : MG_EINVAL;
+            mg_geometry_place(c->geom, (int)m, conv, img, c->type);
         }
+        const int64_t n = mg_bshuf_compress(bs, img, c->img_px, chunk, c->cap, &e);
+        if (n < 0)
+            r = e.code ? e.code : MG_EINVAL;
         pthread_mutex_lock(&c->io);
         while (c->turn != i && i < c->stop)
             pthread_cond_wait(&c->turn_cv, &c->io);
