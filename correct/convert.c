@@ -79,6 +79,11 @@ static mg_conv_tables *fill_offsets(mg_conv_tables *t, const float *const pedest
             t->offset[g][s] = usable ? (float)((double)ped * (double)f) : NAN;
         }
     }
+    /* adc * f - offset >= -offset for adc >= 0 and f >= 0, and the fma rounds monotonically */
+    t->g0_above_floor = 1;
+    for (size_t s = 0; s < len; s++)
+        if (!isnan(t->offset[0][s]) && (t->factor[0][s] < 0 || t->offset[0][s] > 32767.0f))
+            t->g0_above_floor = 0;
     return t;
 }
 
@@ -187,15 +192,24 @@ void mg_convert_scalar(const mg_conv_tables *t, size_t first, size_t count, cons
     }
 }
 
-void mg_convert(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
-                mg_out_type type, mg_conv_impl impl)
+void mg_convert_frames(const mg_conv_tables *t, size_t first, size_t count, int n, const uint16_t *const raw[],
+                       void *const out[], mg_out_type type, mg_conv_impl impl)
 {
     if (impl == MG_CONV_AUTO)
         impl = mg_conv_best();
     if (impl == MG_CONV_AVX2)
-        mg_convert_avx2(t, first, count, raw, out, type);
+        for (int k = 0; k < n; k += MG_CONV_FRAMES_MAX)
+            mg_convert_frames_avx2(t, first, count, n - k < MG_CONV_FRAMES_MAX ? n - k : MG_CONV_FRAMES_MAX, raw + k,
+                                   out + k, type);
     else
-        mg_convert_scalar(t, first, count, raw, out, type);
+        for (int k = 0; k < n; k++)
+            mg_convert_scalar(t, first, count, raw[k], out[k], type);
+}
+
+void mg_convert(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
+                mg_out_type type, mg_conv_impl impl)
+{
+    mg_convert_frames(t, first, count, 1, &raw, &out, type, impl);
 }
 
 void mg_convert_invalid(size_t count, void *out, mg_out_type type)

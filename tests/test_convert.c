@@ -295,6 +295,71 @@ static void test_rounding_formula(void)
     CHECK(truncf(h + 0.5f) == 1.0f);
 }
 
+/* mg_convert_frames gives, for 1 to 5 frames at once (5: two passes of
+ * the AVX2 kernel), exactly what mg_convert gives frame by frame: frames
+ * all G0, G0 with a few other groups, random words, and the smallest ADC
+ * values; on tables where G0 values cannot go below -32767 (the kernel
+ * leaves out that clamp) and on tables where they can. */
+static void test_frames_together(void)
+{
+    enum { N = 8192, F = 5 };
+    static float ped[3][N];
+    static double gain[3][N];
+    static uint16_t raw[F][N];
+    static char want[N * 4], got[F][N * 4];
+    for (size_t p = 0; p < N; p++) {
+        uint64_t r = rnd();
+        ped[0][p] = 1000.0f + (float)(r % 3000) + 0.25f;
+        ped[1][p] = 14000.0f + (float)(r >> 16 & 1023);
+        ped[2][p] = 15000.0f + (float)(r >> 26 & 1023);
+        gain[0][p] = 38.0 + (double)(r >> 36 & 1023) / 256.0;
+        gain[1][p] = -1.5;
+        gain[2][p] = -0.11;
+    }
+    for (size_t p = 0; p < N; p++) {
+        uint64_t r = rnd();
+        raw[0][p] = (uint16_t)(r & 0x3FFF);
+        raw[1][p] = (uint16_t)(p % 512 == 7 ? (r >> 14) & 0xFFFF : (r >> 14) & 0x3FFF);
+        raw[2][p] = (uint16_t)(r >> 32);
+        raw[3][p] = (uint16_t)(ped[0][p] + (float)(r >> 48 & 255) - 128.0f);
+        raw[4][p] = (uint16_t)(r >> 50 & 3);
+    }
+    const float *pp[3] = {ped[0], ped[1], ped[2]};
+    const double *gp[3] = {gain[0], gain[1], gain[2]};
+    for (int floor = 0; floor < 2; floor++) {
+        if (floor) /* one pixel per 64 with a G0 gain so small that its offset exceeds 32767 photons */
+            for (size_t p = 0; p < N; p += 64)
+                gain[0][p] = 0.003;
+        mg_conv_tables *t = mg_conv_tables_new(N, pp, gp, NULL, 12.4, NULL, -1, NULL);
+        CHECK(t && t->g0_above_floor == !floor);
+        for (int type = MG_OUT_INT16; t && type <= MG_OUT_FLOAT32; type++)
+            for (int n = 1; n <= F; n++)
+                for (size_t first = 0; first < 8; first += 5) {
+                    size_t count = N - first - (n & 1) * 7, es = mg_out_size((mg_out_type)type);
+                    const uint16_t *r[F];
+                    void *o[F];
+                    for (int k = 0; k < n; k++) {
+                        r[k] = raw[(k + n) % F] + first;
+                        o[k] = got[k];
+                    }
+                    mg_convert_frames(t, first, count, n, r, o, (mg_out_type)type, MG_CONV_AUTO);
+                    for (int k = 0; k < n; k++) {
+                        mg_convert(t, first, count, r[k], want, (mg_out_type)type, MG_CONV_SCALAR);
+                        if (memcmp(want, got[k], count * es)) {
+                            fprintf(stderr, "type %d, %d frames from %zu: frame %d differs\n", type, n, first, k);
+                            CHECK(0);
+                        }
+                    }
+                }
+        if (t && floor) { /* the small-gain pixels' small G0 values are clamped, not invalid */
+            int16_t o[16];
+            mg_convert(t, 0, 16, raw[4], o, MG_OUT_INT16, MG_CONV_AUTO);
+            CHECK_EQ(o[0], -32767);
+        }
+        mg_conv_tables_free(t);
+    }
+}
+
 static void test_energy(void)
 {
     CHECK(fabs(mg_energy_from_wavelength(1.0) - 12.398419843320026) < 1e-12);
@@ -309,6 +374,7 @@ int main(void)
     RUN(test_rounding_formula);
     RUN(test_special_words);
     RUN(test_random_words_bit_identical);
+    RUN(test_frames_together);
     RUN(test_real_frames);
     return CHECK_DONE();
 }

@@ -60,6 +60,8 @@ typedef struct mg_conv_tables {
     float *factor[3];   /* 1 / (gain * E); 0 where the gain is unusable; at mg_conv_slot(p) */
     mg_topology *topo;  /* where the planes were allocated */
     int shared_factor;  /* the factor planes are another table's (mg_conv_tables_new_like) */
+    int g0_above_floor; /* every G0 value is >= -32767 (usable G0 factors >= 0, offsets <= 32767): the
+                         * int16 kernel then skips that clamp for G0 words (any real calibration) */
 } mg_conv_tables;
 
 /* Where pixel p's entries are in the table planes: within each group of 16
@@ -122,6 +124,19 @@ mg_conv_impl mg_conv_best(void);
  * and FMA (mg_conv_best() == MG_CONV_AVX2). */
 void mg_convert(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
                 mg_out_type type, mg_conv_impl impl);
+
+/* At most this many frames share one pass over the tables in the AVX2
+ * kernel (mg_convert_frames takes any number, in passes of this many). */
+#define MG_CONV_FRAMES_MAX 4
+
+/* Converts the same `count` words (from pixel `first`) of n frames of the
+ * module: raw[k] into out[k], for k < n.  The output is exactly that of n
+ * mg_convert calls.  The AVX2 kernel reads each table entry once for up to
+ * MG_CONV_FRAMES_MAX frames: a frame's tables are four times its raw bytes,
+ * and reading them, not the arithmetic, limits the conversion of whole
+ * frames; so a worker with several frames queued converts them together. */
+void mg_convert_frames(const mg_conv_tables *t, size_t first, size_t count, int n, const uint16_t *const raw[],
+                       void *const out[], mg_out_type type, mg_conv_impl impl);
 
 /* Fills count elements of out with the invalid value of `type`. */
 void mg_convert_invalid(size_t count, void *out, mg_out_type type);
