@@ -587,7 +587,30 @@ static int bench_loopback(const char *frames_dir, const char *base, int nmod, in
 }
 
 /* Conversion of the real frames to int16 photons: AVX2 vs the scalar
- * reference vs a plain memcpy of the same raw frames (read + write). */
+ * reference vs a plain memcpy of the same raw frames (read + write), on two
+ * working sets: the real frames alone
+ * (10 MiB: they stay in the last-level cache, where memcpy is fastest) and
+ * the same frames repeated to 256 MiB (each read once per pass, as frames
+ * are in a run). */
+enum { CV_MEMCPY, CV_SCALAR, CV_AVX2, CV_ARITH, CV_KINDS };
+
+static void convert_pass(int kind, const mg_conv_tables *t, const uint16_t *frames, size_t n, int16_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t *fr = frames + i * MG_MODULE_PIXELS;
+        if (kind == CV_MEMCPY)
+            memcpy(out, fr, MG_MODULE_BYTES);
+        else if (kind == CV_SCALAR || kind == CV_AVX2)
+            mg_convert(t, 0, MG_MODULE_PIXELS, fr, out, MG_OUT_INT16, kind == CV_SCALAR ? MG_CONV_SCALAR : MG_CONV_AVX2);
+        else /* the arithmetic alone: 1024 pixels converted 8 times in a row, their tables (8 KiB), raw words
+                * and output in the first-level cache */
+            for (size_t b = 0; b < MG_MODULE_PIXELS; b += 1024)
+                for (int rep = 0; rep < 8; rep++)
+                    mg_convert(t, b, 1024, fr + b, out + b, MG_OUT_INT16, MG_CONV_AVX2);
+        __asm__ volatile("" ::"r"(out) : "memory");
+    }
+}
+
 static int bench_convert(const char *dir, double secs, int markdown)
 {
     size_t n = 0;
@@ -609,68 +632,78 @@ static int bench_convert(const char *dir, double secs, int markdown)
     ok &= f && fread(gain, sizeof(double), 3 * (size_t)MG_MODULE_PIXELS, f) == 3 * (size_t)MG_MODULE_PIXELS;
     if (f)
         fclose(f);
-    if (!ok) {
+    const size_t nbig = 256; /* 256 MiB: far beyond any last-level cache */
+    uint16_t *big = ok ? malloc(nbig * MG_MODULE_BYTES) : NULL;
+    int16_t *out = malloc(MG_MODULE_BYTES);
+    if (!ok || !big || !out) {
         fprintf(stderr, "morgul bench convert: needs the raw frames, mod5_pedeG{0,1,2}.bin and "
-                        "gainmap_mod5_derived.bin in %s\n", dir);
+                        "gainmap_mod5_derived.bin in %s (and 260 MiB of memory)\n", dir);
         free(frames);
         free(gain);
+        free(big);
         for (int g = 0; g < 3; g++)
             free(ped[g]);
+        free(out);
         return 1;
     }
+    for (size_t i = 0; i < nbig; i++)
+        memcpy(big + i * MG_MODULE_PIXELS, frames + i % n * MG_MODULE_PIXELS, MG_MODULE_BYTES);
     const float *pp[3] = {ped[0], ped[1], ped[2]};
     const double *gp[3] = {gain, gain + MG_MODULE_PIXELS, gain + 2 * (size_t)MG_MODULE_PIXELS};
     mg_conv_tables *t = mg_conv_tables_new(MG_MODULE_PIXELS, pp, gp, NULL, 12.4, NULL, -1, NULL);
-    int16_t *out = malloc(MG_MODULE_BYTES);
-    double best[4] = {0};
-    const char *names[4] = {"memcpy of the raw frames (baseline)", "scalar reference", "AVX2",
-                            "AVX2, tables in cache (each packet 8x)"};
+    const int avx = mg_conv_best() == MG_CONV_AVX2;
+    /* [0]: the real frames (in cache), [1]: 256 MiB of them (streamed) */
+    double best[2][CV_KINDS] = {{0}};
     double t_end = now_s() + secs;
     int rounds = 0;
     while (now_s() < t_end || rounds < 3) {
-        for (int k = 0; k < 4; k++) {
-            if (k >= 2 && mg_conv_best() != MG_CONV_AVX2)
-                continue;
-            /* each contender's first pass over the frames warms the caches for it (the one before has
-             * filled them with its own data); the second is timed: the steady state of a worker that
-             * converts frame after frame */
-            double t0 = 0;
-            for (int pass = 0; pass < 2; pass++) {
-                t0 = now_s();
-                for (size_t i = 0; i < n; i++) {
-                    const uint16_t *fr = frames + i * MG_MODULE_PIXELS;
-                    if (k == 0)
-                        memcpy(out, fr, MG_MODULE_BYTES);
-                    else if (k < 3)
-                        mg_convert(t, 0, MG_MODULE_PIXELS, fr, out, MG_OUT_INT16,
-                                   k == 1 ? MG_CONV_SCALAR : MG_CONV_AVX2);
-                    else /* the arithmetic alone: a packet's 4096 pixels converted 8 times, tables in L1 */
-                        for (size_t b = 0; b < MG_MODULE_PIXELS; b += MG_PACKET_DATA_BYTES / 2)
-                            for (int rep = 0; rep < 8; rep++)
-                                mg_convert(t, b, MG_PACKET_DATA_BYTES / 2, fr + b, out + b, MG_OUT_INT16,
-                                           MG_CONV_AVX2);
-                    __asm__ volatile("" ::"r"(out) : "memory");
-                }
+        for (int set = 0; set < 2; set++)
+            for (int k = 0; k < CV_KINDS; k++) {
+                if ((k >= CV_AVX2 && !avx) || (set == 1 && (k == CV_SCALAR || k == CV_ARITH)))
+                    continue;
+                const uint16_t *fr = set ? big : frames;
+                size_t nf = set ? nbig : n;
+                /* each contender's first pass warms the caches for it (the one before has filled them with
+                 * its own data); the second is timed: the steady state of a worker converting frame after
+                 * frame */
+                convert_pass(k, t, fr, nf, out);
+                double t0 = now_s();
+                convert_pass(k, t, fr, nf, out);
+                double rate = (double)nf * (k == CV_ARITH ? 8 : 1) / (now_s() - t0);
+                if (rate > best[set][k])
+                    best[set][k] = rate;
             }
-            double rate = (double)n * (k == 3 ? 8 : 1) / (now_s() - t0);
-            if (rate > best[k])
-                best[k] = rate;
-        }
         rounds++;
     }
-    printf("convert: %zu real frames to int16 photons at 12.4 keV, best of %d rounds, 1 thread\n", n, rounds);
-    for (int k = 0; k < 4; k++)
-        if (best[k] > 0)
-            printf("  %-38s %8.0f module-frames/s\n", names[k], best[k]);
-    if (best[2] > 0)
-        printf("  AVX2 / scalar: x%.2f; AVX2 / memcpy: %.2f (memcpy is %.2fx faster; %.2fx than the arithmetic "
-               "alone)\n", best[2] / best[1], best[2] / best[0], best[0] / best[2], best[0] / best[3]);
-    if (markdown && best[2] > 0)
-        printf("| convert real frames to int16 | %.0f module-frames/s | scalar %.0f, memcpy %.0f | x%.2f, memcpy/AVX2 %.2f | "
-               "tables in cache %.0f (memcpy/that %.2f) |\n",
-               best[2], best[1], best[0], best[2] / best[1], best[0] / best[2], best[3], best[0] / best[3]);
+    const char *names[CV_KINDS] = {"memcpy of the raw frames (baseline)", "scalar reference", "AVX2",
+                                   "AVX2, arithmetic alone (all in L1)"};
+    printf("convert: real frames to int16 photons at 12.4 keV, best of %d rounds, 1 thread\n", rounds);
+    for (int set = 0; set < 2; set++) {
+        printf("  %s:\n", set ? "the same frames repeated to 256 MiB (streamed from memory, as in a run)"
+                              : "the 10 real frames (10 MiB, in cache)");
+        for (int k = 0; k < CV_KINDS; k++)
+            if (best[set][k] > 0)
+                printf("    %-42s %8.0f module-frames/s\n", names[k], best[set][k]);
+        if (avx)
+            printf("    memcpy is %.2fx faster than AVX2\n", best[set][CV_MEMCPY] / best[set][CV_AVX2]);
+    }
+    if (avx)
+        printf("  AVX2 / scalar: x%.2f; memcpy is %.2fx faster than the arithmetic alone\n",
+               best[0][CV_AVX2] / best[0][CV_SCALAR], best[0][CV_MEMCPY] / best[0][CV_ARITH]);
+    if (markdown && avx) {
+        for (int set = 0; set < 2; set++)
+            printf("| convert real frames to int16, %s | AVX2 %.0f module-frames/s | memcpy %.0f | "
+                   "memcpy/AVX2 %.2f |\n",
+                   set ? "streamed (256 MiB)" : "in cache (10 frames)", best[set][CV_AVX2], best[set][CV_MEMCPY],
+                   best[set][CV_MEMCPY] / best[set][CV_AVX2]);
+        printf("| convert: AVX2 vs scalar, arithmetic alone | scalar %.0f, tables in cache %.0f | | x%.2f; "
+               "memcpy/arithmetic %.2f |\n",
+               best[0][CV_SCALAR], best[0][CV_ARITH], best[0][CV_AVX2] / best[0][CV_SCALAR],
+               best[0][CV_MEMCPY] / best[0][CV_ARITH]);
+    }
     mg_conv_tables_free(t);
     free(out);
+    free(big);
     free(frames);
     free(gain);
     for (int g = 0; g < 3; g++)
@@ -678,11 +711,6 @@ static int bench_convert(const char *dir, double secs, int markdown)
     return 0;
 }
 
-/* Pedestal accumulation: 32 dark frames made from the PSI G0 pedestals and
- * noise of frames_dir (synthetic ones without them), added over and over by
- * the scalar and the AVX2 kernel, against a memcpy of the same frames; and
- * in burst mode, 128 frames dealt to 16 storage cells' accumulators (each
- * cell's batch fills once per round, so it has left the cache by then). */
 static int bench_pedestal(const char *dir, double secs, int markdown)
 {
     enum { NF = 32 };

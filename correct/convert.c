@@ -192,24 +192,15 @@ void mg_convert_scalar(const mg_conv_tables *t, size_t first, size_t count, cons
     }
 }
 
-void mg_convert_frames(const mg_conv_tables *t, size_t first, size_t count, int n, const uint16_t *const raw[],
-                       void *const out[], mg_out_type type, mg_conv_impl impl)
+void mg_convert(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
+                mg_out_type type, mg_conv_impl impl)
 {
     if (impl == MG_CONV_AUTO)
         impl = mg_conv_best();
     if (impl == MG_CONV_AVX2)
-        for (int k = 0; k < n; k += MG_CONV_FRAMES_MAX)
-            mg_convert_frames_avx2(t, first, count, n - k < MG_CONV_FRAMES_MAX ? n - k : MG_CONV_FRAMES_MAX, raw + k,
-                                   out + k, type);
+        mg_convert_avx2(t, first, count, raw, out, type);
     else
-        for (int k = 0; k < n; k++)
-            mg_convert_scalar(t, first, count, raw[k], out[k], type);
-}
-
-void mg_convert(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
-                mg_out_type type, mg_conv_impl impl)
-{
-    mg_convert_frames(t, first, count, 1, &raw, &out, type, impl);
+        mg_convert_scalar(t, first, count, raw, out, type);
 }
 
 void mg_convert_invalid(size_t count, void *out, mg_out_type type)

@@ -10,11 +10,10 @@
  * reads the G1/G2 tables too and blends.  Every arithmetic step is the
  * scalar reference's, so the results are bit-identical.
  *
- * Whole frames are limited by reading the tables, not by arithmetic: a G0
- * pixel's table entries are 8 bytes against its 2 raw bytes (with the
- * tables in cache the arithmetic runs about twice as fast).  So the int16
- * path converts up to MG_CONV_FRAMES_MAX frames together, each group's
- * entries loaded once into registers for all of them. */
+ * Whole frames are limited by reading the tables, not by the arithmetic: a
+ * G0 pixel's table entries are 8 bytes against its 2 raw bytes (with
+ * everything in the first-level cache the arithmetic runs 1.5-1.7 times as
+ * fast; docs/performance.md). */
 #include <immintrin.h>
 #include <math.h>
 
@@ -142,113 +141,69 @@ static __attribute__((noinline)) void general16(const mg_conv_tables *t, size_t 
     }
 }
 
-/* Converts groups of 16 words of n frames from i on while all n are G0,
- * loading each group's table entries once for the n frames; returns where
- * it stopped: the end, or a group where some frame has another gain or a
- * special word.  The loop calls nothing, so its constants stay in
- * registers (a call would make the compiler reload them every group). */
-static inline __attribute__((always_inline)) size_t g0_run(const float *o0, const float *f0, size_t i,
-                                                          size_t count, int n, const uint16_t *const raw[],
-                                                          int16_t *const out[], int floor)
+/* Converts groups of 16 G0 words from i on; returns where it stopped: the
+ * end, or a group with another gain or a special word.  The loop calls
+ * nothing, so its constants stay in registers (with a call in the loop the
+ * compiler reloaded three of them every group).  One instance per clamp. */
+static inline __attribute__((always_inline)) size_t g0_run(const float *o0, const float *f0, size_t i, size_t count,
+                                                          const uint16_t *raw, int16_t *out, int floor)
 {
     const __m256i gainbits = _mm256_set1_epi16((short)0xC000);
     for (; i + 16 <= count; i += 16) {
-        __m256i r[MG_CONV_FRAMES_MAX], any = _mm256_setzero_si256();
-        for (int k = 0; k < n; k++) {
-            r[k] = _mm256_loadu_si256((const __m256i *)(raw[k] + i));
-            any = _mm256_or_si256(any, r[k]);
-        }
-        if (__builtin_expect(!_mm256_testz_si256(any, gainbits), 0))
+        const __m256i r16 = _mm256_loadu_si256((const __m256i *)(raw + i));
+        if (__builtin_expect(!_mm256_testz_si256(r16, gainbits), 0))
             break;
-        const __m256 oa = _mm256_loadu_ps(o0 + i), ob = _mm256_loadu_ps(o0 + i + 8);
-        const __m256 fa = _mm256_loadu_ps(f0 + i), fb = _mm256_loadu_ps(f0 + i + 8);
-        for (int k = 0; k < n; k++)
-            _mm256_storeu_si256((__m256i *)(out[k] + i), g0_int16(oa, ob, fa, fb, r[k], floor));
+        _mm256_storeu_si256((__m256i *)(out + i),
+                            g0_int16(_mm256_loadu_ps(o0 + i), _mm256_loadu_ps(o0 + i + 8), _mm256_loadu_ps(f0 + i),
+                                     _mm256_loadu_ps(f0 + i + 8), r16, floor));
     }
     return i;
 }
 
-/* The int16 conversion of n frames from i (a group boundary) to the last
- * whole group; returns where that ends. */
-static inline __attribute__((always_inline)) size_t int16_frames(const mg_conv_tables *t, size_t first, size_t i,
-                                                                size_t count, int n, const uint16_t *const raw[],
-                                                                void *const out[], int floor)
+/* The int16 conversion from i (a group boundary) to the last whole group;
+ * returns where that ends. */
+static inline __attribute__((always_inline)) size_t int16_groups(const mg_conv_tables *t, size_t first, size_t i,
+                                                                size_t count, const uint16_t *raw, int16_t *out,
+                                                                int floor)
 {
     const float *o0 = t->offset[0] + first, *f0 = t->factor[0] + first;
-    int16_t *o16[MG_CONV_FRAMES_MAX];
-    for (int k = 0; k < n; k++)
-        o16[k] = out[k];
-    const __m256i gainbits = _mm256_set1_epi16((short)0xC000);
-    while ((i = g0_run(o0, f0, i, count, n, raw, o16, floor)) + 16 <= count) {
-        /* a group where some frame is not all G0: each frame by itself */
-        for (int k = 0; k < n; k++) {
-            const __m256i r16 = _mm256_loadu_si256((const __m256i *)(raw[k] + i));
-            if (_mm256_testz_si256(r16, gainbits))
-                _mm256_storeu_si256((__m256i *)(o16[k] + i),
-                                    g0_int16(_mm256_loadu_ps(o0 + i), _mm256_loadu_ps(o0 + i + 8),
-                                             _mm256_loadu_ps(f0 + i), _mm256_loadu_ps(f0 + i + 8), r16, 1));
-            else
-                general16(t, first + i, r16, o16[k] + i, MG_OUT_INT16);
-        }
+    while ((i = g0_run(o0, f0, i, count, raw, out, floor)) + 16 <= count) {
+        general16(t, first + i, _mm256_loadu_si256((const __m256i *)(raw + i)), out + i, MG_OUT_INT16);
         i += 16;
     }
     return i;
 }
 
-/* One instance per frame count and clamp, so each loop is unrolled over
- * the frames and keeps its table entries in registers. */
-#define INT16_FRAMES(n, floor)                                                                                   \
-    static __attribute__((noinline)) size_t int16_frames_##n##_##floor(const mg_conv_tables *t, size_t first,    \
-                                                                       size_t i, size_t count,                   \
-                                                                       const uint16_t *const raw[],              \
-                                                                       void *const out[])                        \
-    {                                                                                                            \
-        return int16_frames(t, first, i, count, n, raw, out, floor);                                             \
-    }
-INT16_FRAMES(1, 0)
-INT16_FRAMES(2, 0)
-INT16_FRAMES(3, 0)
-INT16_FRAMES(4, 0)
-INT16_FRAMES(1, 1)
-INT16_FRAMES(2, 1)
-INT16_FRAMES(3, 1)
-INT16_FRAMES(4, 1)
-
-typedef size_t (*int16_frames_fn)(const mg_conv_tables *, size_t, size_t, size_t, const uint16_t *const[],
-                                  void *const[]);
-
-void mg_convert_frames_avx2(const mg_conv_tables *t, size_t first, size_t count, int n, const uint16_t *const raw[],
-                            void *const out[], mg_out_type type)
+static size_t int16_groups_floor(const mg_conv_tables *t, size_t first, size_t i, size_t count, const uint16_t *raw,
+                                 int16_t *out)
 {
-    static const int16_frames_fn int16_fns[2][MG_CONV_FRAMES_MAX] = {
-        {int16_frames_1_0, int16_frames_2_0, int16_frames_3_0, int16_frames_4_0},
-        {int16_frames_1_1, int16_frames_2_1, int16_frames_3_1, int16_frames_4_1}};
+    return int16_groups(t, first, i, count, raw, out, 1);
+}
+
+static size_t int16_groups_above_floor(const mg_conv_tables *t, size_t first, size_t i, size_t count,
+                                       const uint16_t *raw, int16_t *out)
+{
+    return int16_groups(t, first, i, count, raw, out, 0);
+}
+
+void mg_convert_avx2(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
+                     mg_out_type type)
+{
     const size_t es = mg_out_size(type);
     /* up to the first whole group of 16 (mg_conv_slot) */
     size_t i = (16 - first % 16) % 16;
     if (i > count)
         i = count;
     if (i)
-        for (int k = 0; k < n; k++)
-            mg_convert_scalar(t, first, i, raw[k], out[k], type);
+        mg_convert_scalar(t, first, i, raw, out, type);
     if (type == MG_OUT_INT16) {
-        /* the kernels index from the first whole group */
-        const uint16_t *r[MG_CONV_FRAMES_MAX];
-        void *o[MG_CONV_FRAMES_MAX];
-        for (int k = 0; k < n; k++) {
-            r[k] = raw[k] + i;
-            o[k] = (int16_t *)out[k] + i;
-        }
-        i += int16_fns[!t->g0_above_floor][n - 1](t, first + i, 0, count - i, r, o);
-    } else {
-        size_t end = i + (count - i) / 16 * 16;
-        for (int k = 0; k < n; k++)
-            for (size_t j = i; j < end; j += 16)
-                general16(t, first + j, _mm256_loadu_si256((const __m256i *)(raw[k] + j)), (char *)out[k] + j * es,
-                          type);
-        i = end;
-    }
+        /* the loops index from the first whole group */
+        int16_t *o16 = (int16_t *)out + i;
+        i += (t->g0_above_floor ? int16_groups_above_floor : int16_groups_floor)(t, first + i, 0, count - i, raw + i,
+                                                                                o16);
+    } else
+        for (; i + 16 <= count; i += 16)
+            general16(t, first + i, _mm256_loadu_si256((const __m256i *)(raw + i)), (char *)out + i * es, type);
     if (i < count)
-        for (int k = 0; k < n; k++)
-            mg_convert_scalar(t, first + i, count - i, raw[k] + i, (char *)out[k] + i * es, type);
+        mg_convert_scalar(t, first + i, count - i, raw + i, (char *)out + i * es, type);
 }

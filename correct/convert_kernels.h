@@ -6,7 +6,7 @@
 
 void mg_convert_scalar(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
                        mg_out_type type);
-void mg_convert_frames_avx2(const mg_conv_tables *t, size_t first, size_t count, int n, const uint16_t *const raw[],
-                            void *const out[], mg_out_type type);
+void mg_convert_avx2(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
+                     mg_out_type type);
 
 #endif

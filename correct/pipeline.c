@@ -44,10 +44,6 @@ typedef struct job {
 #define MAX_OUTBUFS 8
 #define OUTBUF_BYTES ((size_t)64 << 20)
 #define NPOSTED 256
-/* A worker with several frames queued converts up to MG_CONV_FRAMES_MAX of
- * them together (one pass over the tables), in as many images of its own,
- * at most this much memory. */
-#define IMAGES_BYTES ((size_t)64 << 20)
 
 /* A compressed frame waiting to be written. */
 typedef struct outbuf {
@@ -67,8 +63,7 @@ typedef struct worker {
     mg_bshuf_ctx *ctx;
     outbuf out[MAX_OUTBUFS];
     unsigned next_out;
-    void *conv;               /* corrected output: a packet's block converted, per frame taken together */
-    void *image[MG_CONV_FRAMES_MAX]; /* ... the detector images */
+    void *conv, *image;       /* corrected output: one module converted, the detector image */
     mg_pedestal_acc **acc;    /* dark runs: the accumulators this worker adds to */
     int own_acc;              /* ... its own (merged into the configured ones at the end) */
     int started;
@@ -78,7 +73,6 @@ struct mg_pipeline {
     mg_pipeline_config cfg;
     int nmod, nw;
     int outbufs;              /* per worker */
-    int together;             /* frames a worker takes at once, at most (conversion: one pass over the tables) */
     int nacc;                 /* dark runs: accumulators per set (modules x cells) */
     size_t chunk_cap, frame_elems;
     size_t es, img_px;        /* element size and pixels of what is compressed */
@@ -89,7 +83,7 @@ struct mg_pipeline {
     _Atomic uint32_t turn_gen; /* futex word: changes whenever turn does */
     _Atomic(outbuf *) posted[NPOSTED]; /* [seq % NPOSTED]: chunks waiting for their turn */
     pthread_mutex_t write_lock;
-    _Atomic uint64_t written, discarded, raw, comp, dark, other_cell, uncalibrated, converted_together;
+    _Atomic uint64_t written, discarded, raw, comp, dark, other_cell, uncalibrated;
     _Atomic uint32_t cells_seen;
     _Atomic uint32_t dark_exposure;
     _Atomic uint32_t fill_max;
@@ -320,117 +314,70 @@ static void accumulate(mg_pipeline *p, worker *w, const mg_frame *f)
     atomic_fetch_add(&p->dark, 1);
 }
 
-/* The worker's next frames: waits for one, then takes those already
- * queued behind it, up to `max`.  Returns how many (0: the end was reached,
- * and no frame is left). */
-static int take_frames(worker *w, job *jobs, int max)
-{
-    job *j;
-    while (!(j = mg_ring_peek(&w->in, 100000)))
-        ;
-    int n = 0;
-    do {
-        if (j->end) {
-            if (!n)
-                mg_ring_consume(&w->in);
-            break; /* with frames taken, the end is seen on the next call */
-        }
-        jobs[n++] = *j;
-        mg_ring_consume(&w->in);
-    } while (n < max && (j = mg_ring_peek(&w->in, 0)));
-    return n;
-}
-
-/* Converts module m of n frames and lays it out in images[k]: frames with
- * the same tables (all, unless storage cells differ) go through the
- * conversion together, one pass over the tables for all of them, packet by
- * packet so each packet's rows are placed while in cache. */
-static void convert_module(mg_pipeline *p, worker *w, const mg_module_tables *tables, int m, const job *jobs, int n)
-{
-    const mg_out_type type = (mg_out_type)p->cfg.type;
-    const size_t block = MG_PACKET_DATA_BYTES / 2;
-    const mg_conv_tables *t[MG_CONV_FRAMES_MAX];
-    int done[MG_CONV_FRAMES_MAX] = {0};
-    for (int k = 0; k < n; k++)
-        if (!(t[k] = mg_module_tables_pick(tables, jobs[k].frame.modules[m].daq_info)))
-            atomic_fetch_add(&p->uncalibrated, 1);
-    for (int k = 0; k < n; k++) {
-        if (done[k])
-            continue;
-        int idx[MG_CONV_FRAMES_MAX], g = 0;
-        for (int k2 = k; k2 < n; k2++)
-            if (!done[k2] && t[k2] == t[k]) {
-                idx[g++] = k2;
-                done[k2] = 1;
-            }
-        if (g > 1)
-            atomic_fetch_add(&p->converted_together, (uint64_t)g);
-        for (int q = 0; q < MG_PACKETS_PER_MODULE; q++) {
-            const uint16_t *raw[MG_CONV_FRAMES_MAX];
-            void *conv[MG_CONV_FRAMES_MAX];
-            for (int i = 0; i < g; i++) {
-                raw[i] = jobs[idx[i]].frame.blocks[m * MG_PACKETS_PER_MODULE + q];
-                conv[i] = (char *)w->conv + (size_t)i * block * p->es;
-            }
-            if (t[k])
-                mg_convert_frames(t[k], (size_t)q * block, block, g, raw, conv, type, MG_CONV_AUTO);
-            else
-                for (int i = 0; i < g; i++)
-                    mg_convert_invalid(block, conv[i], type);
-            for (int i = 0; i < g; i++)
-                mg_geometry_place_rows(p->cfg.geom, m, q * MG_ROWS_PER_PACKET, MG_ROWS_PER_PACKET, conv[i],
-                                       w->image[idx[i]], type);
-        }
-    }
-}
-
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     mg_pipeline *p = w->p;
     bind_core(p, p->cfg.plan ? p->cfg.plan->worker_core[w->id] : -1);
-    job jobs[MG_CONV_FRAMES_MAX];
-    int n;
-    while ((n = take_frames(w, jobs, p->together))) {
-        if (p->cfg.pedestal) { /* together is 1 */
-            accumulate(p, w, &jobs[0].frame);
-            mg_asm_release(p->cfg.assembler, &jobs[0].frame);
+    for (;;) {
+        job *j;
+        while (!(j = mg_ring_peek(&w->in, 100000)))
+            ;
+        if (j->end) {
+            mg_ring_consume(&w->in);
+            return NULL;
+        }
+        uint64_t seq = j->seq;
+        mg_frame f = j->frame;
+        mg_ring_consume(&w->in);
+        if (p->cfg.pedestal) {
+            accumulate(p, w, &f);
+            mg_asm_release(p->cfg.assembler, &f);
             continue;
         }
-        outbuf *b[MG_CONV_FRAMES_MAX];
-        for (int k = 0; k < n; k++) {
-            b[k] = &w->out[w->next_out];
-            w->next_out = (w->next_out + 1) % (unsigned)p->outbufs;
-            wait_written(p, b[k]);
-            memcpy(b[k]->modules, jobs[k].frame.modules, sizeof(mg_module_frame) * (size_t)p->nmod);
-        }
+        outbuf *b = &w->out[w->next_out];
+        w->next_out = (w->next_out + 1) % (unsigned)p->outbufs;
+        wait_written(p, b);
+        memcpy(b->modules, f.modules, sizeof(mg_module_frame) * (size_t)p->nmod);
+        mg_error e = {0};
+        int64_t n = 0;
         const mg_module_tables *tables = p->cfg.worker_tables ? p->cfg.worker_tables[w->id] : p->cfg.tables;
-        if (!atomic_load(&p->failed) && tables)
-            for (int m = 0; m < p->nmod; m++)
-                convert_module(p, w, &tables[m], m, jobs, n);
-        for (int k = 0; k < n; k++) {
-            const mg_frame *f = &jobs[k].frame;
-            mg_error e = {0};
-            int64_t c = 0;
-            if (!atomic_load(&p->failed))
-                c = tables ? mg_bshuf_compress(w->ctx, w->image[k], p->img_px, b[k]->chunk, p->chunk_cap, &e)
-                           : mg_bshuf_compress_blocks(w->ctx, (const void *const *)f->blocks, (size_t)f->nblocks,
-                                                      b[k]->chunk, p->chunk_cap, &e);
-            if (c < 0) {
-                mg_error_prefix(&e, "compressing frame %lld", (long long)f->index);
-                fail(p, &e);
+        if (!atomic_load(&p->failed) && tables) {
+            /* convert each module from its packet blocks, lay it out, compress the image */
+            const mg_out_type type = (mg_out_type)p->cfg.type;
+            const size_t block = MG_PACKET_DATA_BYTES / 2;
+            for (int m = 0; m < p->nmod; m++) {
+                const mg_conv_tables *t = mg_module_tables_pick(&tables[m], f.modules[m].daq_info);
+                if (!t)
+                    atomic_fetch_add(&p->uncalibrated, 1);
+                for (int q = 0; q < MG_PACKETS_PER_MODULE; q++) {
+                    /* one packet's 4 rows: converted and placed while in cache */
+                    if (t)
+                        mg_convert(t, (size_t)q * block, block, f.blocks[m * MG_PACKETS_PER_MODULE + q], w->conv,
+                                   type, MG_CONV_AUTO);
+                    else
+                        mg_convert_invalid(block, w->conv, type);
+                    mg_geometry_place_rows(p->cfg.geom, m, q * MG_ROWS_PER_PACKET, MG_ROWS_PER_PACKET, w->conv,
+                                           w->image, type);
+                }
             }
-            b[k]->n = c > 0 ? c : 0;
-            b[k]->index = f->index;
-            b[k]->seq = jobs[k].seq;
-            mg_asm_release(p->cfg.assembler, &jobs[k].frame);
-            atomic_store(&b[k]->busy, 1);
-            wait_post_free(p, jobs[k].seq);
-            atomic_store(&p->posted[jobs[k].seq % NPOSTED], b[k]);
-            drain(p);
+            n = mg_bshuf_compress(w->ctx, w->image, p->img_px, b->chunk, p->chunk_cap, &e);
+        } else if (!atomic_load(&p->failed))
+            n = mg_bshuf_compress_blocks(w->ctx, (const void *const *)f.blocks, (size_t)f.nblocks, b->chunk,
+                                         p->chunk_cap, &e);
+        mg_asm_release(p->cfg.assembler, &f);
+        if (n < 0) {
+            mg_error_prefix(&e, "compressing frame %lld", (long long)f.index);
+            fail(p, &e);
         }
+        b->n = n > 0 ? n : 0;
+        b->index = f.index;
+        b->seq = seq;
+        atomic_store(&b->busy, 1);
+        wait_post_free(p, seq);
+        atomic_store(&p->posted[seq % NPOSTED], b);
+        drain(p);
     }
-    return NULL;
 }
 
 static void destroy(mg_pipeline *p)
@@ -444,9 +391,8 @@ static void destroy(mg_pipeline *p)
         }
         if (p->w[i].conv)
             mg_numa_free(p->cfg.topo, p->w[i].conv, (size_t)MG_MODULE_PIXELS * p->es);
-        for (int k = 0; k < p->together; k++)
-            if (p->w[i].image[k])
-                mg_numa_free(p->cfg.topo, p->w[i].image[k], p->img_px * p->es);
+        if (p->w[i].image)
+            mg_numa_free(p->cfg.topo, p->w[i].image, p->img_px * p->es);
         if (p->w[i].own_acc) {
             mg_dark_accs_free(p->w[i].acc, p->nacc);
             free(p->w[i].acc);
@@ -480,13 +426,6 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
     p->chunk_cap = mg_bshuf_bound(p->img_px, p->es);
     p->outbufs = (int)(OUTBUF_BYTES / p->chunk_cap);
     p->outbufs = p->outbufs < 2 ? 2 : p->outbufs > MAX_OUTBUFS ? MAX_OUTBUFS : p->outbufs;
-    p->together = 1;
-    if (correcting && !cfg->pedestal) {
-        size_t fit = IMAGES_BYTES / (p->img_px * p->es);
-        p->together = fit < 1 ? 1 : fit > MG_CONV_FRAMES_MAX ? MG_CONV_FRAMES_MAX : (int)fit;
-        if (p->together > p->outbufs)
-            p->together = p->outbufs;
-    }
     p->w = calloc((size_t)p->nw, sizeof(worker));
     if (!p->w) {
         destroy(p);
@@ -506,15 +445,11 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
         }
         if (correcting) {
             w->conv = mg_numa_alloc(cfg->topo, (size_t)MG_MODULE_PIXELS * p->es, node);
-            bufs_ok &= w->conv != NULL;
-            for (int k = 0; k < p->together; k++) {
-                w->image[k] = mg_numa_alloc(cfg->topo, p->img_px * p->es, node);
-                if (w->image[k])
-                    mg_geometry_fill_gaps(cfg->geom, w->image[k], (mg_out_type)cfg->type);
-                bufs_ok &= w->image[k] != NULL;
-            }
+            w->image = mg_numa_alloc(cfg->topo, p->img_px * p->es, node);
+            if (w->image)
+                mg_geometry_fill_gaps(cfg->geom, w->image, (mg_out_type)cfg->type);
         }
-        if (!bufs_ok) {
+        if (!bufs_ok || (correcting && (!w->conv || !w->image))) {
             destroy(p);
             mg_error_set(err, MG_ENOMEM, "out of memory for compression buffers");
             return NULL;
@@ -598,7 +533,6 @@ void mg_pipeline_get_stats(mg_pipeline *p, mg_pipeline_stats *s)
     s->frames_other_cell = atomic_load(&p->other_cell);
     s->cells_seen = atomic_load(&p->cells_seen);
     s->uncalibrated = atomic_load(&p->uncalibrated);
-    s->frames_together = atomic_load(&p->converted_together);
     s->bytes_raw = atomic_load(&p->raw);
     s->bytes_compressed = atomic_load(&p->comp);
     for (int i = 0; i < p->nw; i++) {

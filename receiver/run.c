@@ -306,7 +306,6 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
         sum->bytes_raw = ps.bytes_raw;
         sum->bytes_compressed = ps.bytes_compressed;
         sum->queue_fill_max = ps.queue_fill_max;
-        sum->frames_together = ps.frames_together;
         sum->queue_capacity = ps.queue_capacity;
         if (prc) {
             ended = MG_END_ERROR;
@@ -459,9 +458,6 @@ void mg_run_print_summary(const mg_run_summary *s, FILE *out)
         fprintf(out, "output    %.3f GB raw -> %.3f GB compressed (ratio %.2f); queue fill max %u of %u\n",
                 (double)s->bytes_raw / 1e9, (double)s->bytes_compressed / 1e9,
                 (double)s->bytes_raw / (double)s->bytes_compressed, s->queue_fill_max, s->queue_capacity);
-    if (s->frames_together)
-        fprintf(out, "          %llu module-frames converted several at a time (one pass over the tables): the "
-                     "workers found frames queued\n", (unsigned long long)s->frames_together);
     if (s->master[0])
         fprintf(out, "files     %s\n", s->master);
 }

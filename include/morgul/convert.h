@@ -125,19 +125,6 @@ mg_conv_impl mg_conv_best(void);
 void mg_convert(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
                 mg_out_type type, mg_conv_impl impl);
 
-/* At most this many frames share one pass over the tables in the AVX2
- * kernel (mg_convert_frames takes any number, in passes of this many). */
-#define MG_CONV_FRAMES_MAX 4
-
-/* Converts the same `count` words (from pixel `first`) of n frames of the
- * module: raw[k] into out[k], for k < n.  The output is exactly that of n
- * mg_convert calls.  The AVX2 kernel reads each table entry once for up to
- * MG_CONV_FRAMES_MAX frames: a frame's tables are four times its raw bytes,
- * and reading them, not the arithmetic, limits the conversion of whole
- * frames; so a worker with several frames queued converts them together. */
-void mg_convert_frames(const mg_conv_tables *t, size_t first, size_t count, int n, const uint16_t *const raw[],
-                       void *const out[], mg_out_type type, mg_conv_impl impl);
-
 /* Fills count elements of out with the invalid value of `type`. */
 void mg_convert_invalid(size_t count, void *out, mg_out_type type);
 

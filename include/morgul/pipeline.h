@@ -80,8 +80,6 @@ typedef struct mg_pipeline_stats {
     uint64_t frames_other_cell;  /* with pedestals: frames of a cell without accumulator, left out */
     uint32_t cells_seen;         /* bit c: a frame (complete, any module) named storage cell c */
     uint64_t uncalibrated;       /* corrected: module-frames of a storage cell the calibration lacks */
-    uint64_t frames_together;    /* corrected: module-frames converted in one pass over the tables with
-                                  * others (a worker found several frames queued) */
     uint64_t bytes_raw, bytes_compressed;
     uint32_t queue_fill, queue_capacity; /* frames waiting in worker queues now */
     uint32_t queue_fill_max;

@@ -94,7 +94,6 @@ typedef struct mg_run_summary {
     uint64_t frames_missing_at_end; /* with max_frames: never seen because the run ended first */
     uint64_t unexpected_port;   /* replay: datagrams on ports outside the detector */
     uint64_t capture_skipped;   /* replay: records that were not UDP, fragments, truncated */
-    uint64_t frames_together;           /* corrected: module-frames converted together with others */
     uint32_t queue_fill_max, queue_capacity;
     double seconds;
     double cpu_seconds;         /* user + system of the whole process */

@@ -3,8 +3,6 @@ written raw by morgul, corrected with their pedestals and gain map at
 12.4 keV, give PSI's reference conversion; the NXmx master has the fields
 DIALS and XDS read; a calibration or energy that does not fit is refused
 before any frame is read."""
-import re
-
 import h5py
 import numpy as np
 import pytest
@@ -201,23 +199,6 @@ def test_inline_replay_and_receive_equal_offline(raw_run, port):
         np.testing.assert_array_equal(c["entry/data/data"][()], want)
         assert c["entry/definition"][()] == b"NXmx"
         assert list(c["entry/instrument/detector/jungfrau/frames/packets_received"][:, 0]) == [128] * 10
-
-
-def test_frames_converted_together_equal_offline(raw_run):
-    """A worker that finds several frames queued converts them in one pass
-    over the tables; replaying the capture 30 times as fast as it reads keeps
-    the queues full, and every frame still equals the offline correction."""
-    d, raw, cal = raw_run
-    morgul("correct", raw, "-c", cal, "--energy", 12.4, "-o", d / "off1", "--overwrite")
-    r = morgul("replay", d / "c.pcap", "--module-names", "M420", "-o", d / "loops", "--calibration", cal,
-               "--energy", 12.4, "--loops", 30, "--overwrite")
-    m = re.search(r"(\d+) module-frames converted several at a time", r.stdout)
-    assert m and int(m.group(1)) > 0, r.stdout
-    with h5py.File(d / "off1_master.h5", "r") as a, h5py.File(d / "loops_master.h5", "r") as b:
-        want, got = a["entry/data/data"][()], b["entry/data/data"][()]
-        assert got.shape == (300,) + want.shape[1:]
-        for loop in range(30):
-            np.testing.assert_array_equal(got[loop * 10:(loop + 1) * 10], want)
 
 
 def test_inline_refused_before_receiving(raw_run, tmp_path, port):
