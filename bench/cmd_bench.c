@@ -588,10 +588,9 @@ static int bench_loopback(const char *frames_dir, const char *base, int nmod, in
 
 /* Conversion of the real frames to int16 photons: AVX2 vs the scalar
  * reference vs a plain memcpy of the same raw frames (read + write), on two
- * working sets: the real frames alone
- * (10 MiB: they stay in the last-level cache, where memcpy is fastest) and
- * the same frames repeated to 256 MiB (each read once per pass, as frames
- * are in a run). */
+ * working sets: the real frames alone (10 of 1 MiB stay in the last-level
+ * cache, where memcpy is fastest) and the same frames repeated to 256 MiB
+ * (each read once per pass, as frames are in a run). */
 enum { CV_MEMCPY, CV_SCALAR, CV_AVX2, CV_ARITH, CV_KINDS };
 
 static void convert_pass(int kind, const mg_conv_tables *t, const uint16_t *frames, size_t n, int16_t *out)
@@ -679,8 +678,10 @@ static int bench_convert(const char *dir, double secs, int markdown)
                                    "AVX2, arithmetic alone (all in L1)"};
     printf("convert: real frames to int16 photons at 12.4 keV, best of %d rounds, 1 thread\n", rounds);
     for (int set = 0; set < 2; set++) {
-        printf("  %s:\n", set ? "the same frames repeated to 256 MiB (streamed from memory, as in a run)"
-                              : "the 10 real frames (10 MiB, in cache)");
+        if (set)
+            printf("  the same frames repeated to %zu MiB (streamed from memory, as in a run):\n", nbig);
+        else
+            printf("  the %zu real frames (%zu MiB, in cache if it holds them):\n", n, n);
         for (int k = 0; k < CV_KINDS; k++)
             if (best[set][k] > 0)
                 printf("    %-42s %8.0f module-frames/s\n", names[k], best[set][k]);
@@ -692,11 +693,11 @@ static int bench_convert(const char *dir, double secs, int markdown)
                best[0][CV_AVX2] / best[0][CV_SCALAR], best[0][CV_MEMCPY] / best[0][CV_ARITH]);
     if (markdown && avx) {
         for (int set = 0; set < 2; set++)
-            printf("| convert real frames to int16, %s | AVX2 %.0f module-frames/s | memcpy %.0f | "
+            printf("| convert real frames to int16, %s (%zu frames) | AVX2 %.0f module-frames/s | memcpy %.0f | "
                    "memcpy/AVX2 %.2f |\n",
-                   set ? "streamed (256 MiB)" : "in cache (10 frames)", best[set][CV_AVX2], best[set][CV_MEMCPY],
+                   set ? "streamed" : "in cache", set ? nbig : n, best[set][CV_AVX2], best[set][CV_MEMCPY],
                    best[set][CV_MEMCPY] / best[set][CV_AVX2]);
-        printf("| convert: AVX2 vs scalar, arithmetic alone | scalar %.0f, tables in cache %.0f | | x%.2f; "
+        printf("| convert: AVX2 vs scalar, arithmetic alone | scalar %.0f, arithmetic alone (L1) %.0f | | x%.2f; "
                "memcpy/arithmetic %.2f |\n",
                best[0][CV_SCALAR], best[0][CV_ARITH], best[0][CV_AVX2] / best[0][CV_SCALAR],
                best[0][CV_MEMCPY] / best[0][CV_ARITH]);
