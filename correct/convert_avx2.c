@@ -158,11 +158,28 @@ static __attribute__((noinline)) void general16(const mg_conv_tables *t, size_t 
 /* Converts groups of 16 G0 words from i on; returns where it stopped: the
  * end, or a group with another gain or a special word.  The loop calls
  * nothing, so its constants stay in registers (with a call in the loop the
- * compiler reloaded three of them every group).  One instance per clamp. */
+ * compiler reloaded three of them every group).  One instance per clamp.
+ * Two groups at a time while both are G0: one gain test and one prefetch
+ * (a cache line of raw words) per 32 pixels, the arithmetic alone 1.05
+ * times as fast; the second loop takes a single group before another
+ * kind, and the end. */
 static inline __attribute__((always_inline)) size_t g0_run(const float *o0, const float *f0, size_t i, size_t count,
                                                           const uint16_t *raw, int16_t *out, int floor)
 {
     const __m256i gainbits = _mm256_set1_epi16((short)0xC000);
+    for (; i + 32 <= count; i += 32) {
+        const __m256i r0 = _mm256_loadu_si256((const __m256i *)(raw + i));
+        const __m256i r1 = _mm256_loadu_si256((const __m256i *)(raw + i + 16));
+        if (__builtin_expect(!_mm256_testz_si256(_mm256_or_si256(r0, r1), gainbits), 0))
+            break;
+        PREFETCH_RAW(raw + i);
+        _mm256_storeu_si256((__m256i *)(out + i),
+                            g0_int16(_mm256_loadu_ps(o0 + i), _mm256_loadu_ps(o0 + i + 8), _mm256_loadu_ps(f0 + i),
+                                     _mm256_loadu_ps(f0 + i + 8), r0, floor));
+        _mm256_storeu_si256((__m256i *)(out + i + 16),
+                            g0_int16(_mm256_loadu_ps(o0 + i + 16), _mm256_loadu_ps(o0 + i + 24),
+                                     _mm256_loadu_ps(f0 + i + 16), _mm256_loadu_ps(f0 + i + 24), r1, floor));
+    }
     for (; i + 16 <= count; i += 16) {
         const __m256i r16 = _mm256_loadu_si256((const __m256i *)(raw + i));
         if (__builtin_expect(!_mm256_testz_si256(r16, gainbits), 0))
