@@ -12,7 +12,7 @@
  *
  * Whole frames are limited by reading the tables, not by the arithmetic: a
  * G0 pixel's table entries are 8 bytes against its 2 raw bytes (with
- * everything in the first-level cache the arithmetic runs 1.5-1.7 times as
+ * everything in the first-level cache the arithmetic runs 1.6-1.8 times as
  * fast; docs/performance.md). */
 #include <immintrin.h>
 #include <math.h>
