@@ -58,15 +58,25 @@ static void put_f64(hid_t g, const char *name, double v, const char *units)
         H5Dclose(d);
 }
 
-static void put_i64(hid_t g, const char *name, long long v)
+static void put_scalar(hid_t g, const char *name, hid_t file_type, hid_t mem_type, const void *v)
 {
     hid_t s = H5Screate(H5S_SCALAR);
-    hid_t d = H5Dcreate2(g, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t d = H5Dcreate2(g, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (d >= 0) {
-        H5Dwrite(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v);
+        H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
         H5Dclose(d);
     }
     H5Sclose(s);
+}
+
+static void put_i64(hid_t g, const char *name, long long v)
+{
+    put_scalar(g, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, &v);
+}
+
+static void put_u64(hid_t g, const char *name, uint64_t v)
+{
+    put_scalar(g, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
 }
 
 static void put_str(hid_t g, const char *name, const char *v)
@@ -175,6 +185,20 @@ static int write_master(int64_t file, uint64_t frames, void *ctx)
     H5Pclose(dcpl);
     H5Sclose(s);
     put_i64(det, "pixel_mask_applied", 0);
+    /* what XDS's plugins read besides NXmx (the Eiger layout): the number of
+     * images and triggers, the same mask (a second name for it) and the
+     * image size; the frames are linked file by file as /entry/data/data_NNNNNN */
+    hid_t ds = group(f, DET "/detectorSpecific", "NXcollection");
+    if (ds < 0)
+        bad = 1;
+    else {
+        put_u64(ds, "nimages", frames);
+        put_u64(ds, "ntrigger", 1);
+        put_u64(ds, "x_pixels_in_detector", (uint64_t)g->width);
+        put_u64(ds, "y_pixels_in_detector", (uint64_t)g->height);
+        bad |= H5Lcreate_hard(det, "pixel_mask", ds, "pixel_mask", H5P_DEFAULT, H5P_DEFAULT) < 0;
+        H5Gclose(ds);
+    }
 
     /* the depends_on chain: detector translation along the beam, the module
      * placed so that the beam centre pixel lies on the beam, pixels running
@@ -275,6 +299,7 @@ void mg_nxmx_layout(mg_nxmx_info *info, mg_frame_layout *layout)
     layout->dims[0] = (uint64_t)info->geom->height;
     layout->dims[1] = (uint64_t)info->geom->width;
     layout->elem = info->type == MG_OUT_INT16 ? MG_ELEM_I16 : info->type == MG_OUT_INT32 ? MG_ELEM_I32 : MG_ELEM_F32;
+    layout->link_files = 1;
     layout->master_extra = write_master;
     layout->ctx = info;
 }

@@ -518,6 +518,25 @@ static int make_vds(mg_rawfile *f, hid_t master, const char *path, hid_t type, i
     return 0;
 }
 
+/* DATA_PATH_NNNNNN in the master: an external link to DATA_PATH of data
+ * file NNNNNN, by relative name like the virtual dataset's. */
+static int link_files(mg_rawfile *f, hid_t master)
+{
+    int bad = 0;
+    for (int j = 0; j < f->file_no; j++) {
+        if (!f->file_frames[j])
+            continue;
+        char full[4200], name[512], target[512], *base;
+        data_path(f, j + 1, full, sizeof full);
+        base = strrchr(full, '/');
+        base = base ? base + 1 : full;
+        snprintf(name, sizeof name, "%s_%06d", f->lay.data_path, j + 1);
+        snprintf(target, sizeof target, "/%s", f->lay.data_path);
+        bad |= H5Lcreate_external(base, target, master, name, H5P_DEFAULT, H5P_DEFAULT) < 0;
+    }
+    return bad ? -1 : 0;
+}
+
 int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -529,6 +548,8 @@ int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error 
     } else {
         int bad = 0;
         bad |= make_vds(f, m, f->lay.data_path, f->ftype, f->frank + 1, f->fdims);
+        if (f->lay.link_files)
+            bad |= link_files(f, m) < 0;
         for (int i = 0; i < M_COUNT; i++) {
             hsize_t t[2] = {(hsize_t)f->nmod, 16};
             int rank = META[i].per_module == 0 ? 1 : META[i].per_module == 1 ? 2 : 3;

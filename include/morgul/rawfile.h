@@ -42,6 +42,8 @@ typedef struct mg_frame_layout {
     int rank;               /* of one frame: 2 or 3 */
     uint64_t dims[3];
     int elem;               /* MG_ELEM_* */
+    int link_files;         /* the master also links each data file's frames as DATA_PATH_NNNNNN (NNNNNN the
+                               file's number): the Eiger layout XDS's plugin Neggia reads frames from */
     /* called with the open master file (an HDF5 hid_t) and the number of
      * frames written, before the master is closed */
     int (*master_extra)(int64_t master, uint64_t frames, void *ctx);

@@ -108,6 +108,37 @@ def test_nxmx_master(raw_run):
             assert int(img[513 - 100, 255]) + int(img[513 - 100, 256]) == v
 
 
+def test_xds_plugin_layout(raw_run, tmp_path, monkeypatch):
+    """What XDS's Neggia plugin reads (its README's requirements, the Eiger
+    layout): detectorSpecific/nimages and ntrigger, a uint32 pixel_mask there
+    of the image's shape, and the frames as /entry/data/data_NNNNNN, one per
+    data file, chunked one frame each, frame k in data_(k // n + 1) at k % n
+    with n the frames of data_000001; links found from any working directory."""
+    d, raw, cal = raw_run
+    morgul("correct", raw, "-c", cal, "--energy", 12.4, "-o", tmp_path / "x", "--frames-per-file", 4)
+    monkeypatch.chdir("/")
+    with h5py.File(tmp_path / "x_master.h5", "r") as f:
+        ds = f["entry/instrument/detector/detectorSpecific"]
+        assert ds["nimages"][()] == 10 and ds["ntrigger"][()] == 1
+        assert ds["nimages"].dtype.kind in "ui" and ds["ntrigger"].dtype.kind in "ui"
+        mask = ds["pixel_mask"]
+        assert mask.dtype == np.uint32 and mask.shape == (514, 1030)
+        assert (mask[()] == f["entry/instrument/detector/pixel_mask"][()]).all()
+        assert ds["x_pixels_in_detector"][()] == 1030 and ds["y_pixels_in_detector"][()] == 514
+        assert f["entry/instrument/detector/x_pixel_size"].dtype.kind == "f"
+        names = sorted(k for k in f["entry/data"] if k.startswith("data_"))
+        assert names == ["data_000001", "data_000002", "data_000003"]
+        link = f["entry/data"].get("data_000002", getlink=True)
+        assert isinstance(link, h5py.ExternalLink) and link.filename == "x_data_000002.h5"
+        first = f["entry/data/data_000001"]
+        n = first.shape[0]
+        assert n == 4 and first.dtype.kind == "i" and first.chunks == (1, 514, 1030)
+        assert [f["entry/data/" + k].shape[0] for k in names] == [4, 4, 2]
+        whole = f["entry/data/data"][()]
+        for k in range(10):
+            assert (f[f"entry/data/data_{k // n + 1:06d}"][k % n] == whole[k]).all()
+
+
 @pytest.mark.parametrize("kind", ["int32", "float32"])
 def test_other_types(raw_run, kind):
     d, raw, cal = raw_run
