@@ -135,6 +135,7 @@ def test_xds_plugin_layout(raw_run, tmp_path, monkeypatch):
         assert n == 4 and first.dtype.kind == "i" and first.chunks == (1, 514, 1030)
         assert [f["entry/data/" + k].shape[0] for k in names] == [4, 4, 2]
         whole = f["entry/data/data"][()]
+        assert ds["nimages"][()] * ds["ntrigger"][()] == len(whole)  # Neggia's number of frames
         for k in range(10):
             assert (f[f"entry/data/data_{k // n + 1:06d}"][k % n] == whole[k]).all()
 
