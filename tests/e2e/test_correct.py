@@ -109,11 +109,13 @@ def test_nxmx_master(raw_run):
 
 
 def test_xds_plugin_layout(raw_run, tmp_path, monkeypatch):
-    """What XDS's Neggia plugin reads (its README's requirements, the Eiger
+    """What XDS's plugins read: Neggia (its README's requirements, the Eiger
     layout): detectorSpecific/nimages and ntrigger, a uint32 pixel_mask there
     of the image's shape, and the frames as /entry/data/data_NNNNNN, one per
     data file, chunked one frame each, frame k in data_(k // n + 1) at k % n
-    with n the frames of data_000001; links found from any working directory."""
+    with n the frames of data_000001; links found from any working directory.
+    Durin (its source's conditions) takes the same data_NNNNNN and reads their
+    chunks directly when the filter is bitshuffle/LZ4 as below."""
     d, raw, cal = raw_run
     morgul("correct", raw, "-c", cal, "--energy", 12.4, "-o", tmp_path / "x", "--frames-per-file", 4)
     monkeypatch.chdir("/")
@@ -134,6 +136,12 @@ def test_xds_plugin_layout(raw_run, tmp_path, monkeypatch):
         n = first.shape[0]
         assert n == 4 and first.dtype.kind == "i" and first.chunks == (1, 514, 1030)
         assert [f["entry/data/" + k].shape[0] for k in names] == [4, 4, 2]
+        # Durin reads the chunks itself when the one filter is bitshuffle with at most 5 parameters,
+        # [2] the element size and [4] 2 (LZ4), and the chunk's header gives the frame's size
+        fid, _, cd, _ = first.id.get_create_plist().get_filter(0)
+        assert fid == 32008 and len(cd) <= 5 and cd[2] == first.dtype.itemsize and cd[4] == 2
+        _, chunk = first.id.read_direct_chunk((1, 0, 0))
+        assert int.from_bytes(chunk[:8], "big") == 514 * 1030 * first.dtype.itemsize
         whole = f["entry/data/data"][()]
         assert ds["nimages"][()] * ds["ntrigger"][()] == len(whole)  # Neggia's number of frames
         for k in range(10):
