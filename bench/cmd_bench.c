@@ -637,14 +637,16 @@ static int bench_convert(const char *dir, double secs, int markdown)
      * in cache on malloc's buffers, 16 bytes past a page start */
     const size_t nbig = 256; /* 256 MiB: far beyond any last-level cache */
     uint16_t *small = ok ? mg_numa_alloc(NULL, n * MG_MODULE_BYTES, -1) : NULL;
+    uint16_t *strong = ok ? mg_numa_alloc(NULL, n * MG_MODULE_BYTES, -1) : NULL;
     uint16_t *big = ok ? mg_numa_alloc(NULL, nbig * MG_MODULE_BYTES, -1) : NULL;
     int16_t *out = mg_numa_alloc(NULL, MG_MODULE_BYTES, -1);
-    if (!ok || !small || !big || !out) {
+    if (!ok || !small || !strong || !big || !out) {
         fprintf(stderr, "morgul bench convert: needs the raw frames, mod5_pedeG{0,1,2}.bin and "
                         "gainmap_mod5_derived.bin in %s (and 270 MiB of memory)\n", dir);
         free(frames);
         free(gain);
         mg_numa_free(NULL, small, n * MG_MODULE_BYTES);
+        mg_numa_free(NULL, strong, n * MG_MODULE_BYTES);
         mg_numa_free(NULL, big, nbig * MG_MODULE_BYTES);
         for (int g = 0; g < 3; g++)
             free(ped[g]);
@@ -652,23 +654,33 @@ static int bench_convert(const char *dir, double secs, int markdown)
         return 1;
     }
     memcpy(small, frames, n * MG_MODULE_BYTES);
+    /* a strong signal: 5 % of the pixels, scattered, switched to G1 (their ADC
+     * value kept; 0 would be the invalid word 0x4000) */
+    uint64_t x = 1;
+    for (size_t i = 0; i < n * MG_MODULE_PIXELS; i++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        strong[i] = small[i];
+        if ((x >> 33) % 100 < 5 && (small[i] & 0x3FFF))
+            strong[i] = (uint16_t)((small[i] & 0x3FFF) | 0x4000);
+    }
     for (size_t i = 0; i < nbig; i++)
         memcpy(big + i * MG_MODULE_PIXELS, frames + i % n * MG_MODULE_PIXELS, MG_MODULE_BYTES);
     const float *pp[3] = {ped[0], ped[1], ped[2]};
     const double *gp[3] = {gain, gain + MG_MODULE_PIXELS, gain + 2 * (size_t)MG_MODULE_PIXELS};
     mg_conv_tables *t = mg_conv_tables_new(MG_MODULE_PIXELS, pp, gp, NULL, 12.4, NULL, -1, NULL);
     const int avx = mg_conv_best() == MG_CONV_AVX2;
-    /* [0]: the real frames (in cache), [1]: 256 MiB of them (streamed) */
-    double best[2][CV_KINDS] = {{0}};
+    /* [0]: the real frames (in cache), [1]: 256 MiB of them (streamed), [2]: with a strong signal */
+    double best[3][CV_KINDS] = {{0}};
     double t_end = now_s() + secs;
     int rounds = 0;
     while (now_s() < t_end || rounds < 3) {
-        for (int set = 0; set < 2; set++)
+        for (int set = 0; set < 3; set++)
             for (int k = 0; k < CV_KINDS; k++) {
-                if ((k >= CV_AVX2 && !avx) || (set == 1 && (k == CV_SCALAR || k == CV_ARITH)))
+                if ((k >= CV_AVX2 && !avx) || (set == 1 && (k == CV_SCALAR || k == CV_ARITH)) ||
+                    (set == 2 && (k == CV_MEMCPY || k == CV_ARITH)))
                     continue;
-                const uint16_t *fr = set ? big : small;
-                size_t nf = set ? nbig : n;
+                const uint16_t *fr = set == 2 ? strong : set ? big : small;
+                size_t nf = set == 1 ? nbig : n;
                 /* each contender's first pass warms the caches for it (the one before has filled them with
                  * its own data); the second is timed: the steady state of a worker converting frame after
                  * frame */
@@ -703,6 +715,13 @@ static int bench_convert(const char *dir, double secs, int markdown)
     if (avx)
         printf("  AVX2 / scalar: x%.2f; memcpy is %.2fx faster than the arithmetic alone\n",
                best[0][CV_AVX2] / best[0][CV_SCALAR], best[0][CV_MEMCPY] / best[0][CV_ARITH]);
+    printf("  the real frames with 5 %% of their pixels switched to G1, scattered (a strong signal):\n");
+    for (int k = CV_SCALAR; k <= CV_AVX2; k++)
+        if (best[2][k] > 0)
+            printf("    %-42s %8.0f module-frames/s\n", names[k], best[2][k]);
+    if (avx)
+        printf("    AVX2 / scalar: x%.2f; %.2f of the rate on the real frames\n", best[2][CV_AVX2] / best[2][CV_SCALAR],
+               best[2][CV_AVX2] / best[0][CV_AVX2]);
     if (markdown && avx) {
         for (int set = 0; set < 2; set++)
             printf("| convert real frames to int16, %s (%zu frames) | AVX2 %.0f module-frames/s | memcpy %.0f | "
@@ -713,11 +732,16 @@ static int bench_convert(const char *dir, double secs, int markdown)
                "memcpy/arithmetic %.2f |\n",
                best[0][CV_SCALAR], best[0][CV_ARITH], best[0][CV_AVX2] / best[0][CV_SCALAR],
                best[0][CV_MEMCPY] / best[0][CV_ARITH]);
+        printf("| convert real frames to int16, 5 %% of the pixels switched to G1 | AVX2 %.0f module-frames/s | "
+               "scalar %.0f | x%.2f; %.2f of the real frames' rate |\n",
+               best[2][CV_AVX2], best[2][CV_SCALAR], best[2][CV_AVX2] / best[2][CV_SCALAR],
+               best[2][CV_AVX2] / best[0][CV_AVX2]);
     }
     mg_conv_tables_free(t);
     mg_numa_free(NULL, out, MG_MODULE_BYTES);
     mg_numa_free(NULL, big, nbig * MG_MODULE_BYTES);
     mg_numa_free(NULL, small, n * MG_MODULE_BYTES);
+    mg_numa_free(NULL, strong, n * MG_MODULE_BYTES);
     free(frames);
     free(gain);
     for (int g = 0; g < 3; g++)
