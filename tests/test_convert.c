@@ -296,12 +296,13 @@ static void test_rounding_formula(void)
 }
 
 /* The AVX2 kernel equals the scalar one on frames all G0, G0 with a few
- * other groups, random words and the smallest ADC values, on tables where
+ * other groups, random words, the smallest ADC values and a strong signal
+ * (G1 and a few G2 words scattered among G0 ones), on tables where
  * G0 values cannot go below -32767 (the kernel leaves out that clamp) and
  * on tables where they can. */
 static void test_g0_clamp_or_not(void)
 {
-    enum { N = 8192, F = 5 };
+    enum { N = 8192, F = 6 };
     static float ped[3][N];
     static double gain[3][N];
     static uint16_t raw[F][N];
@@ -322,6 +323,12 @@ static void test_g0_clamp_or_not(void)
         raw[2][p] = (uint16_t)(r >> 32);
         raw[3][p] = (uint16_t)(ped[0][p] + (float)(r >> 48 & 255) - 128.0f);
         raw[4][p] = (uint16_t)(r >> 50 & 3);
+        /* a strong signal: near-pedestal G0 words with G1 ones scattered (1 in 20) and a few G2 (1 in 200),
+         * so runs of mixed groups with and without G2 words alternate with runs of G0 groups */
+        uint64_t q = rnd();
+        raw[5][p] = q % 20 == 0    ? (uint16_t)(0x4000 | (1 + (q >> 8) % 16383))
+                    : q % 200 == 1 ? (uint16_t)(0xC000 | (1 + (q >> 8) % 16382))
+                                   : raw[3][p];
     }
     const float *pp[3] = {ped[0], ped[1], ped[2]};
     const double *gp[3] = {gain[0], gain[1], gain[2]};
