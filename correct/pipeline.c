@@ -351,8 +351,11 @@ static void *worker_main(void *arg)
                 if (!t)
                     atomic_fetch_add(&p->uncalibrated, 1);
                 for (int q = 0; q < MG_PACKETS_PER_MODULE; q++) {
-                    /* one packet's 4 rows: converted and placed while in cache */
-                    if (t)
+                    /* one packet's 4 rows: converted and placed while in cache; a packet that did not
+                     * come is invalid without converting its MG_WORD_MISSING words (which would give the
+                     * same, at the cost of a mixed-gain group: packets are lost when the machine is
+                     * busiest) */
+                    if (t && f.modules[m].mask[q >> 3] >> (q & 7) & 1)
                         mg_convert(t, (size_t)q * block, block, f.blocks[m * MG_PACKETS_PER_MODULE + q], w->conv,
                                    type, MG_CONV_AUTO);
                     else

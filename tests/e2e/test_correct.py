@@ -241,6 +241,36 @@ def test_inline_replay_and_receive_equal_offline(raw_run, port):
         assert list(c["entry/instrument/detector/jungfrau/frames/packets_received"][:, 0]) == [128] * 10
 
 
+def test_lost_packets_invalid(raw_run, tmp_path):
+    """Packets lost on the way: corrected inline, the rows they carried are
+    the invalid value, every other pixel is as in the correction of the
+    complete frames, and the packet masks say which."""
+    d, raw, cal = raw_run
+    flat = d / "flat_master.h5"
+    if not flat.exists():
+        morgul("correct", raw, "-c", cal, "--energy", 12.4, "-o", d / "flat", "--raw-layout")
+    frames = ",".join(str(MOD5 / f"mod5_raw{k}.bin") for k in range(10))
+    morgul("simulate", "-n", 10, "--content", "frames", "--frames-file", frames, "--pcap", tmp_path / "lossy.pcap",
+           "--module-names", "M420", "--drop", 0.03, "--seed", 5)
+    morgul("replay", tmp_path / "lossy.pcap", "--module-names", "M420", "-o", tmp_path / "inl", "--calibration", cal,
+           "--energy", 12.4, "--raw-layout", "-q")
+    with h5py.File(tmp_path / "inl_master.h5", "r") as f, h5py.File(flat, "r") as g:
+        got, want = f["entry/data/data"][()], g["entry/data/data"][()]
+        rec = f["entry/instrument/detector/jungfrau/frames"]
+        assert list(rec["index"][()]) == list(range(10))
+        mask = rec["packet_mask"][:, 0, :]
+        lost = 0
+        for k in range(10):
+            for q in range(128):
+                rows = slice(4 * q, 4 * q + 4)
+                if mask[k, q >> 3] >> (q & 7) & 1:
+                    np.testing.assert_array_equal(got[k, rows], want[k, rows])
+                else:
+                    lost += 1
+                    assert (got[k, rows] == -32768).all()
+        assert lost == 1280 - rec["packets_received"][()].sum() and 10 < lost < 100
+
+
 def test_inline_refused_before_receiving(raw_run, tmp_path, port):
     d, raw, cal = raw_run
     p = morgul("receive", "--port", port, "-o", tmp_path / "x", "--calibration", cal, check=False)
