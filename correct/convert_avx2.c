@@ -66,17 +66,17 @@ typedef struct eight {
     __m256 inv;
 } eight;
 
-/* 8 widened words w at table slots s..s+7, any gain */
-static inline eight compute8(const mg_conv_tables *t, size_t s, __m256i w)
+/* 8 widened words w at table slots s..s+7, any gain: the G0 and G1 entries
+ * are read and blended whatever the gains, the G2 ones only when a word
+ * needs them (see any_int16). */
+static inline __attribute__((always_inline)) eight compute8(const mg_conv_tables *t, size_t s, __m256i w)
 {
     const __m256i g = _mm256_srli_epi32(w, 14);
-    __m256 off = _mm256_loadu_ps(t->offset[0] + s);
-    __m256 fac = _mm256_loadu_ps(t->factor[0] + s);
     const __m256 m1 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(g, _mm256_set1_epi32(1)));
     const __m256 m3 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(g, _mm256_set1_epi32(3)));
-    if (!_mm256_testz_ps(_mm256_or_ps(m1, m3), _mm256_or_ps(m1, m3))) {
-        off = _mm256_blendv_ps(off, _mm256_loadu_ps(t->offset[1] + s), m1);
-        fac = _mm256_blendv_ps(fac, _mm256_loadu_ps(t->factor[1] + s), m1);
+    __m256 off = _mm256_blendv_ps(_mm256_loadu_ps(t->offset[0] + s), _mm256_loadu_ps(t->offset[1] + s), m1);
+    __m256 fac = _mm256_blendv_ps(_mm256_loadu_ps(t->factor[0] + s), _mm256_loadu_ps(t->factor[1] + s), m1);
+    if (!_mm256_testz_ps(m3, m3)) {
         off = _mm256_blendv_ps(off, _mm256_loadu_ps(t->offset[2] + s), m3);
         fac = _mm256_blendv_ps(fac, _mm256_loadu_ps(t->factor[2] + s), m3);
     }
@@ -113,69 +113,6 @@ static inline void store_32(void *out, __m256i a, __m256i b)
 {
     _mm256_storeu_si256((__m256i *)out, _mm256_permute2x128_si256(a, b, 0x20));
     _mm256_storeu_si256((__m256i *)out + 1, _mm256_permute2x128_si256(a, b, 0x31));
-}
-
-/* One group of 16 words of any kind at slots s..s+15 to int32 or float32,
- * written to o (every group of these types comes here; the int16 path,
- * the default, is any_int16 and the G0 loop below). */
-static inline void wide16(const mg_conv_tables *t, size_t s, __m256i r16, void *o, mg_out_type type)
-{
-    eight a = compute8(t, s, _mm256_unpacklo_epi16(r16, _mm256_setzero_si256()));
-    eight b = compute8(t, s + 8, _mm256_unpackhi_epi16(r16, _mm256_setzero_si256()));
-    if (type == MG_OUT_INT32)
-        store_32(o, to_int32(a), to_int32(b));
-    else
-        store_32(o, _mm256_castps_si256(to_float(a)), _mm256_castps_si256(to_float(b)));
-}
-
-/* How far ahead of the group being converted its raw words are asked for
- * (in pixels: 8 KiB).  Frames that come from memory rather than from the
- * cache are otherwise read at the pace of the hardware prefetcher, which
- * follows the tables' two streams and the output as well: asking for the
- * raw words early made the conversion of streamed frames 1.1 times as fast
- * (docs/performance.md).  Asking for the tables early did not help. */
-#define RAW_AHEAD 4096
-
-/* Through an integer: the address may lie beyond the end of raw, where a
- * pointer may not point (a prefetch never faults).  A macro: written as an
- * inline function, gcc 12 left the prefetch out of the G0 loop. */
-#define PREFETCH_RAW(at) _mm_prefetch((const char *)((uintptr_t)(at) + RAW_AHEAD * sizeof(uint16_t)), _MM_HINT_T0)
-
-/* Converts groups of 16 G0 words from i on; returns where it stopped: the
- * end, or a group with another gain or a special word.  The loop calls
- * nothing, so its constants stay in registers (with a call in the loop the
- * compiler reloaded three of them every group).  One instance per clamp.
- * Two groups at a time while both are G0: one gain test and one prefetch
- * (a cache line of raw words) per 32 pixels, the arithmetic alone 1.05
- * times as fast; the second loop takes a single group before another
- * kind, and the end. */
-static inline __attribute__((always_inline)) size_t g0_run(const float *o0, const float *f0, size_t i, size_t count,
-                                                          const uint16_t *raw, int16_t *out, int floor)
-{
-    const __m256i gainbits = _mm256_set1_epi16((short)0xC000);
-    for (; i + 32 <= count; i += 32) {
-        const __m256i r0 = _mm256_loadu_si256((const __m256i *)(raw + i));
-        const __m256i r1 = _mm256_loadu_si256((const __m256i *)(raw + i + 16));
-        if (__builtin_expect(!_mm256_testz_si256(_mm256_or_si256(r0, r1), gainbits), 0))
-            break;
-        PREFETCH_RAW(raw + i);
-        _mm256_storeu_si256((__m256i *)(out + i),
-                            g0_int16(_mm256_loadu_ps(o0 + i), _mm256_loadu_ps(o0 + i + 8), _mm256_loadu_ps(f0 + i),
-                                     _mm256_loadu_ps(f0 + i + 8), r0, floor));
-        _mm256_storeu_si256((__m256i *)(out + i + 16),
-                            g0_int16(_mm256_loadu_ps(o0 + i + 16), _mm256_loadu_ps(o0 + i + 24),
-                                     _mm256_loadu_ps(f0 + i + 16), _mm256_loadu_ps(f0 + i + 24), r1, floor));
-    }
-    for (; i + 16 <= count; i += 16) {
-        const __m256i r16 = _mm256_loadu_si256((const __m256i *)(raw + i));
-        if (__builtin_expect(!_mm256_testz_si256(r16, gainbits), 0))
-            break;
-        PREFETCH_RAW(raw + i);
-        _mm256_storeu_si256((__m256i *)(out + i),
-                            g0_int16(_mm256_loadu_ps(o0 + i), _mm256_loadu_ps(o0 + i + 8), _mm256_loadu_ps(f0 + i),
-                                     _mm256_loadu_ps(f0 + i + 8), r16, floor));
-    }
-    return i;
 }
 
 /* 16 words of any kind at table slots s..s+15 to int16: the G0 and G1
@@ -221,6 +158,101 @@ static inline __attribute__((always_inline)) __m256i any_int16(const mg_conv_tab
     return _mm256_blendv_epi8(o, _mm256_set1_epi16(MG_INT16_SATURATED), sat);
 }
 
+/* One group of 16 words of any kind at slots s..s+15 to `type` at o. */
+static inline __attribute__((always_inline)) void any_group(const mg_conv_tables *t, size_t s, __m256i r16, void *o,
+                                                           mg_out_type type)
+{
+    if (type == MG_OUT_INT16) {
+        _mm256_storeu_si256((__m256i *)o, any_int16(t, s, r16));
+        return;
+    }
+    eight a = compute8(t, s, _mm256_unpacklo_epi16(r16, _mm256_setzero_si256()));
+    eight b = compute8(t, s + 8, _mm256_unpackhi_epi16(r16, _mm256_setzero_si256()));
+    if (type == MG_OUT_INT32)
+        store_32(o, to_int32(a), to_int32(b));
+    else
+        store_32(o, _mm256_castps_si256(to_float(a)), _mm256_castps_si256(to_float(b)));
+}
+
+/* One group of 16 G0 words to `type` at o, with the G0 planes' entries for
+ * them in oa, fa (pixels 0-3, 8-11) and ob, fb (4-7, 12-15).  int32: the
+ * value rounded, negative ones 0, a NaN (unusable pixel) -1 from the
+ * truncation's 0x80000000 or'ed with its sign (no valid value is negative;
+ * none reaches 2^31, by the factor bound); float32: the value, NaN itself
+ * marking an unusable pixel. */
+static inline __attribute__((always_inline)) void g0_group(__m256 oa, __m256 ob, __m256 fa, __m256 fb, __m256i r16,
+                                                          void *o, mg_out_type type, int floor)
+{
+    if (type == MG_OUT_INT16) {
+        _mm256_storeu_si256((__m256i *)o, g0_int16(oa, ob, fa, fb, r16, floor));
+        return;
+    }
+    const __m256i magic = _mm256_set1_epi16(0x4B00);
+    const __m256 two23 = _mm256_set1_ps(8388608.0f);
+    __m256 a = _mm256_sub_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(r16, magic)), two23);
+    __m256 b = _mm256_sub_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(r16, magic)), two23);
+    a = _mm256_fmsub_ps(a, fa, oa);
+    b = _mm256_fmsub_ps(b, fb, ob);
+    if (type == MG_OUT_FLOAT32) {
+        store_32(o, _mm256_castps_si256(a), _mm256_castps_si256(b));
+        return;
+    }
+    /* max(0, NaN) is the NaN (its second operand) */
+    __m256i ia = _mm256_cvttps_epi32(_mm256_max_ps(_mm256_setzero_ps(), add_half_away(a)));
+    __m256i ib = _mm256_cvttps_epi32(_mm256_max_ps(_mm256_setzero_ps(), add_half_away(b)));
+    ia = _mm256_or_si256(ia, _mm256_srai_epi32(ia, 31));
+    ib = _mm256_or_si256(ib, _mm256_srai_epi32(ib, 31));
+    store_32(o, ia, ib);
+}
+
+/* How far ahead of the group being converted its raw words are asked for
+ * (in pixels: 8 KiB).  Frames that come from memory rather than from the
+ * cache are otherwise read at the pace of the hardware prefetcher, which
+ * follows the tables' two streams and the output as well: asking for the
+ * raw words early made the conversion of streamed frames 1.1 times as fast
+ * (docs/performance.md).  Asking for the tables early did not help. */
+#define RAW_AHEAD 4096
+
+/* Through an integer: the address may lie beyond the end of raw, where a
+ * pointer may not point (a prefetch never faults).  A macro: written as an
+ * inline function, gcc 12 left the prefetch out of the G0 loop. */
+#define PREFETCH_RAW(at) _mm_prefetch((const char *)((uintptr_t)(at) + RAW_AHEAD * sizeof(uint16_t)), _MM_HINT_T0)
+
+/* Converts groups of 16 G0 words from i on to `type` (element size es);
+ * returns where it stopped: the end, or a group with another gain or a
+ * special word.  The loop calls nothing, so its constants stay in
+ * registers (with a call in the loop the compiler reloaded three of them
+ * every group).  One instance per output type (and clamp).  Two groups at
+ * a time while both are G0: one gain test and one prefetch (a cache line
+ * of raw words) per 32 pixels, the arithmetic alone 1.05 times as fast;
+ * the second loop takes a single group before another kind, and the end. */
+static inline __attribute__((always_inline)) size_t g0_run(const float *o0, const float *f0, size_t i, size_t count,
+                                                          const uint16_t *raw, char *out, mg_out_type type,
+                                                          size_t es, int floor)
+{
+    const __m256i gainbits = _mm256_set1_epi16((short)0xC000);
+    for (; i + 32 <= count; i += 32) {
+        const __m256i r0 = _mm256_loadu_si256((const __m256i *)(raw + i));
+        const __m256i r1 = _mm256_loadu_si256((const __m256i *)(raw + i + 16));
+        if (__builtin_expect(!_mm256_testz_si256(_mm256_or_si256(r0, r1), gainbits), 0))
+            break;
+        PREFETCH_RAW(raw + i);
+        g0_group(_mm256_loadu_ps(o0 + i), _mm256_loadu_ps(o0 + i + 8), _mm256_loadu_ps(f0 + i),
+                 _mm256_loadu_ps(f0 + i + 8), r0, out + i * es, type, floor);
+        g0_group(_mm256_loadu_ps(o0 + i + 16), _mm256_loadu_ps(o0 + i + 24), _mm256_loadu_ps(f0 + i + 16),
+                 _mm256_loadu_ps(f0 + i + 24), r1, out + (i + 16) * es, type, floor);
+    }
+    for (; i + 16 <= count; i += 16) {
+        const __m256i r16 = _mm256_loadu_si256((const __m256i *)(raw + i));
+        if (__builtin_expect(!_mm256_testz_si256(r16, gainbits), 0))
+            break;
+        PREFETCH_RAW(raw + i);
+        g0_group(_mm256_loadu_ps(o0 + i), _mm256_loadu_ps(o0 + i + 8), _mm256_loadu_ps(f0 + i),
+                 _mm256_loadu_ps(f0 + i + 8), r16, out + i * es, type, floor);
+    }
+    return i;
+}
+
 /* Converts groups of any kind from i (one that is not all G0) until the
  * next two groups are both G0, or fewer than 32 words are left; returns
  * where it stopped.  Where gains are mixed (a strong signal: many pixels
@@ -228,16 +260,16 @@ static inline __attribute__((always_inline)) __m256i any_int16(const mg_conv_tab
  * G1/G2 tables are needed anyway: so no test but the one to leave, once
  * per group on the next 32 words.  With G1 pixels scattered over a real
  * frame (1 %, 5 %, 20 % of its pixels, all of them) this and any_int16
- * made the conversion x1.5, x2.2, x2.6 and x1.9 as fast as a test and a
- * call per group (docs/performance.md). */
+ * made the int16 conversion x1.5, x2.2, x2.6 and x1.9 as fast as a test
+ * and a call per group (docs/performance.md). */
 static inline __attribute__((always_inline)) size_t mixed_run(const mg_conv_tables *t, size_t first, size_t i,
-                                                             size_t count, const uint16_t *raw, int16_t *out)
+                                                             size_t count, const uint16_t *raw, char *out,
+                                                             mg_out_type type, size_t es)
 {
     const __m256i gainbits = _mm256_set1_epi16((short)0xC000);
     do {
         PREFETCH_RAW(raw + i);
-        _mm256_storeu_si256((__m256i *)(out + i),
-                            any_int16(t, first + i, _mm256_loadu_si256((const __m256i *)(raw + i))));
+        any_group(t, first + i, _mm256_loadu_si256((const __m256i *)(raw + i)), out + i * es, type);
         i += 16;
     } while (i + 32 <= count && !_mm256_testz_si256(_mm256_or_si256(_mm256_loadu_si256((const __m256i *)(raw + i)),
                                                                      _mm256_loadu_si256((const __m256i *)(raw + i + 16))),
@@ -245,28 +277,44 @@ static inline __attribute__((always_inline)) size_t mixed_run(const mg_conv_tabl
     return i;
 }
 
-/* The int16 conversion from i (a group boundary) to the last whole group;
+/* The conversion from i (a group boundary) to the last whole group;
  * returns where that ends. */
-static inline __attribute__((always_inline)) size_t int16_groups(const mg_conv_tables *t, size_t first, size_t i,
-                                                                size_t count, const uint16_t *raw, int16_t *out,
-                                                                int floor)
+static inline __attribute__((always_inline)) size_t groups(const mg_conv_tables *t, size_t first, size_t i,
+                                                          size_t count, const uint16_t *raw, char *out,
+                                                          mg_out_type type, int floor)
 {
+    const size_t es = type == MG_OUT_INT16 ? 2 : 4;
     const float *o0 = t->offset[0] + first, *f0 = t->factor[0] + first;
-    while ((i = g0_run(o0, f0, i, count, raw, out, floor)) + 16 <= count)
-        i = mixed_run(t, first, i, count, raw, out);
+    while ((i = g0_run(o0, f0, i, count, raw, out, type, es, floor)) + 16 <= count)
+        i = mixed_run(t, first, i, count, raw, out, type, es);
     return i;
 }
 
-static size_t int16_groups_floor(const mg_conv_tables *t, size_t first, size_t i, size_t count, const uint16_t *raw,
-                                 int16_t *out)
+typedef size_t (*groups_fn)(const mg_conv_tables *t, size_t first, size_t i, size_t count, const uint16_t *raw,
+                            char *out);
+
+static size_t groups_int16_floor(const mg_conv_tables *t, size_t first, size_t i, size_t count, const uint16_t *raw,
+                                 char *out)
 {
-    return int16_groups(t, first, i, count, raw, out, 1);
+    return groups(t, first, i, count, raw, out, MG_OUT_INT16, 1);
 }
 
-static size_t int16_groups_above_floor(const mg_conv_tables *t, size_t first, size_t i, size_t count,
-                                       const uint16_t *raw, int16_t *out)
+static size_t groups_int16(const mg_conv_tables *t, size_t first, size_t i, size_t count, const uint16_t *raw,
+                           char *out)
 {
-    return int16_groups(t, first, i, count, raw, out, 0);
+    return groups(t, first, i, count, raw, out, MG_OUT_INT16, 0);
+}
+
+static size_t groups_int32(const mg_conv_tables *t, size_t first, size_t i, size_t count, const uint16_t *raw,
+                           char *out)
+{
+    return groups(t, first, i, count, raw, out, MG_OUT_INT32, 0);
+}
+
+static size_t groups_float32(const mg_conv_tables *t, size_t first, size_t i, size_t count, const uint16_t *raw,
+                             char *out)
+{
+    return groups(t, first, i, count, raw, out, MG_OUT_FLOAT32, 0);
 }
 
 void mg_convert_avx2(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
@@ -279,16 +327,13 @@ void mg_convert_avx2(const mg_conv_tables *t, size_t first, size_t count, const 
         i = count;
     if (i)
         mg_convert_scalar(t, first, i, raw, out, type);
-    if (type == MG_OUT_INT16) {
-        /* the loops index from the first whole group */
-        int16_t *o16 = (int16_t *)out + i;
-        i += (t->g0_above_floor ? int16_groups_above_floor : int16_groups_floor)(t, first + i, 0, count - i, raw + i,
-                                                                                o16);
-    } else
-        for (; i + 16 <= count; i += 16) {
-            PREFETCH_RAW(raw + i);
-            wide16(t, first + i, _mm256_loadu_si256((const __m256i *)(raw + i)), (char *)out + i * es, type);
-        }
+    /* the loops index from the first whole group; int16 clamps G0 values from below only where the tables
+     * need it (g0_above_floor), int32 and float32 have no such clamp */
+    const groups_fn fn = type == MG_OUT_INT32     ? groups_int32
+                         : type == MG_OUT_FLOAT32 ? groups_float32
+                         : t->g0_above_floor      ? groups_int16
+                                                  : groups_int16_floor;
+    i += fn(t, first + i, 0, count - i, raw + i, (char *)out + i * es);
     if (i < count)
         mg_convert_scalar(t, first + i, count - i, raw + i, (char *)out + i * es, type);
 }
