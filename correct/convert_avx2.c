@@ -293,29 +293,17 @@ static inline __attribute__((always_inline)) size_t groups(const mg_conv_tables 
 typedef size_t (*groups_fn)(const mg_conv_tables *t, size_t first, size_t i, size_t count, const uint16_t *raw,
                             char *out);
 
-static size_t groups_int16_floor(const mg_conv_tables *t, size_t first, size_t i, size_t count, const uint16_t *raw,
-                                 char *out)
-{
-    return groups(t, first, i, count, raw, out, MG_OUT_INT16, 1);
-}
-
-static size_t groups_int16(const mg_conv_tables *t, size_t first, size_t i, size_t count, const uint16_t *raw,
-                           char *out)
-{
-    return groups(t, first, i, count, raw, out, MG_OUT_INT16, 0);
-}
-
-static size_t groups_int32(const mg_conv_tables *t, size_t first, size_t i, size_t count, const uint16_t *raw,
-                           char *out)
-{
-    return groups(t, first, i, count, raw, out, MG_OUT_INT32, 0);
-}
-
-static size_t groups_float32(const mg_conv_tables *t, size_t first, size_t i, size_t count, const uint16_t *raw,
-                             char *out)
-{
-    return groups(t, first, i, count, raw, out, MG_OUT_FLOAT32, 0);
-}
+/* One compiled instance of groups() per output type (and int16 clamp). */
+#define GROUPS_INSTANCE(name, type, floor)                                                                      \
+    static size_t name(const mg_conv_tables *t, size_t first, size_t i, size_t count, const uint16_t *raw,      \
+                       char *out)                                                                               \
+    {                                                                                                           \
+        return groups(t, first, i, count, raw, out, type, floor);                                               \
+    }
+GROUPS_INSTANCE(groups_int16_floor, MG_OUT_INT16, 1)
+GROUPS_INSTANCE(groups_int16, MG_OUT_INT16, 0)
+GROUPS_INSTANCE(groups_int32, MG_OUT_INT32, 0)
+GROUPS_INSTANCE(groups_float32, MG_OUT_FLOAT32, 0)
 
 void mg_convert_avx2(const mg_conv_tables *t, size_t first, size_t count, const uint16_t *raw, void *out,
                      mg_out_type type)
