@@ -43,22 +43,34 @@ static inline __m256 add_half_away(__m256 v)
  * operand) and the conversion turns into 0x80000000, packed to -32768:
  * invalid.  Values above 32767 (below 2^31: the factor bound) are saturated
  * by the pack.  With `floor` 0 the tables guarantee values >= -32767
- * (g0_above_floor), and the clamp from below is left out. */
+ * (g0_above_floor), and the clamp from below is left out.  g0_values
+ * gives the values before rounding (float32 output). */
+static inline __attribute__((always_inline)) void g0_values(__m256 oa, __m256 ob, __m256 fa, __m256 fb, __m256i r16,
+                                                           __m256 *a, __m256 *b)
+{
+    const __m256i magic = _mm256_set1_epi16(0x4B00);
+    const __m256 two23 = _mm256_set1_ps(8388608.0f);
+    *a = _mm256_fmsub_ps(_mm256_sub_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(r16, magic)), two23), fa, oa);
+    *b = _mm256_fmsub_ps(_mm256_sub_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(r16, magic)), two23), fb, ob);
+}
+
 static inline __attribute__((always_inline)) __m256i g0_int16(__m256 oa, __m256 ob, __m256 fa, __m256 fb,
                                                              __m256i r16, int floor)
 {
-    const __m256i magic = _mm256_set1_epi16(0x4B00);
-    const __m256 two23 = _mm256_set1_ps(8388608.0f), lo = _mm256_set1_ps(-32767.0f);
-    __m256 a = _mm256_sub_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(r16, magic)), two23);
-    __m256 b = _mm256_sub_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(r16, magic)), two23);
-    a = add_half_away(_mm256_fmsub_ps(a, fa, oa));
-    b = add_half_away(_mm256_fmsub_ps(b, fb, ob));
+    const __m256 lo = _mm256_set1_ps(-32767.0f);
+    __m256 a, b;
+    g0_values(oa, ob, fa, fb, r16, &a, &b);
+    a = add_half_away(a);
+    b = add_half_away(b);
     if (floor) {
         a = _mm256_max_ps(lo, a);
         b = _mm256_max_ps(lo, b);
     }
     return _mm256_packs_epi32(_mm256_cvttps_epi32(a), _mm256_cvttps_epi32(b));
 }
+
+/* Whether 16 words are all G0 (gain bits 00, so none special). */
+static inline int all_g0(__m256i r16) { return _mm256_testz_si256(r16, _mm256_set1_epi16((short)0xC000)); }
 
 typedef struct eight {
     __m256 v;   /* value before rounding */
@@ -187,12 +199,8 @@ static inline __attribute__((always_inline)) void g0_group(__m256 oa, __m256 ob,
         _mm256_storeu_si256((__m256i *)o, g0_int16(oa, ob, fa, fb, r16, floor));
         return;
     }
-    const __m256i magic = _mm256_set1_epi16(0x4B00);
-    const __m256 two23 = _mm256_set1_ps(8388608.0f);
-    __m256 a = _mm256_sub_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(r16, magic)), two23);
-    __m256 b = _mm256_sub_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(r16, magic)), two23);
-    a = _mm256_fmsub_ps(a, fa, oa);
-    b = _mm256_fmsub_ps(b, fb, ob);
+    __m256 a, b;
+    g0_values(oa, ob, fa, fb, r16, &a, &b);
     if (type == MG_OUT_FLOAT32) {
         store_32(o, _mm256_castps_si256(a), _mm256_castps_si256(b));
         return;
@@ -230,11 +238,10 @@ static inline __attribute__((always_inline)) size_t g0_run(const float *o0, cons
                                                           const uint16_t *raw, char *out, mg_out_type type,
                                                           size_t es, int floor)
 {
-    const __m256i gainbits = _mm256_set1_epi16((short)0xC000);
     for (; i + 32 <= count; i += 32) {
         const __m256i r0 = _mm256_loadu_si256((const __m256i *)(raw + i));
         const __m256i r1 = _mm256_loadu_si256((const __m256i *)(raw + i + 16));
-        if (__builtin_expect(!_mm256_testz_si256(_mm256_or_si256(r0, r1), gainbits), 0))
+        if (__builtin_expect(!all_g0(_mm256_or_si256(r0, r1)), 0))
             break;
         PREFETCH_RAW(raw + i);
         g0_group(_mm256_loadu_ps(o0 + i), _mm256_loadu_ps(o0 + i + 8), _mm256_loadu_ps(f0 + i),
@@ -244,7 +251,7 @@ static inline __attribute__((always_inline)) size_t g0_run(const float *o0, cons
     }
     for (; i + 16 <= count; i += 16) {
         const __m256i r16 = _mm256_loadu_si256((const __m256i *)(raw + i));
-        if (__builtin_expect(!_mm256_testz_si256(r16, gainbits), 0))
+        if (__builtin_expect(!all_g0(r16), 0))
             break;
         PREFETCH_RAW(raw + i);
         g0_group(_mm256_loadu_ps(o0 + i), _mm256_loadu_ps(o0 + i + 8), _mm256_loadu_ps(f0 + i),
@@ -266,14 +273,12 @@ static inline __attribute__((always_inline)) size_t mixed_run(const mg_conv_tabl
                                                              size_t count, const uint16_t *raw, char *out,
                                                              mg_out_type type, size_t es)
 {
-    const __m256i gainbits = _mm256_set1_epi16((short)0xC000);
     do {
         PREFETCH_RAW(raw + i);
         any_group(t, first + i, _mm256_loadu_si256((const __m256i *)(raw + i)), out + i * es, type);
         i += 16;
-    } while (i + 32 <= count && !_mm256_testz_si256(_mm256_or_si256(_mm256_loadu_si256((const __m256i *)(raw + i)),
-                                                                     _mm256_loadu_si256((const __m256i *)(raw + i + 16))),
-                                                    gainbits));
+    } while (i + 32 <= count && !all_g0(_mm256_or_si256(_mm256_loadu_si256((const __m256i *)(raw + i)),
+                                                         _mm256_loadu_si256((const __m256i *)(raw + i + 16)))));
     return i;
 }
 

@@ -85,6 +85,15 @@ static void data_path(const mg_rawfile *f, int no, char *out, size_t cap)
     snprintf(out, cap, "%s_data_%06d.h5", f->prefix, no);
 }
 
+/* The name of data file `no` without its directory (written into full):
+ * how the master refers to it, so the set of files can be moved whole. */
+static const char *data_base(const mg_rawfile *f, int no, char *full, size_t cap)
+{
+    data_path(f, no, full, cap);
+    const char *base = strrchr(full, '/');
+    return base ? base + 1 : full;
+}
+
 static size_t row_elems(const mg_rawfile *f, int i)
 {
     return META[i].per_module == 0 ? 1 : (size_t)f->nmod * (size_t)META[i].per_module;
@@ -491,10 +500,8 @@ static int make_vds(mg_rawfile *f, hid_t master, const char *path, hid_t type, i
         uint64_t n = f->file_frames[j];
         if (!n)
             continue;
-        char full[4200], *base;
-        data_path(f, j + 1, full, sizeof full);
-        base = strrchr(full, '/');
-        base = base ? base + 1 : full;
+        char full[4200];
+        const char *base = data_base(f, j + 1, full, sizeof full);
         hsize_t sd[4] = {n};
         for (int i = 1; i < rank; i++)
             sd[i] = tail[i - 1];
@@ -526,10 +533,8 @@ static int link_files(mg_rawfile *f, hid_t master)
     for (int j = 0; j < f->file_no; j++) {
         if (!f->file_frames[j])
             continue;
-        char full[4200], name[512], target[512], *base;
-        data_path(f, j + 1, full, sizeof full);
-        base = strrchr(full, '/');
-        base = base ? base + 1 : full;
+        char full[4200], name[512], target[512];
+        const char *base = data_base(f, j + 1, full, sizeof full);
         snprintf(name, sizeof name, "%s_%06d", f->lay.data_path, j + 1);
         snprintf(target, sizeof target, "/%s", f->lay.data_path);
         bad |= H5Lcreate_external(base, target, master, name, H5P_DEFAULT, H5P_DEFAULT) < 0;
