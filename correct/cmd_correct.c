@@ -27,8 +27,8 @@
 /* The frames are corrected by several threads, each taking the next frame,
  * converting, laying out and compressing it on its own, and writing it when
  * every earlier frame has been written.  The HDF5 library is not
- * thread-safe: reading a frame (which decompresses it) and writing one
- * happen under one lock.  A frame that cannot be read, compressed or
+ * thread-safe: taking a frame's stored bytes and writing one happen under
+ * one lock; decompressing it (mg_rawread_decode) does not.  A frame that cannot be read, compressed or
  * written stops the run there: every frame before it is still written, as
  * when one thread does it all. */
 typedef struct corrector {
@@ -62,13 +62,14 @@ static void *correct_frames(void *arg)
     corrector *c = arg;
     const size_t es = mg_out_size(c->type);
     uint16_t *raw = malloc(c->nmod * P * 2);
-    void *conv = malloc(P * es), *img = malloc(c->img_px * es);
+    void *conv = malloc(MG_PACKET_DATA_BYTES / 2 * es), *img = malloc(c->img_px * es);
     uint8_t *chunk = malloc(c->cap);
     mg_error e = {0};
     mg_bshuf_ctx *bs = mg_bshuf_ctx_new(es, MG_BSHUF_AUTO, &e);
+    mg_rawread_buf *rb = bs ? mg_rawread_buf_new(&e) : NULL;
     pthread_mutex_lock(&c->io);
-    if (!raw || !conv || !img || !chunk || !bs) {
-        if (bs)
+    if (!raw || !conv || !img || !chunk || !bs || !rb) {
+        if (rb)
             mg_error_set(&e, MG_ENOMEM, "out of memory for a correcting thread");
         stop_at(c, c->next, e.code, &e); /* the frames taken so far are still written */
     } else
@@ -76,7 +77,7 @@ static void *correct_frames(void *arg)
     uint64_t uncalibrated = 0;
     while (c->next < c->stop) {
         const size_t i = c->next++;
-        int r = mg_rawread_frame(c->in, i, raw, &e);
+        int r = mg_rawread_fetch(c->in, i, rb, raw, &e);
         if (r) { /* no frame after it is read (the earlier ones taken are still written) */
             stop_at(c, i, r, &e);
             break;
@@ -84,16 +85,20 @@ static void *correct_frames(void *arg)
         const mg_module_frame *rec = mg_rawread_records(c->in, i);
         const int64_t index = mg_rawread_index(c->in, i);
         pthread_mutex_unlock(&c->io);
+        if ((r = mg_rawread_decode(rb, raw, &e))) {
+            pthread_mutex_lock(&c->io);
+            stop_at(c, i, r, &e);
+            break;
+        }
         for (size_t m = 0; m < c->nmod; m++) {
-            /* the tables of the storage cell the frame was stored in */
+            /* the tables of the storage cell the frame was stored in; packets the records say did not come
+             * are invalid, as inline */
             const mg_conv_tables *t = mg_module_tables_pick(&c->tables[m], rec[m].daq_info);
-            if (t)
-                mg_convert(t, 0, P, raw + m * P, conv, c->type, MG_CONV_AUTO);
-            else {
-                mg_convert_invalid(P, conv, c->type);
-                uncalibrated++;
-            }
-            mg_geometry_place(c->geom, (int)m, conv, img, c->type);
+            const uint16_t *blocks[MG_PACKETS_PER_MODULE];
+            for (int q = 0; q < MG_PACKETS_PER_MODULE; q++)
+                blocks[q] = raw + m * P + (size_t)q * (MG_PACKET_DATA_BYTES / 2);
+            uncalibrated += !t;
+            mg_geometry_convert_module(c->geom, (int)m, t, blocks, rec[m].mask, c->type, conv, img);
         }
         const int64_t n = mg_bshuf_compress(bs, img, c->img_px, chunk, c->cap, &e);
         if (n < 0)
@@ -115,6 +120,7 @@ static void *correct_frames(void *arg)
     c->uncalibrated += uncalibrated;
     pthread_mutex_unlock(&c->io);
     mg_bshuf_ctx_free(bs);
+    mg_rawread_buf_free(rb);
     free(raw), free(conv), free(img), free(chunk);
     return NULL;
 }

@@ -194,6 +194,20 @@ void mg_geometry_place(const mg_geometry *g, int module, const void *values, voi
     mg_geometry_place_rows(g, module, 0, MG_MODULE_ROWS, values, image, type);
 }
 
+void mg_geometry_convert_module(const mg_geometry *g, int module, const mg_conv_tables *t,
+                                const uint16_t *const *blocks, const uint8_t mask[16], mg_out_type type, void *conv,
+                                void *image)
+{
+    const size_t block = MG_PACKET_DATA_BYTES / 2;
+    for (int q = 0; q < MG_PACKETS_PER_MODULE; q++) {
+        if (t && mask[q >> 3] >> (q & 7) & 1)
+            mg_convert(t, (size_t)q * block, block, blocks[q], conv, type, MG_CONV_AUTO);
+        else
+            mg_convert_invalid(block, conv, type);
+        mg_geometry_place_rows(g, module, q * MG_ROWS_PER_PACKET, MG_ROWS_PER_PACKET, conv, image, type);
+    }
+}
+
 /* True if image pixel (y, x) belongs to a module (not a gap). */
 static int in_module(const mg_geometry *g, int y, int x)
 {

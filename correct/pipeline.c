@@ -345,24 +345,12 @@ static void *worker_main(void *arg)
         if (!atomic_load(&p->failed) && tables) {
             /* convert each module from its packet blocks, lay it out, compress the image */
             const mg_out_type type = (mg_out_type)p->cfg.type;
-            const size_t block = MG_PACKET_DATA_BYTES / 2;
             for (int m = 0; m < p->nmod; m++) {
                 const mg_conv_tables *t = mg_module_tables_pick(&tables[m], f.modules[m].daq_info);
                 if (!t)
                     atomic_fetch_add(&p->uncalibrated, 1);
-                for (int q = 0; q < MG_PACKETS_PER_MODULE; q++) {
-                    /* one packet's 4 rows: converted and placed while in cache; a packet that did not
-                     * come is invalid without converting its MG_WORD_MISSING words (which would give the
-                     * same, at the cost of a mixed-gain group: packets are lost when the machine is
-                     * busiest) */
-                    if (t && f.modules[m].mask[q >> 3] >> (q & 7) & 1)
-                        mg_convert(t, (size_t)q * block, block, f.blocks[m * MG_PACKETS_PER_MODULE + q], w->conv,
-                                   type, MG_CONV_AUTO);
-                    else
-                        mg_convert_invalid(block, w->conv, type);
-                    mg_geometry_place_rows(p->cfg.geom, m, q * MG_ROWS_PER_PACKET, MG_ROWS_PER_PACKET, w->conv,
-                                           w->image, type);
-                }
+                mg_geometry_convert_module(p->cfg.geom, m, t, (const uint16_t *const *)f.blocks + m * MG_PACKETS_PER_MODULE,
+                                           f.modules[m].mask, type, w->conv, w->image);
             }
             n = mg_bshuf_compress(w->ctx, w->image, p->img_px, b->chunk, p->chunk_cap, &e);
         } else if (!atomic_load(&p->failed))

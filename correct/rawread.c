@@ -8,11 +8,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "morgul/bitshuffle.h"
 #include "morgul/h5filter.h"
 #include "morgul/h5util.h"
 #include "morgul/jungfrau.h"
 
 #define P ((size_t)MG_MODULE_PIXELS)
+
+/* Frames [first, first + count) of the raw data, stored as frames
+ * [src_first, ...) of dataset `dset` in `file` ("" : the file opened). */
+typedef struct source {
+    char file[1024], dset[256];
+    hsize_t first, count, src_first;
+} source;
+
+/* A thread's buffer for one frame's stored bytes, and the frame's name for
+ * the error (decompression happens away from the file). */
+struct mg_rawread_buf {
+    uint8_t *bytes;
+    size_t cap, len, want;
+    int state; /* BUF_EMPTY, BUF_CHUNK (compressed), BUF_PLAIN (unfiltered), BUF_DONE (raw already holds it) */
+    size_t frame;
+    char path[1024];
+    mg_bshuf_ctx *ctx; /* element size 2 */
+};
+enum { BUF_EMPTY, BUF_CHUNK, BUF_PLAIN, BUF_DONE };
 
 struct mg_rawread {
     mg_detector det;
@@ -26,6 +46,14 @@ struct mg_rawread {
     int64_t *index;
     int gain;
     double start, exposure;
+    /* the direct path (morgul files): each frame's chunk read as stored and
+     * decompressed by the caller, outside HDF5 (mg_rawread_fetch) */
+    source *src;
+    size_t nsrc;
+    long open_src;        /* the source whose dataset is open, -1 none */
+    hid_t src_f, src_d;   /* its file (-1: r->f[0]) and dataset */
+    int src_direct;       /* 1 if its chunks are one frame each, bitshuffle + LZ4 uint16 */
+    mg_rawread_buf *own;  /* mg_rawread_frame's */
 };
 
 int mg_file_is_hdf5(const char *path)
@@ -246,6 +274,135 @@ static int check_sources(mg_rawread *r, mg_error *err)
     return rc;
 }
 
+/* The bounds of a selection that is one box of whole frames (rank 4,
+ * every module, row and column): 1, with its first frame and count. */
+static int frame_box(hid_t space, size_t nmod, hsize_t *first, hsize_t *count)
+{
+    hsize_t lo[4], hi[4];
+    if (space < 0 || H5Sget_simple_extent_ndims(space) != 4 || H5Sget_select_bounds(space, lo, hi) < 0)
+        return 0;
+    const hssize_t n = H5Sget_select_npoints(space);
+    const hsize_t frames = hi[0] - lo[0] + 1;
+    if (n < 0 || (hsize_t)n != frames * nmod * P || lo[1] || hi[1] != nmod - 1 || lo[2] || hi[2] != MG_MODULE_ROWS - 1 ||
+        lo[3] || hi[3] != MG_MODULE_COLS - 1)
+        return 0;
+    *first = lo[0];
+    *count = frames;
+    return 1;
+}
+
+/* The direct path's map from frames to the datasets that store them: a
+ * master's virtual dataset is mapped file by file (each mapping one box of
+ * whole frames), a chunked dataset is its own source.  Anything else
+ * leaves the map empty, and every frame is read through HDF5's filters. */
+static void plan_sources(mg_rawread *r)
+{
+    r->open_src = -1;
+    r->src_f = r->src_d = -1;
+    hid_t dcpl = H5Dget_create_plist(r->d[0]);
+    const H5D_layout_t layout = H5Pget_layout(dcpl);
+    size_t n = 0;
+    if (layout == H5D_CHUNKED) {
+        if ((r->src = calloc(1, sizeof *r->src))) {
+            r->src[0].count = r->nframes;
+            r->nsrc = 1;
+        }
+    } else if (layout == H5D_VIRTUAL && H5Pget_virtual_count(dcpl, &n) >= 0 && n && (r->src = calloc(n, sizeof *r->src))) {
+        const char *slash = strrchr(r->paths[0], '/');
+        const int dirlen = slash ? (int)(slash - r->paths[0] + 1) : 0;
+        int ok = 1;
+        for (size_t i = 0; i < n && ok; i++) {
+            source *sc = &r->src[i];
+            char name[1024];
+            hid_t vs = H5Pget_virtual_vspace(dcpl, i), ss = H5Pget_virtual_srcspace(dcpl, i);
+            hsize_t vcount = 0, scount = 0;
+            ok = frame_box(vs, r->nmod, &sc->first, &vcount);
+            /* a source selection of all (as morgul writes it) has no extent until its file is opened */
+            if (ok && ss >= 0 && H5Sget_select_type(ss) == H5S_SEL_ALL)
+                scount = vcount;
+            else
+                ok = ok && frame_box(ss, r->nmod, &sc->src_first, &scount);
+            ok = ok && vcount == scount && H5Pget_virtual_filename(dcpl, i, name, sizeof name) > 0 &&
+                 H5Pget_virtual_dsetname(dcpl, i, sc->dset, sizeof sc->dset) > 0;
+            sc->count = vcount;
+            /* found as check_sources found it: beside the master */
+            if (ok && strcmp(name, "."))
+                snprintf(sc->file, sizeof sc->file, "%.*s%s", name[0] == '/' ? 0 : dirlen, r->paths[0], name);
+            if (vs >= 0)
+                H5Sclose(vs);
+            if (ss >= 0)
+                H5Sclose(ss);
+        }
+        if (ok)
+            r->nsrc = n;
+        else {
+            free(r->src);
+            r->src = NULL;
+        }
+    }
+    H5Pclose(dcpl);
+}
+
+/* Whether the chunks of dataset d are each one frame of every module,
+ * uint16, compressed by bitshuffle + LZ4 and nothing else, as morgul
+ * writes them (anything else goes through HDF5's filters). */
+static int chunks_direct(hid_t d, size_t nmod, uint64_t frames_needed)
+{
+    hid_t t = H5Dget_type(d), dcpl = H5Dget_create_plist(d), sp = H5Dget_space(d);
+    hsize_t ch[4] = {0}, dims[4] = {0};
+    unsigned flags = 0, cd[8] = {0}, config = 0;
+    size_t ncd = 8;
+    int ok = t >= 0 && dcpl >= 0 && sp >= 0 && H5Tequal(t, H5T_STD_U16LE) > 0 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+             H5Pget_chunk(dcpl, 4, ch) == 4 && ch[0] == 1 && ch[1] == nmod && ch[2] == MG_MODULE_ROWS &&
+             ch[3] == MG_MODULE_COLS && H5Pget_nfilters(dcpl) == 1 &&
+             H5Pget_filter2(dcpl, 0, &flags, &ncd, cd, 0, NULL, &config) == MG_BSHUF_FILTER_ID && ncd >= 5 &&
+             cd[2] == 2 && cd[4] == 2 && H5Sget_simple_extent_ndims(sp) == 4 &&
+             H5Sget_simple_extent_dims(sp, dims, NULL) == 4 && dims[0] >= frames_needed && dims[1] == nmod &&
+             dims[2] == MG_MODULE_ROWS && dims[3] == MG_MODULE_COLS;
+    if (t >= 0)
+        H5Tclose(t);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return ok;
+}
+
+static void close_source(mg_rawread *r)
+{
+    if (r->src_d >= 0 && r->src_d != r->d[0])
+        H5Dclose(r->src_d);
+    if (r->src_f >= 0)
+        H5Fclose(r->src_f);
+    r->src_f = r->src_d = -1;
+    r->open_src = -1;
+    r->src_direct = 0;
+}
+
+/* The source holding frame i, its dataset opened (one at a time: a run
+ * may have thousands of data files): its index, or -1 if frame i is to be
+ * read through HDF5's filters. */
+static long source_of(mg_rawread *r, size_t i)
+{
+    long k = r->open_src;
+    if (k < 0 || i < r->src[k].first || i - r->src[k].first >= r->src[k].count) {
+        for (k = 0; k < (long)r->nsrc; k++)
+            if (i >= r->src[k].first && i - r->src[k].first < r->src[k].count)
+                break;
+        if (k == (long)r->nsrc)
+            return -1;
+        close_source(r);
+        r->open_src = k;
+        const source *sc = &r->src[k];
+        if (sc->file[0])
+            r->src_f = H5Fopen(sc->file, H5F_ACC_RDONLY, H5P_DEFAULT);
+        const hid_t f = sc->file[0] ? r->src_f : r->f[0];
+        r->src_d = !sc->dset[0] ? r->d[0] : f >= 0 ? H5Dopen2(f, sc->dset, H5P_DEFAULT) : -1;
+        r->src_direct = r->src_d >= 0 && chunks_direct(r->src_d, r->nmod, sc->src_first + sc->count);
+    }
+    return r->src_direct ? k : -1;
+}
+
 static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
 {
     const char *in = r->paths[0];
@@ -291,9 +448,10 @@ static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
     REC("frames/daq_info", daq_info, H5T_NATIVE_UINT32, uint32_t)
     REC("frames/packets_received", packets, H5T_NATIVE_UINT16, uint16_t)
 #undef REC
-    if (have && !read_all(f, "frames/packet_mask", H5T_NATIVE_UINT8, buf, n * 16))
-        for (size_t i = 0; i < n; i++)
-            memcpy(r->recs[i].mask, (const uint8_t *)buf + i * 16, 16);
+    /* without masks every packet counts as there (a missing packet's words are invalid words anyway) */
+    const int masks = have && !read_all(f, "frames/packet_mask", H5T_NATIVE_UINT8, buf, n * 16);
+    for (size_t i = 0; have && i < n; i++)
+        memcpy(r->recs[i].mask, masks ? (const uint8_t *)buf + i * 16 : (const uint8_t *)"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 16);
     if (!have && !rc)
         for (size_t i = 0; i < r->nframes; i++) {
             r->index[i] = (int64_t)i;
@@ -309,6 +467,7 @@ static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
         hsize_t cnt[4] = {1, r->nmod, MG_MODULE_ROWS, MG_MODULE_COLS};
         r->mspace = H5Screate_simple(4, cnt, NULL);
         r->fspace = H5Dget_space(r->d[0]);
+        plan_sources(r);
     }
     return rc;
 }
@@ -372,6 +531,10 @@ void mg_rawread_close(mg_rawread *r)
 {
     if (!r)
         return;
+    if (r->src)
+        close_source(r);
+    free(r->src);
+    mg_rawread_buf_free(r->own);
     if (r->mspace >= 0)
         H5Sclose(r->mspace);
     if (r->fspace >= 0)
@@ -414,11 +577,30 @@ static int read_failed(mg_error *err, size_t i, const char *path, const char *wh
     return mg_error_set(err, MG_EIO, "reading frame %zu of %s failed (%s)", i, path, why);
 }
 
-int mg_rawread_frame(mg_rawread *r, size_t i, uint16_t *raw, mg_error *err)
+mg_rawread_buf *mg_rawread_buf_new(mg_error *err)
 {
-    if (i >= r->nframes)
-        return mg_error_set(err, MG_EINVAL, "frame %zu is past the end (%zu frames)", i, r->nframes);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* per thread where HDF5 is thread-safe: errors come back as mg_error */
+    mg_rawread_buf *b = calloc(1, sizeof *b);
+    if (b && !(b->ctx = mg_bshuf_ctx_new(2, MG_BSHUF_AUTO, err))) {
+        free(b);
+        return NULL;
+    }
+    if (!b)
+        mg_error_set(err, MG_ENOMEM, "out of memory for a frame buffer");
+    return b;
+}
+
+void mg_rawread_buf_free(mg_rawread_buf *b)
+{
+    if (!b)
+        return;
+    mg_bshuf_ctx_free(b->ctx);
+    free(b->bytes);
+    free(b);
+}
+
+/* Frame i through HDF5's own reading (and filters), whole. */
+static int read_whole(mg_rawread *r, size_t i, uint16_t *raw, mg_error *err)
+{
     if (r->original) {
         hsize_t start[3] = {i, 0, 0}, cnt[3] = {1, MG_MODULE_ROWS, MG_MODULE_COLS};
         for (size_t m = 0; m < r->nmod; m++) {
@@ -436,4 +618,68 @@ int mg_rawread_frame(mg_rawread *r, size_t i, uint16_t *raw, mg_error *err)
     if (H5Dread(r->d[0], H5T_NATIVE_UINT16, r->mspace, r->fspace, H5P_DEFAULT, raw) < 0)
         return read_failed(err, i, r->paths[0], "corrupt chunk, or a data file missing?");
     return 0;
+}
+
+int mg_rawread_fetch(mg_rawread *r, size_t i, mg_rawread_buf *b, uint16_t *raw, mg_error *err)
+{
+    b->state = BUF_EMPTY;
+    if (i >= r->nframes)
+        return mg_error_set(err, MG_EINVAL, "frame %zu is past the end (%zu frames)", i, r->nframes);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* per thread where HDF5 is thread-safe: errors come back as mg_error */
+    b->frame = i;
+    b->want = r->nmod * P * sizeof(uint16_t);
+    const long k = r->original || !r->nsrc ? -1 : source_of(r, i);
+    if (k >= 0) {
+        const source *sc = &r->src[k];
+        snprintf(b->path, sizeof b->path, "%s", sc->file[0] ? sc->file : r->paths[0]);
+        hsize_t off[4] = {sc->src_first + (i - sc->first), 0, 0, 0}, size = 0;
+        /* a chunk never written is left to HDF5, which reads its fill value, as before */
+        if (H5Dget_chunk_storage_size(r->src_d, off, &size) >= 0 && size > 0) {
+            if (size > b->cap) {
+                uint8_t *nb = realloc(b->bytes, size);
+                if (!nb)
+                    return mg_error_set(err, MG_ENOMEM, "out of memory for frame %zu's %llu stored bytes", i,
+                                        (unsigned long long)size);
+                b->bytes = nb;
+                b->cap = size;
+            }
+            uint32_t skipped = 0;
+            if (H5Dread_chunk(r->src_d, H5P_DEFAULT, off, &skipped, b->bytes) < 0)
+                return read_failed(err, i, b->path, "corrupt or truncated file?");
+            b->len = size;
+            b->state = skipped & 1 ? BUF_PLAIN : BUF_CHUNK; /* the filter skipped: stored as they are */
+            return 0;
+        }
+    }
+    int rc = read_whole(r, i, raw, err);
+    if (!rc)
+        b->state = BUF_DONE;
+    return rc;
+}
+
+int mg_rawread_decode(mg_rawread_buf *b, uint16_t *raw, mg_error *err)
+{
+    const int state = b->state;
+    b->state = BUF_EMPTY;
+    if (state == BUF_DONE)
+        return 0;
+    if (state == BUF_PLAIN && b->len == b->want) {
+        memcpy(raw, b->bytes, b->want);
+        return 0;
+    }
+    mg_error e = {0};
+    if (state == BUF_CHUNK && mg_bshuf_decompress(b->ctx, b->bytes, b->len, raw, b->want, &e) == (int64_t)b->want)
+        return 0;
+    if (state == BUF_EMPTY)
+        return mg_error_set(err, MG_EINVAL, "no frame fetched to decode");
+    return mg_error_set(err, MG_EIO, "reading frame %zu of %s failed (corrupt chunk: %s)", b->frame, b->path,
+                        state == BUF_PLAIN ? "wrong size" : e.message);
+}
+
+int mg_rawread_frame(mg_rawread *r, size_t i, uint16_t *raw, mg_error *err)
+{
+    if (!r->own && !(r->own = mg_rawread_buf_new(err)))
+        return err ? err->code : MG_ENOMEM;
+    const int rc = mg_rawread_fetch(r, i, r->own, raw, err);
+    return rc ? rc : mg_rawread_decode(r->own, raw, err);
 }

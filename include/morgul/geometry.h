@@ -74,6 +74,19 @@ void mg_geometry_place(const mg_geometry *g, int module, const void *values, voi
 void mg_geometry_place_rows(const mg_geometry *g, int module, int first_row, int nrows, const void *values,
                             void *image, mg_out_type type);
 
+/* Converts module m's frame with tables t and places it, a packet at a
+ * time: each packet's 4 rows are converted into `conv` (room for
+ * MG_PACKET_DATA_BYTES / 2 values of `type`) and placed while they are in
+ * cache.  blocks[q] holds packet q's MG_PACKET_DATA_BYTES / 2 raw words.  A
+ * packet whose bit in `mask` is clear (packet q: byte q / 8, bit q % 8) did
+ * not come: its rows are invalid and its words are not read (converting
+ * the missing-packet words would give the same, more slowly).  t NULL (no
+ * tables for the frame's storage cell) makes every pixel invalid.  The
+ * inline and the offline correction both convert through here. */
+void mg_geometry_convert_module(const mg_geometry *g, int module, const mg_conv_tables *t,
+                                const uint16_t *const *blocks, const uint8_t mask[16], mg_out_type type, void *conv,
+                                void *image);
+
 /* Sets every gap pixel of the image to the invalid value of `type`. */
 void mg_geometry_fill_gaps(const mg_geometry *g, void *image, mg_out_type type);
 

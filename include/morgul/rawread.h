@@ -15,7 +15,9 @@
  *     frames count as complete (the files record no packets).
  *
  * Reading is sequential or random; a frame that cannot be read (a corrupt
- * chunk) is an error naming the frame and file, never zeros.
+ * chunk) is an error naming the frame and file, never zeros.  morgul's own
+ * chunks are read as stored and decompressed by morgul's bitshuffle (not
+ * through HDF5's filter), which lets threads decompress in parallel.
  */
 #ifndef MORGUL_RAWREAD_H
 #define MORGUL_RAWREAD_H
@@ -56,6 +58,28 @@ int mg_rawread_complete(const mg_rawread *r, size_t i);
 
 /* Reads frame i of every module into raw (modules x 512 x 1024 words). */
 int mg_rawread_frame(mg_rawread *r, size_t i, uint16_t *raw, mg_error *err);
+
+/* The same in two steps, so that threads decompress frames side by side:
+ * the HDF5 library is not thread-safe, decompression need not wait for it.
+ *
+ *   mg_rawread_fetch   (HDF5 calls: under the caller's lock, like every
+ *                      other call here) takes frame i's stored bytes into
+ *                      b as they are in the file: morgul's one-frame
+ *                      bitshuffle/LZ4 chunks.  A frame stored otherwise
+ *                      (original files, other filters or chunk shapes, a
+ *                      chunk never written) it reads whole into raw.
+ *   mg_rawread_decode  (no HDF5 call: b and raw the calling thread's own)
+ *                      then decompresses b into raw, checking every length;
+ *                      after a whole read there is nothing left to do.
+ *
+ * Together they give what mg_rawread_frame gives, and fail where it fails:
+ * a corrupt chunk is an MG_EIO error naming the frame and the data file,
+ * never zeros.  A buffer holds one fetched frame at a time. */
+typedef struct mg_rawread_buf mg_rawread_buf;
+mg_rawread_buf *mg_rawread_buf_new(mg_error *err);
+void mg_rawread_buf_free(mg_rawread_buf *b);
+int mg_rawread_fetch(mg_rawread *r, size_t i, mg_rawread_buf *b, uint16_t *raw, mg_error *err);
+int mg_rawread_decode(mg_rawread_buf *b, uint16_t *raw, mg_error *err);
 
 /* The run's gain as the files say (original files' gainmode: 0 dynamic/G0,
  * 1 forced G1, 2 forced G2), -1 if they do not say. */

@@ -212,10 +212,80 @@ def test_threads_and_a_corrupt_frame(raw_run, tmp_path):
     for t in (1, 3):
         p = morgul("correct", bad / "raw_master.h5", "-c", cal, "--energy", 12.4, "-o", tmp_path / f"b{t}",
                    "--threads", t, check=False)
-        assert p.returncode == 1 and "frame 6" in p.stdout, p.stdout
+        # named in the data file that holds it
+        assert p.returncode == 1 and "frame 6 of" in p.stdout and "raw_data_000001.h5" in p.stdout, p.stdout
         with h5py.File(tmp_path / f"b{t}_master.h5", "r") as f:
             got = f["entry/data/data"][()]
         assert got.shape[0] == 6 and (got == images[1][:6]).all()
+
+
+def single_raw_file(src_master, dst, store, leave_out=()):
+    """morgul's raw run (all in its first data file) as one file whose /data
+    is stored by `store`, every record, description and attribute copied
+    but those in `leave_out`."""
+    data_file = src_master.parent / src_master.name.replace("_master.h5", "_data_000001.h5")
+    with h5py.File(src_master, "r") as f, h5py.File(data_file, "r") as df, h5py.File(dst, "w") as g:
+        # values, not layouts: the master's records are virtual datasets over its data files
+        def copy(name, obj):
+            if isinstance(obj, h5py.Dataset) and name != "data" and name not in leave_out:
+                g.create_dataset(name, data=obj[()])
+        f.visititems(copy)
+        for k, v in f.attrs.items():
+            g.attrs[k] = v
+        assert df["data"].shape == f["data"].shape
+        store(df["data"], g)
+
+
+def test_frames_stored_otherwise(raw_run, tmp_path):
+    """morgul reads its own chunks as stored and decompresses them itself;
+    frames stored any other way (gzip, several frames a chunk, a chunk whose
+    filter was skipped, chunks the reference plugin compressed) go through
+    HDF5 and correct to the same images.  A truncated chunk stops the run
+    with an error naming the frame and the data file."""
+    d, raw, cal = raw_run
+    morgul("correct", raw, "-c", cal, "--energy", 12.4, "-o", tmp_path / "want")
+    with h5py.File(tmp_path / "want_master.h5", "r") as f:
+        want = f["entry/data/data"][()]
+    frames = None
+
+    def gzip_pairs(src, g):
+        g.create_dataset("data", data=src[()], chunks=(2,) + src.shape[1:], compression="gzip", compression_opts=1)
+
+    def one_unfiltered(src, g):
+        # morgul's chunks copied as they are, frame 3's stored without its filter (filter mask 1)
+        assert src.id.get_create_plist().get_filter(0)[0] == 32008
+        ds = g.create_dataset("data", shape=src.shape, dtype=src.dtype, chunks=src.chunks,
+                              compression=32008, compression_opts=(0, 2))
+        for k in range(src.shape[0]):
+            mask, chunk = src.id.read_direct_chunk((k, 0, 0, 0))
+            if k == 3:
+                ds.id.write_direct_chunk((k, 0, 0, 0), src[k].tobytes(), filter_mask=1)
+            else:
+                ds.id.write_direct_chunk((k, 0, 0, 0), chunk, filter_mask=mask)
+
+    def plugin(src, g):
+        # compressed by the reference plugin (Debian's), one frame a chunk as morgul writes
+        g.create_dataset("data", data=src[()], chunks=src.chunks, compression=32008, compression_opts=(0, 2))
+
+    # the gzip copy also lacks the packet masks (as from a writer that kept none): every packet counts as there
+    for name, store in (("gzip", gzip_pairs), ("unfiltered", one_unfiltered), ("plugin", plugin)):
+        single_raw_file(raw, tmp_path / f"{name}.h5", store, ("frames/packet_mask",) if name == "gzip" else ())
+        morgul("correct", tmp_path / f"{name}.h5", "-c", cal, "--energy", 12.4, "-o", tmp_path / name, "--threads", 2)
+        with h5py.File(tmp_path / f"{name}_master.h5", "r") as f:
+            np.testing.assert_array_equal(f["entry/data/data"][()], want, err_msg=name)
+    # frame 4's chunk cut short: its length no longer covers its blocks
+    with h5py.File(tmp_path / "plugin.h5", "r") as f:
+        info = f["data"].id.get_chunk_info_by_coord((4, 0, 0, 0))
+        frames = f["data"].shape[0]
+    with open(tmp_path / "plugin.h5", "r+b") as f:
+        f.seek(info.byte_offset + 16)
+        f.write(b"\x7f\xff\xff\xff")
+    p = morgul("correct", tmp_path / "plugin.h5", "-c", cal, "--energy", 12.4, "-o", tmp_path / "cut",
+               "--threads", 2, check=False)
+    assert p.returncode == 1 and "frame 4 of" in p.stdout and "plugin.h5" in p.stdout, p.stdout
+    with h5py.File(tmp_path / "cut_master.h5", "r") as f:
+        got = f["entry/data/data"][()]
+    assert frames == 10 and got.shape[0] == 4 and (got == want[:4]).all()
 
 
 def test_inline_replay_and_receive_equal_offline(raw_run, port):
@@ -244,7 +314,8 @@ def test_inline_replay_and_receive_equal_offline(raw_run, port):
 def test_lost_packets_invalid(raw_run, tmp_path):
     """Packets lost on the way: corrected inline, the rows they carried are
     the invalid value, every other pixel is as in the correction of the
-    complete frames, and the packet masks say which."""
+    complete frames, and the packet masks say which.  Written raw and
+    corrected offline, the same."""
     d, raw, cal = raw_run
     flat = d / "flat_master.h5"
     if not flat.exists():
@@ -269,6 +340,11 @@ def test_lost_packets_invalid(raw_run, tmp_path):
                     lost += 1
                     assert (got[k, rows] == -32768).all()
         assert lost == 1280 - rec["packets_received"][()].sum() and 10 < lost < 100
+    # the same capture written raw and corrected offline: the same images
+    morgul("replay", tmp_path / "lossy.pcap", "--module-names", "M420", "-o", tmp_path / "raw", "-q")
+    morgul("correct", tmp_path / "raw_master.h5", "-c", cal, "--energy", 12.4, "--raw-layout", "-o", tmp_path / "off")
+    with h5py.File(tmp_path / "off_master.h5", "r") as f:
+        np.testing.assert_array_equal(f["entry/data/data"][()], got)
 
 
 def test_inline_refused_before_receiving(raw_run, tmp_path, port):
