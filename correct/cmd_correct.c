@@ -28,9 +28,9 @@
  * converting, laying out and compressing it on its own, and writing it when
  * every earlier frame has been written.  The HDF5 library is not
  * thread-safe: taking a frame's stored bytes and writing one happen under
- * one lock; decompressing it (mg_rawread_decode) does not.  A frame that cannot be read, compressed or
- * written stops the run there: every frame before it is still written, as
- * when one thread does it all. */
+ * one lock; decompressing it (mg_rawread_decode) does not.  A frame that
+ * cannot be read, compressed or written stops the run there: every frame
+ * before it is still written, as when one thread does it all. */
 typedef struct corrector {
     mg_rawread *in;
     mg_rawfile *out;

@@ -349,8 +349,8 @@ static void *worker_main(void *arg)
                 const mg_conv_tables *t = mg_module_tables_pick(&tables[m], f.modules[m].daq_info);
                 if (!t)
                     atomic_fetch_add(&p->uncalibrated, 1);
-                mg_geometry_convert_module(p->cfg.geom, m, t, (const uint16_t *const *)f.blocks + m * MG_PACKETS_PER_MODULE,
-                                           f.modules[m].mask, type, w->conv, w->image);
+                const uint16_t *const *blocks = (const uint16_t *const *)f.blocks + m * MG_PACKETS_PER_MODULE;
+                mg_geometry_convert_module(p->cfg.geom, m, t, blocks, f.modules[m].mask, type, w->conv, w->image);
             }
             n = mg_bshuf_compress(w->ctx, w->image, p->img_px, b->chunk, p->chunk_cap, &e);
         } else if (!atomic_load(&p->failed))

@@ -283,8 +283,8 @@ static int frame_box(hid_t space, size_t nmod, hsize_t *first, hsize_t *count)
         return 0;
     const hssize_t n = H5Sget_select_npoints(space);
     const hsize_t frames = hi[0] - lo[0] + 1;
-    if (n < 0 || (hsize_t)n != frames * nmod * P || lo[1] || hi[1] != nmod - 1 || lo[2] || hi[2] != MG_MODULE_ROWS - 1 ||
-        lo[3] || hi[3] != MG_MODULE_COLS - 1)
+    if (n < 0 || (hsize_t)n != frames * nmod * P || lo[1] || hi[1] != nmod - 1 || lo[2] ||
+        hi[2] != MG_MODULE_ROWS - 1 || lo[3] || hi[3] != MG_MODULE_COLS - 1)
         return 0;
     *first = lo[0];
     *count = frames;
@@ -307,7 +307,8 @@ static void plan_sources(mg_rawread *r)
             r->src[0].count = r->nframes;
             r->nsrc = 1;
         }
-    } else if (layout == H5D_VIRTUAL && H5Pget_virtual_count(dcpl, &n) >= 0 && n && (r->src = calloc(n, sizeof *r->src))) {
+    } else if (layout == H5D_VIRTUAL && H5Pget_virtual_count(dcpl, &n) >= 0 && n &&
+               (r->src = calloc(n, sizeof *r->src))) {
         const char *slash = strrchr(r->paths[0], '/');
         const int dirlen = slash ? (int)(slash - r->paths[0] + 1) : 0;
         int ok = 1;
@@ -450,8 +451,12 @@ static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
 #undef REC
     /* without masks every packet counts as there (a missing packet's words are invalid words anyway) */
     const int masks = have && !read_all(f, "frames/packet_mask", H5T_NATIVE_UINT8, buf, n * 16);
-    for (size_t i = 0; have && i < n; i++)
-        memcpy(r->recs[i].mask, masks ? (const uint8_t *)buf + i * 16 : (const uint8_t *)"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 16);
+    for (size_t i = 0; have && i < n; i++) {
+        if (masks)
+            memcpy(r->recs[i].mask, (const uint8_t *)buf + i * 16, 16);
+        else
+            memset(r->recs[i].mask, 0xFF, 16);
+    }
     if (!have && !rc)
         for (size_t i = 0; i < r->nframes; i++) {
             r->index[i] = (int64_t)i;
