@@ -381,8 +381,9 @@ static void close_source(mg_rawread *r)
 }
 
 /* The source holding frame i, its dataset opened (one at a time: a run
- * may have thousands of data files): its index, or -1 if frame i is to be
- * read through HDF5's filters. */
+ * may have thousands of data files): its index, -1 if frame i is to be
+ * read through HDF5's filters, or -2 if its data file or dataset cannot be
+ * opened (HDF5 would read a virtual dataset's missing source as zeros). */
 static long source_of(mg_rawread *r, size_t i)
 {
     long k = r->open_src;
@@ -401,7 +402,7 @@ static long source_of(mg_rawread *r, size_t i)
         r->src_d = !sc->dset[0] ? r->d[0] : f >= 0 ? H5Dopen2(f, sc->dset, H5P_DEFAULT) : -1;
         r->src_direct = r->src_d >= 0 && chunks_direct(r->src_d, r->nmod, sc->src_first + sc->count);
     }
-    return r->src_direct ? k : -1;
+    return r->src_d < 0 ? -2 : r->src_direct ? k : -1;
 }
 
 static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
@@ -634,6 +635,13 @@ int mg_rawread_fetch(mg_rawread *r, size_t i, mg_rawread_buf *b, uint16_t *raw, 
     b->frame = i;
     b->want = r->nmod * P * sizeof(uint16_t);
     const long k = r->original || !r->nsrc ? -1 : source_of(r, i);
+    if (k == -2) {
+        const source *sc = &r->src[r->open_src];
+        H5Eclear2(H5E_DEFAULT);
+        return mg_error_set(err, MG_EIO, "reading frame %zu failed: %s has no dataset %s or cannot be opened (moved "
+                            "or deleted since the run was opened?); keep the data files beside the master file", i,
+                            sc->file[0] ? sc->file : r->paths[0], sc->dset);
+    }
     if (k >= 0) {
         const source *sc = &r->src[k];
         snprintf(b->path, sizeof b->path, "%s", sc->file[0] ? sc->file : r->paths[0]);

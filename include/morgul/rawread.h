@@ -15,7 +15,8 @@
  *     frames count as complete (the files record no packets).
  *
  * Reading is sequential or random; a frame that cannot be read (a corrupt
- * chunk) is an error naming the frame and file, never zeros.  morgul's own
+ * chunk, a data file gone since the run was opened) is an error naming the
+ * frame and file, never zeros.  morgul's own
  * chunks are read as stored and decompressed by morgul's bitshuffle (not
  * through HDF5's filter), which lets threads decompress in parallel.
  */
