@@ -247,6 +247,22 @@ static int open_original(mg_rawread *r, const char *const *paths, const hsize_t 
     return 0;
 }
 
+/* Mapping i's source file of a virtual dataset (creation list dcpl) as a
+ * path: a relative name beside the master file.  0 for the master file
+ * itself ("."), -1 if the name cannot be read. */
+static int source_path(const mg_rawread *r, hid_t dcpl, size_t i, char *path, size_t cap)
+{
+    char name[1024];
+    if (H5Pget_virtual_filename(dcpl, i, name, sizeof name) <= 0)
+        return -1;
+    if (!strcmp(name, "."))
+        return 0;
+    const char *slash = strrchr(r->paths[0], '/');
+    const int dirlen = slash && name[0] != '/' ? (int)(slash - r->paths[0] + 1) : 0;
+    snprintf(path, cap, "%.*s%s", dirlen, r->paths[0], name);
+    return 1;
+}
+
 /* A master file's frames are a virtual dataset over its data files; HDF5
  * reads a missing source file as zeros, so every one must be there. */
 static int check_sources(mg_rawread *r, mg_error *err)
@@ -255,16 +271,10 @@ static int check_sources(mg_rawread *r, mg_error *err)
     int rc = 0;
     size_t n = 0;
     if (H5Pget_layout(dcpl) == H5D_VIRTUAL && H5Pget_virtual_count(dcpl, &n) >= 0) {
-        const char *slash = strrchr(r->paths[0], '/');
-        int dirlen = slash ? (int)(slash - r->paths[0] + 1) : 0;
         for (size_t i = 0; i < n && !rc; i++) {
-            char name[1024], path[2100];
-            if (H5Pget_virtual_filename(dcpl, i, name, sizeof name) < 0 || !strcmp(name, "."))
+            char path[2100];
+            if (source_path(r, dcpl, i, path, sizeof path) <= 0)
                 continue;
-            if (name[0] == '/')
-                snprintf(path, sizeof path, "%s", name);
-            else
-                snprintf(path, sizeof path, "%.*s%s", dirlen, r->paths[0], name);
             if (!mg_file_is_hdf5(path))
                 rc = mg_error_set(err, MG_EIO, "%s: its data file %s is missing or not HDF5; keep the data files "
                                                "beside the master file", r->paths[0], path);
@@ -309,12 +319,9 @@ static void plan_sources(mg_rawread *r)
         }
     } else if (layout == H5D_VIRTUAL && H5Pget_virtual_count(dcpl, &n) >= 0 && n &&
                (r->src = calloc(n, sizeof *r->src))) {
-        const char *slash = strrchr(r->paths[0], '/');
-        const int dirlen = slash ? (int)(slash - r->paths[0] + 1) : 0;
         int ok = 1;
         for (size_t i = 0; i < n && ok; i++) {
             source *sc = &r->src[i];
-            char name[1024];
             hid_t vs = H5Pget_virtual_vspace(dcpl, i), ss = H5Pget_virtual_srcspace(dcpl, i);
             hsize_t vcount = 0, scount = 0;
             ok = frame_box(vs, r->nmod, &sc->first, &vcount);
@@ -323,12 +330,10 @@ static void plan_sources(mg_rawread *r)
                 scount = vcount;
             else
                 ok = ok && frame_box(ss, r->nmod, &sc->src_first, &scount);
-            ok = ok && vcount == scount && H5Pget_virtual_filename(dcpl, i, name, sizeof name) > 0 &&
+            /* the file found as check_sources found it; "" for the master itself */
+            ok = ok && vcount == scount && source_path(r, dcpl, i, sc->file, sizeof sc->file) >= 0 &&
                  H5Pget_virtual_dsetname(dcpl, i, sc->dset, sizeof sc->dset) > 0;
             sc->count = vcount;
-            /* found as check_sources found it: beside the master */
-            if (ok && strcmp(name, "."))
-                snprintf(sc->file, sizeof sc->file, "%.*s%s", name[0] == '/' ? 0 : dirlen, r->paths[0], name);
             if (vs >= 0)
                 H5Sclose(vs);
             if (ss >= 0)
@@ -438,6 +443,9 @@ static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
         r->det.modules[m].column = cols[m];
     }
     const size_t n = r->nframes * r->nmod;
+    /* without records or masks every packet counts as there (a missing packet's words are invalid anyway) */
+    for (size_t i = 0; r->recs && i < n; i++)
+        memset(r->recs[i].mask, 0xFF, 16);
     int have = !rc && !read_all(f, "frames/index", H5T_NATIVE_INT64, r->index, r->nframes);
 #define REC(path, field, mtype, ctype)                                                  \
     if (have && !read_all(f, path, mtype, buf, n))                                      \
@@ -450,21 +458,14 @@ static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
     REC("frames/daq_info", daq_info, H5T_NATIVE_UINT32, uint32_t)
     REC("frames/packets_received", packets, H5T_NATIVE_UINT16, uint16_t)
 #undef REC
-    /* without masks every packet counts as there (a missing packet's words are invalid words anyway) */
-    const int masks = have && !read_all(f, "frames/packet_mask", H5T_NATIVE_UINT8, buf, n * 16);
-    for (size_t i = 0; have && i < n; i++) {
-        if (masks)
+    if (have && !read_all(f, "frames/packet_mask", H5T_NATIVE_UINT8, buf, n * 16))
+        for (size_t i = 0; i < n; i++)
             memcpy(r->recs[i].mask, (const uint8_t *)buf + i * 16, 16);
-        else
-            memset(r->recs[i].mask, 0xFF, 16);
-    }
     if (!have && !rc)
         for (size_t i = 0; i < r->nframes; i++) {
             r->index[i] = (int64_t)i;
-            for (size_t m = 0; m < r->nmod; m++) {
+            for (size_t m = 0; m < r->nmod; m++)
                 r->recs[i * r->nmod + m].packets = MG_PACKETS_PER_MODULE;
-                memset(r->recs[i * r->nmod + m].mask, 0xFF, 16);
-            }
         }
     r->start = mg_h5_attr_get_double(f, "start_time", 0);
     r->exposure = r->nframes && r->recs && r->recs[0].exposure_length ? r->recs[0].exposure_length * 1e-7 : NAN;
