@@ -18,7 +18,7 @@ int mg_opt_u64(const char *cmd, const char *opt, const char *v, uint64_t *out)
         fprintf(stderr, "morgul %s: %s needs a whole number >= 0\n", cmd, opt);
         return -1;
     }
-    unsigned long long x = strtoull(v, &end, 0);
+    unsigned long long x = strtoull(v, &end, 10);
     if (errno || *end) {
         fprintf(stderr, "morgul %s: %s '%s' is not a whole number\n", cmd, opt, v);
         return -1;
@@ -31,7 +31,7 @@ int mg_opt_int(const char *cmd, const char *opt, const char *v, long lo, long hi
 {
     char *end;
     errno = 0;
-    long x = v ? strtol(v, &end, 0) : 0;
+    long x = v ? strtol(v, &end, 10) : 0;
     if (!v || errno || *end || end == v || x < lo || x > hi) {
         fprintf(stderr, "morgul %s: %s '%s' must be a whole number from %ld to %ld\n", cmd, opt, v ? v : "", lo, hi);
         return -1;
@@ -229,6 +229,10 @@ _Atomic int *mg_cli_stop_flag(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* the terminal or ssh session went away: end with valid files */
+    /* a reader of --progress that went away (| tee, then tee killed) must not kill the run: the write fails
+     * with EPIPE instead, and the files are closed as usual */
+    signal(SIGPIPE, SIG_IGN);
     return &stop_flag;
 }
 

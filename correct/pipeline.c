@@ -51,6 +51,7 @@ typedef struct outbuf {
     mg_module_frame *modules; /* the frame's records */
     int64_t n;                /* chunk bytes; 0: nothing to write (failed) */
     int64_t index;
+    int acq;                  /* the frame's acquisition */
     uint64_t seq;
     _Atomic int busy;         /* posted and not yet written */
 } outbuf;
@@ -80,6 +81,7 @@ struct mg_pipeline {
     pthread_t collector;
     int collector_started;
     _Atomic uint64_t turn;     /* sequence number of the next frame to write */
+    int acq;                   /* acquisition of the frames written (under the write lock) */
     _Atomic uint32_t turn_gen; /* futex word: changes whenever turn does */
     _Atomic(outbuf *) posted[NPOSTED]; /* [seq % NPOSTED]: chunks waiting for their turn */
     pthread_mutex_t write_lock;
@@ -238,6 +240,11 @@ static void wait_post_free(mg_pipeline *p, uint64_t seq)
 static void write_one(mg_pipeline *p, outbuf *b)
 {
     mg_error e = {0};
+    if (b->acq != p->acq && !atomic_load(&p->failed)) {
+        p->acq = b->acq;
+        if (p->cfg.acquisition && p->cfg.acquisition(p->cfg.acquisition_ctx, b->acq, &e))
+            fail(p, &e);
+    }
     if (b->n > 0 && !atomic_load(&p->failed)) {
         if (p->cfg.out && mg_rawfile_write(p->cfg.out, b->index, b->modules, b->chunk, (size_t)b->n, &e))
             fail(p, &e);
@@ -335,6 +342,11 @@ static void *worker_main(void *arg)
             mg_asm_release(p->cfg.assembler, &f);
             continue;
         }
+        if (p->cfg.no_compress) { /* receiving alone: the frame is counted and given back */
+            mg_asm_release(p->cfg.assembler, &f);
+            atomic_fetch_add(&p->discarded, 1);
+            continue;
+        }
         outbuf *b = &w->out[w->next_out];
         w->next_out = (w->next_out + 1) % (unsigned)p->outbufs;
         wait_written(p, b);
@@ -363,6 +375,7 @@ static void *worker_main(void *arg)
         }
         b->n = n > 0 ? n : 0;
         b->index = f.index;
+        b->acq = f.acquisition;
         b->seq = seq;
         atomic_store(&b->busy, 1);
         wait_post_free(p, seq);

@@ -3,7 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <glob.h>
+#include <dirent.h>
 #include <hdf5.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -59,8 +59,13 @@ struct mg_rawfile {
     hsize_t fdims[3];
     hid_t ftype;
     size_t esize;
-    char prefix[4096];
+    char run_prefix[4096];   /* -o: the first acquisition's files */
+    char prefix[4120];       /* the current acquisition's: run_prefix, then run_prefix_acqNNN */
+    int acq;                 /* current acquisition, 0-based */
     char master[4200];
+    char made_dirs[8][4200]; /* directories created for -o, removed again if the run is abandoned */
+    int nmade;
+    int created;             /* data files of the current acquisition this writer created */
     char reserve[4200]; /* a file holding RESERVE_BYTES, removed when the disk fills */
     int have_reserve;
     int dirfd;          /* the output directory, for its free space */
@@ -74,8 +79,9 @@ struct mg_rawfile {
     uint64_t meta_written; /* frames of metadata in the file */
     uint8_t *mbuf[M_COUNT];
     uint64_t mbuf_n;
-    /* all files */
+    /* all files of the current acquisition */
     uint64_t total, bytes;
+    uint64_t run_total;    /* every acquisition's */
     uint64_t *file_frames; /* frames per file */
     int files_cap;
 };
@@ -194,7 +200,7 @@ static int write_detector(hid_t loc, const char *path, const mg_detector *det)
  * before stays readable. */
 static int make_reserve(mg_rawfile *f, mg_error *err)
 {
-    snprintf(f->reserve, sizeof f->reserve, "%s_reserve.tmp", f->prefix);
+    snprintf(f->reserve, sizeof f->reserve, "%s_reserve.tmp", f->run_prefix);
     int fd = open(f->reserve, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
         return mg_error_set(err, MG_EIO, "cannot create %s: %s; check the directory exists and is writable", f->reserve,
@@ -230,6 +236,7 @@ static int open_data_file(mg_rawfile *f, mg_error *err)
     if (f->file < 0)
         return mg_error_set(err, MG_EIO, "cannot create %s (%s); check the directory exists, is writable and has space",
                             path, access(path, F_OK) == 0 ? "it exists; use --overwrite" : strerror(errno));
+    f->created = f->file_no;
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     unsigned cd[5];
     mg_bshuf_cd_values(f->esize, cd);
@@ -318,6 +325,123 @@ static void release(mg_rawfile *f)
     free(f);
 }
 
+/* Whether `name` (a file name without directory) is one morgul writes for
+ * the run prefix whose file-name part is `base`: BASE_master.h5,
+ * BASE_data_NNNNNN.h5 and the same with _acqNNN after BASE for later
+ * acquisitions.  Compared character by character: a prefix may hold any
+ * character, none of them special. */
+static int digits(const char *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int is_output_name(const char *name, const char *base)
+{
+    size_t bl = strlen(base);
+    if (strncmp(name, base, bl))
+        return 0;
+    const char *r = name + bl;
+    if (!strncmp(r, "_acq", 4) && digits(r + 4, 3))
+        r += 7;
+    if (!strcmp(r, "_master.h5"))
+        return 1;
+    return !strncmp(r, "_data_", 6) && digits(r + 6, 6) && !strcmp(r + 12, ".h5");
+}
+
+/* The run prefix's directory (or ".") and file-name part. */
+static void split_prefix(const char *prefix, char *dir, size_t cap, const char **base)
+{
+    const char *slash = strrchr(prefix, '/');
+    if (!slash) {
+        snprintf(dir, cap, ".");
+        *base = prefix;
+        return;
+    }
+    snprintf(dir, cap, "%.*s", slash == prefix ? 1 : (int)(slash - prefix), prefix);
+    *base = slash + 1;
+}
+
+/* Counts the files of this run's names that exist (the first one's path into
+ * `found`), removing them with `remove`.  -1 if the directory cannot be read. */
+static int output_names(mg_rawfile *f, int remove, char *found, size_t cap, mg_error *err)
+{
+    char dir[4200];
+    const char *base;
+    split_prefix(f->run_prefix, dir, sizeof dir, &base);
+    DIR *d = opendir(dir);
+    if (!d)
+        return mg_error_set(err, MG_EIO, "cannot read the output directory %s: %s", dir, strerror(errno)), -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!is_output_name(e->d_name, base))
+            continue;
+        char path[8400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (!n)
+            snprintf(found, cap, "%s", path);
+        n++;
+        if (remove && unlink(path) && errno != ENOENT) {
+            mg_error_set(err, MG_EIO, "cannot remove %s: %s", path, strerror(errno));
+            closedir(d);
+            return -1;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* -o DIR/NAME: DIR and its parents are created if missing (remembered, so
+ * that a run that cannot start leaves nothing behind). */
+static int make_dirs(mg_rawfile *f, mg_error *err)
+{
+    char dir[4200];
+    const char *base;
+    split_prefix(f->run_prefix, dir, sizeof dir, &base);
+    if (!*base)
+        return mg_error_set(err, MG_EINVAL, "-o %s ends in '/': give DIR/NAME, the files are NAME_master.h5 ...",
+                            f->run_prefix);
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0
+                                   : mg_error_set(err, MG_EIO, "-o %s: %s is not a directory", f->run_prefix, dir);
+    /* the missing directories, outermost first */
+    char path[4200];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1;; p++) {
+        if (*p && *p != '/')
+            continue;
+        char c = *p;
+        *p = 0;
+        if (stat(path, &st)) {
+            if (mkdir(path, 0755) && errno != EEXIST) {
+                int e = errno;
+                *p = c;
+                return mg_error_set(err, MG_EIO, "cannot create the output directory %s: %s", path, strerror(e));
+            }
+            if (f->nmade < 8)
+                snprintf(f->made_dirs[f->nmade++], sizeof f->made_dirs[0], "%s", path);
+        } else if (!S_ISDIR(st.st_mode)) {
+            *p = c;
+            return mg_error_set(err, MG_EIO, "-o %s: %s is not a directory", f->run_prefix, path);
+        }
+        *p = c;
+        if (!c)
+            break;
+    }
+    return 0;
+}
+
+static void remove_made_dirs(mg_rawfile *f)
+{
+    for (int i = f->nmade - 1; i >= 0; i--)
+        rmdir(f->made_dirs[i]);
+    f->nmade = 0;
+}
+
 mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
 {
     if (mg_h5_register_bitshuffle(err))
@@ -360,41 +484,32 @@ mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
     snprintf(f->det_path, sizeof f->det_path, "%s%sdetector", grp ? grp : "", grp ? "/" : "");
     f->nmod = cfg->det->nmodules;
     f->per_file = cfg->frames_per_file ? cfg->frames_per_file : 1000;
-    if (!cfg->prefix || !*cfg->prefix || strlen(cfg->prefix) >= sizeof f->prefix - 32) {
+    if (!cfg->prefix || !*cfg->prefix || strlen(cfg->prefix) >= sizeof f->run_prefix - 64) {
         mg_error_set(err, MG_EINVAL, "give an output prefix (-o DIR/NAME)");
         goto fail;
     }
+    snprintf(f->run_prefix, sizeof f->run_prefix, "%s", cfg->prefix);
     snprintf(f->prefix, sizeof f->prefix, "%s", cfg->prefix);
     snprintf(f->master, sizeof f->master, "%s_master.h5", f->prefix);
-    /* never overwrite: refuse if the master or any data file of this prefix exists */
-    char pattern[4200];
-    snprintf(pattern, sizeof pattern, "%s_data_*.h5", f->prefix);
-    glob_t g;
-    int have = glob(pattern, 0, NULL, &g) == 0;
-    if (!cfg->overwrite && (access(f->master, F_OK) == 0 || have)) {
-        mg_error_set(err, MG_EEXIST, "%s exists; choose another output name or pass --overwrite",
-                     access(f->master, F_OK) == 0 ? f->master : g.gl_pathv[0]);
-        if (have)
-            globfree(&g);
+    if (make_dirs(f, err))
         goto fail;
+    /* never overwrite: refuse if any file this run could write exists; with overwrite remove exactly those */
+    {
+        char found[4200] = "";
+        int n = output_names(f, cfg->overwrite, found, sizeof found, err);
+        if (n < 0)
+            goto fail;
+        if (n > 0 && !cfg->overwrite) {
+            mg_error_set(err, MG_EEXIST, "%s exists; choose another output name or pass --overwrite", found);
+            goto fail;
+        }
     }
-    if (have) {
-        for (size_t i = 0; i < g.gl_pathc; i++)
-            unlink(g.gl_pathv[i]);
-        globfree(&g);
-    }
-    if (cfg->overwrite)
-        unlink(f->master);
     if (make_reserve(f, err))
         goto fail;
     {
         char dir[4200];
-        snprintf(dir, sizeof dir, "%s", f->prefix);
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *(slash == dir ? slash + 1 : slash) = 0;
-        else
-            snprintf(dir, sizeof dir, ".");
+        const char *base;
+        split_prefix(f->run_prefix, dir, sizeof dir, &base);
         f->dirfd = open(dir, O_RDONLY | O_DIRECTORY);
         if (f->dirfd < 0) {
             mg_error_set(err, MG_EIO, "cannot open the output directory %s: %s", dir, strerror(errno));
@@ -413,9 +528,7 @@ mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
         goto fail;
     return f;
 fail:
-    if (f->file >= 0)
-        close_data_file(f, NULL);
-    release(f);
+    mg_rawfile_abandon(f);
     return NULL;
 }
 
@@ -468,6 +581,7 @@ static int write_frame(mg_rawfile *f, int64_t index, const mg_module_frame *mods
     f->mbuf_n++;
     f->in_file++;
     f->total++;
+    f->run_total++;
     f->bytes += chunk_bytes;
     if (f->mbuf_n == META_BLOCK)
         return flush_meta(f, err);
@@ -542,7 +656,8 @@ static int link_files(mg_rawfile *f, hid_t master)
     return bad ? -1 : 0;
 }
 
-int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err)
+/* Closes the current acquisition's data file and writes its master file. */
+static int finish_set(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     int rc = close_data_file(f, err);
@@ -550,40 +665,83 @@ int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error 
     if (m < 0) {
         if (!rc)
             rc = mg_error_set(err, MG_EIO, "cannot create the master file %s", f->master);
-    } else {
-        int bad = 0;
-        bad |= make_vds(f, m, f->lay.data_path, f->ftype, f->frank + 1, f->fdims);
-        if (f->lay.link_files)
-            bad |= link_files(f, m) < 0;
-        for (int i = 0; i < M_COUNT; i++) {
-            hsize_t t[2] = {(hsize_t)f->nmod, 16};
-            int rank = META[i].per_module == 0 ? 1 : META[i].per_module == 1 ? 2 : 3;
-            bad |= make_vds(f, m, f->meta_path[i], meta_type(i), rank, t);
-        }
-        bad |= write_detector(m, f->det_path, f->cfg.det) < 0;
-        bad |= mg_h5_attr_str(m, "morgul_version", MG_VERSION) < 0;
-        bad |= mg_h5_attr_double(m, "start_time", f->start) < 0;
-        hid_t g = H5Gcreate2(m, "run", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        hid_t s1 = H5Screate(H5S_SCALAR);
-        for (int i = 0; i < n && g >= 0; i++) {
-            hid_t d = H5Dcreate2(g, counters[i].name, H5T_STD_U64LE, s1, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-            bad |= d < 0 || H5Dwrite(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &counters[i].value) < 0;
-            if (d >= 0)
-                H5Dclose(d);
-        }
-        H5Sclose(s1);
-        if (g >= 0)
-            H5Gclose(g);
-        if (f->lay.master_extra && f->lay.master_extra((int64_t)m, f->total, f->lay.ctx))
-            bad = 1;
-        bad |= H5Fclose(m) < 0;
-        if (bad && !rc)
-            rc = mg_error_set(err, MG_EIO, "writing the master file %s failed (disk full?)", f->master);
+        return rc;
     }
+    int bad = 0;
+    bad |= make_vds(f, m, f->lay.data_path, f->ftype, f->frank + 1, f->fdims);
+    if (f->lay.link_files)
+        bad |= link_files(f, m) < 0;
+    for (int i = 0; i < M_COUNT; i++) {
+        hsize_t t[2] = {(hsize_t)f->nmod, 16};
+        int rank = META[i].per_module == 0 ? 1 : META[i].per_module == 1 ? 2 : 3;
+        bad |= make_vds(f, m, f->meta_path[i], meta_type(i), rank, t);
+    }
+    bad |= write_detector(m, f->det_path, f->cfg.det) < 0;
+    bad |= mg_h5_attr_str(m, "morgul_version", MG_VERSION) < 0;
+    bad |= mg_h5_attr_double(m, "start_time", f->start) < 0;
+    hid_t g = H5Gcreate2(m, "run", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t s1 = H5Screate(H5S_SCALAR);
+    for (int i = 0; i < n && g >= 0; i++) {
+        hid_t d = H5Dcreate2(g, counters[i].name, H5T_STD_U64LE, s1, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        bad |= d < 0 || H5Dwrite(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &counters[i].value) < 0;
+        if (d >= 0)
+            H5Dclose(d);
+    }
+    H5Sclose(s1);
+    if (g >= 0)
+        H5Gclose(g);
+    if (f->lay.master_extra && f->lay.master_extra((int64_t)m, f->total, f->lay.ctx))
+        bad = 1;
+    bad |= H5Fclose(m) < 0;
+    if (bad && !rc)
+        rc = mg_error_set(err, MG_EIO, "writing the master file %s failed (disk full?)", f->master);
+    return rc;
+}
+
+int mg_rawfile_next_acquisition(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err)
+{
+    int rc = finish_set(f, counters, n, err);
+    f->acq++;
+    snprintf(f->prefix, sizeof f->prefix, "%s_acq%03d", f->run_prefix, f->acq + 1);
+    snprintf(f->master, sizeof f->master, "%s_master.h5", f->prefix);
+    f->file_no = f->created = 0;
+    f->total = f->bytes = 0;
+    if (f->file_frames)
+        memset(f->file_frames, 0, sizeof(uint64_t) * (size_t)f->files_cap);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    f->start = (double)now.tv_sec + now.tv_nsec * 1e-9;
+    if (!rc)
+        rc = open_data_file(f, err);
+    return rc;
+}
+
+int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err)
+{
+    int rc = finish_set(f, counters, n, err);
     release(f);
     return rc;
 }
 
-uint64_t mg_rawfile_frames(const mg_rawfile *f) { return f->total; }
+void mg_rawfile_abandon(mg_rawfile *f)
+{
+    if (!f)
+        return;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (f->file >= 0)
+        close_data_file(f, NULL);
+    for (int j = 1; j <= f->created; j++) {
+        char path[4200];
+        data_path(f, j, path, sizeof path);
+        unlink(path);
+    }
+    drop_reserve(f);
+    remove_made_dirs(f);
+    release(f);
+}
+
+uint64_t mg_rawfile_frames(const mg_rawfile *f) { return f->run_total; }
+int mg_rawfile_acquisition(const mg_rawfile *f) { return f->acq; }
+uint64_t mg_rawfile_set_frames(const mg_rawfile *f) { return f->total; }
 uint64_t mg_rawfile_bytes(const mg_rawfile *f) { return f->bytes; }
 const char *mg_rawfile_master_path(const mg_rawfile *f) { return f->master; }

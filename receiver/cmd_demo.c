@@ -76,8 +76,11 @@ int mg_demo(int argc, char **argv)
     mg_run_summary sum;
     memset(&sum, 0, sizeof sum);
     int rc = mg_run_receive(&cfg, &sum, &err);
+    if (rc && !atomic_load(&s.ready)) /* it never listened: the sender must not wait for it */
+        atomic_store(cfg.stop, 1);
     pthread_join(th, NULL);
-    mg_run_print_summary(&sum, stdout);
+    if (sum.nlinks)
+        mg_run_print_summary(&sum, rc, 0, stdout);
     if (s.rc)
         fprintf(stderr, "morgul demo: the simulator failed: %s\n", s.err.message);
     if (rc) {

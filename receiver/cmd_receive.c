@@ -19,25 +19,40 @@
 
 static const char *const run_help =
     "output:\n"
-    "  -o, --output PREFIX     write PREFIX_master.h5 and PREFIX_data_NNNNNN.h5\n"
-    "      --no-write          assemble and compress, write nothing (tests, benchmarks)\n"
-    "      --overwrite         replace existing files of PREFIX (never done otherwise)\n"
+    "  -o, --output PREFIX     write PREFIX_master.h5 and PREFIX_data_NNNNNN.h5 (missing directories are\n"
+    "                          made); a further acquisition (counter reset) goes to PREFIX_acq002_...\n"
+    "      --no-write          receive and assemble only: no compression, no files (like the vendor\n"
+    "                          receiver's fwrite 0, for comparisons)\n"
+    "      --overwrite         replace existing files of PREFIX (never done otherwise; only the names this\n"
+    "                          run writes)\n"
     "      --frames-per-file N data files roll over every N frames (default 1000)\n"
     "      --workers N         compression threads (default: the cores left after one per receiving\n"
     "                          thread; every core for replay)\n"
     "      --scalar            use the scalar bitshuffle kernel instead of AVX2\n"
     "      --lz4-acceleration N  LZ4 speed/size trade-off (default 8; 1 = LZ4's own default)\n"
     "assembly:\n"
-    "  -n, --frames N          stop after frame N (frames counted from the first one seen)\n"
-    "      --window N          frames kept open for late and reordered packets (default 16)\n"
-    "      --buffer-frames N   frame buffers in all (default max(64, 4 x window))\n"
-    "      --align first|none  first: each module's first frame number is its frame 0 (default);\n"
-    "                          none: all modules must send the same frame numbers\n"
+    "  -n, --frames N          stop after N images (counted from the first frame with evidence, over all\n"
+    "                          acquisitions)\n"
+    "      --rate HZ           the detector's highest frame rate (default: the description's frame_rate,\n"
+    "                          else 2000); sizes the frame buffers and bounds how far numbers may jump\n"
+    "      --frame-timeout MS  a frame waits this long for a silent or lagging link (default 100)\n"
+    "      --window N          frames over which a link's packets may arrive reordered (default 16)\n"
+    "      --buffer-frames N   frame buffers in all (default rate x frame timeout + 64; printed at start)\n"
+    "      --readnrows N       partial readout: rows read per module around its centre (8..512; default:\n"
+    "                          the description's, else all); only their packets are expected\n"
+    "      --align auto|number auto: a module whose frame numbers differ from the others' is paired with\n"
+    "                          their frames by bunch id, timestamp or arrival time, and reported (default);\n"
+    "                          number: modules must send the same frame numbers (others are stray)\n"
     "      --no-position-check accept packets whose header row/column differ from the configuration\n"
     "ending and reporting:\n"
-    "      --idle-timeout S    end the run after S seconds without packets (default: never)\n"
+    "      --idle-timeout S    end the run S seconds after the last packet, or after listening began if\n"
+    "                          none came (default: never)\n"
+    "      --max-loss F        a fraction of lost packets that still counts as a complete run (default 0)\n"
+    "      --ready-file PATH   written once every port listens (a line \"ready\", then the ports)\n"
     "      --progress          print a line of counters every second\n"
     "  -q, --quiet             no plan or summary, errors only\n"
+    "exit status: 0 complete, 1 failed, 2 bad usage, 3 data lost beyond --max-loss or ended before -n,\n"
+    "  4 nothing lost but datagrams refused or stray (see docs/user-guide.md)\n"
     "correction while receiving (NXmx output instead of raw frames):\n"
     "  -c, --calibration FILE  the detector's calibration file (morgul gainmap, calib import)\n"
     "      --calibration-store DIR   or pick it from a store (morgul calib add): the newest taken before the\n"
@@ -60,7 +75,7 @@ static const char *const run_help =
 enum {
     O_NOWRITE = 1000, O_OVERWRITE, O_FPF, O_WORKERS, O_SCALAR, O_WINDOW, O_BUFFERS, O_ALIGN, O_NOPOS, O_IDLE,
     O_PROGRESS, O_CPUS, O_NOPIN, O_TOPO, O_RCVBUF, O_BATCH, O_REALTIME, O_SPEED, O_SEND, O_HELP, O_ACCEL, O_LOOPS,
-    O_PEDESTAL,
+    O_PEDESTAL, O_RATE, O_FTIMEOUT, O_READN, O_MAXLOSS, O_READYF,
     O_CORR, /* + mg_corropt index */
     O_DET = O_CORR + MG_CORROPT_COUNT, /* detector options: O_DET + index */
     O_DARK = O_DET + 16                /* dark-run options: O_DARK + index */
@@ -68,7 +83,7 @@ enum {
 
 
 /* the correction options (mg_corropt) are added after these at run time */
-static struct option opts[48 + MG_CORROPT_COUNT + MG_DARKOPT_COUNT] = {
+static struct option opts[56 + MG_CORROPT_COUNT + MG_DARKOPT_COUNT] = {
     {"output", required_argument, 0, 'o'},  {"no-write", no_argument, 0, O_NOWRITE},
     {"overwrite", no_argument, 0, O_OVERWRITE}, {"frames-per-file", required_argument, 0, O_FPF},
     {"workers", required_argument, 0, O_WORKERS}, {"scalar", no_argument, 0, O_SCALAR},
@@ -82,6 +97,9 @@ static struct option opts[48 + MG_CORROPT_COUNT + MG_DARKOPT_COUNT] = {
     {"speed", required_argument, 0, O_SPEED}, {"send", required_argument, 0, O_SEND},
     {"help", no_argument, 0, 'h'}, {"lz4-acceleration", required_argument, 0, O_ACCEL},
     {"loops", required_argument, 0, O_LOOPS}, {"pedestal", required_argument, 0, O_PEDESTAL},
+    {"rate", required_argument, 0, O_RATE}, {"frame-timeout", required_argument, 0, O_FTIMEOUT},
+    {"readnrows", required_argument, 0, O_READN}, {"max-loss", required_argument, 0, O_MAXLOSS},
+    {"ready-file", required_argument, 0, O_READYF},
     {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
     {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
     {"port", required_argument, 0, O_DET + 4}, {"module-names", required_argument, 0, O_DET + 5},
@@ -148,8 +166,8 @@ static int dark_run(which w, mg_run_config *cfg, const char *cal, const mg_darko
     int rc = mg_dark_accs_new(acc, nacc, &err);
     if (!rc) {
         rc = mg_dark_run(cfg, w == CMD_RECEIVE, acc, dk->gain, dk->mode_frames, dk->mode_loops, &info, &sum, &err);
-        if (!cfg->quiet && (rc == 0 || sum.total.bytes))
-            mg_run_print_summary(&sum, stderr);
+        if (!cfg->quiet && sum.nlinks)
+            mg_run_print_summary(&sum, rc, 0, stderr);
         if (!rc)
             mg_dark_cells_report(&info, stderr);
     }
@@ -185,6 +203,9 @@ static int run_cmd(which w, int argc, char **argv)
     mg_detopt_init(&dopt);
     const char *send = NULL;
     int no_write = 0, c, bad = 0;
+    double max_loss = 0;
+    /* signals end the run (also during set-up) from the start */
+    cfg.stop = mg_cli_stop_flag();
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:n:qhc:", opts, NULL)) != -1) {
         switch (c) {
@@ -196,15 +217,27 @@ static int run_cmd(which w, int argc, char **argv)
         case O_WORKERS: bad |= mg_opt_int(cmd, "--workers", optarg, 1, 64, &cfg.workers); break;
         case O_SCALAR: cfg.impl = MG_BSHUF_SCALAR; break;
         case 'n': bad |= mg_opt_u64(cmd, "--frames", optarg, &cfg.max_frames); break;
-        case O_WINDOW: bad |= mg_opt_int(cmd, "--window", optarg, 1, 4096, &cfg.window); break;
-        case O_BUFFERS: bad |= mg_opt_int(cmd, "--buffer-frames", optarg, 2, 1 << 20, &cfg.buffer_frames); break;
+        case O_WINDOW: bad |= mg_opt_int(cmd, "--window", optarg, 1, 4096, &cfg.reorder); break;
+        case O_BUFFERS: bad |= mg_opt_int(cmd, "--buffer-frames", optarg, 8, 1 << 24, &cfg.buffer_frames); break;
+        case O_RATE: bad |= mg_opt_double(cmd, "--rate", optarg, 1, 100000, &cfg.rate_hz); break;
+        case O_FTIMEOUT: bad |= mg_opt_double(cmd, "--frame-timeout", optarg, 1, 600000, &cfg.frame_timeout_ms); break;
+        case O_READN:
+            if (mg_opt_int(cmd, "--readnrows", optarg, 8, 512, &cfg.readnrows) || cfg.readnrows % 8) {
+                if (cfg.readnrows % 8)
+                    fprintf(stderr, "morgul %s: --readnrows %s: rows are read in steps of 8\n", cmd, optarg);
+                bad = 1;
+            }
+            break;
+        case O_MAXLOSS: bad |= mg_opt_double(cmd, "--max-loss", optarg, 0, 1, &max_loss); break;
+        case O_READYF: cfg.ready_file = optarg; break;
         case O_ALIGN:
-            if (!strcmp(optarg, "first"))
-                cfg.align = MG_ALIGN_FIRST;
-            else if (!strcmp(optarg, "none"))
-                cfg.align = MG_ALIGN_NONE;
+            /* first and none: the names of earlier versions */
+            if (!strcmp(optarg, "auto") || !strcmp(optarg, "first"))
+                cfg.align = MG_ALIGN_AUTO;
+            else if (!strcmp(optarg, "number") || !strcmp(optarg, "none"))
+                cfg.align = MG_ALIGN_NUMBER;
             else {
-                fprintf(stderr, "morgul %s: --align is 'first' or 'none'\n", cmd);
+                fprintf(stderr, "morgul %s: --align is 'auto' or 'number'\n", cmd);
                 bad = 1;
             }
             break;
@@ -354,24 +387,27 @@ static int run_cmd(which w, int argc, char **argv)
         fprintf(stderr, "morgul %s: say where to write (-o DIR/NAME) or pass --no-write\n", cmd);
         return 2;
     }
-    if (no_write)
+    if (no_write) {
         cfg.output = NULL;
+        cfg.no_compress = 1;
+    }
     if (cfg.topology) {
         fprintf(stderr, "morgul %s: --topology is for 'morgul plan'; a run uses this machine's topology\n", cmd);
         return 2;
     }
-    cfg.stop = mg_cli_stop_flag();
     cfg.log = stderr;
     mg_run_summary sum;
     memset(&sum, 0, sizeof sum);
     int rc = w == CMD_RECEIVE ? mg_run_receive(&cfg, &sum, &err) : mg_run_replay(&cfg, &sum, &err);
-    if (!cfg.quiet && (rc == 0 || sum.total.bytes))
-        mg_run_print_summary(&sum, stderr);
-    if (rc) {
+    int ran = sum.nlinks > 0;
+    if (!cfg.quiet && ran)
+        mg_run_print_summary(&sum, rc, max_loss, stderr);
+    if (rc)
         fprintf(stderr, "morgul %s: %s\n", cmd, err.message);
-        return 1;
-    }
-    return 0;
+    if (!ran)
+        return rc ? MG_EXIT_FAILED : MG_EXIT_OK;
+    char why[512];
+    return mg_run_outcome(&sum, rc, max_loss, why, sizeof why);
 }
 
 int mg_cmd_receive(int argc, char **argv) { return run_cmd(CMD_RECEIVE, argc, argv); }

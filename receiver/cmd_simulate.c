@@ -1,5 +1,6 @@
 /* cmd_simulate.c - `morgul simulate`: command-line front end of
  * morgul/simulate.h. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@ static void usage(FILE *out)
             "      --exposure-us X     exposure length in the header (default 10 us)\n"
             "      --bunch-id N        bunch id of the first frame (+1 per frame)\n"
             "      --timestamp N       timestamp of the first frame (10 MHz ticks; + frame period per frame)\n"
-            "      --daq-info X        bits or'ed into every packet's DAQ info\n"
+            "      --daq-info X        bits or'ed into every packet's DAQ info (decimal, or 0x... hexadecimal)\n"
             "      --storage-cells N   burst mode: frame k is stored in cell k mod N (DAQ info bits 8-11); in\n"
             "                          dark and photons content cell c > 0 adds 25c + ((p*c) mod 7) - 3 ADU to\n"
             "                          every gain's pedestal of pixel p (row * 1024 + column)\n"
@@ -113,8 +114,21 @@ int mg_cmd_simulate(int argc, char **argv)
             break;
         case O_BUNCH: bad |= mg_opt_u64(cmd, "--bunch-id", optarg, &cfg.bunch_id); break;
         case O_TS: bad |= mg_opt_u64(cmd, "--timestamp", optarg, &cfg.timestamp); break;
-        case O_DAQ:
-            bad |= mg_opt_u64(cmd, "--daq-info", optarg, &u);
+        case O_DAQ: /* a bit field: decimal, or hexadecimal written 0x... */
+            if (!strncmp(optarg, "0x", 2) || !strncmp(optarg, "0X", 2)) {
+                char *end;
+                errno = 0;
+                u = strtoull(optarg + 2, &end, 16);
+                if (errno || end == optarg + 2 || *end) {
+                    fprintf(stderr, "morgul simulate: --daq-info '%s' is not a hexadecimal number\n", optarg);
+                    bad = 1;
+                }
+            } else
+                bad |= mg_opt_u64(cmd, "--daq-info", optarg, &u);
+            if (u > 0xFFFFFFFFull) {
+                fprintf(stderr, "morgul simulate: --daq-info '%s' does not fit 32 bits\n", optarg);
+                bad = 1;
+            }
             cfg.daq_info = (uint32_t)u;
             break;
         case O_CONTENT:

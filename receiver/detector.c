@@ -5,6 +5,7 @@
  * port number loses a whole module's data. */
 #include "morgul/detector.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -55,11 +56,39 @@ void mg_detector_link_position(const mg_detector *d, int link, unsigned *row, un
     *column = (unsigned)mod->column;
 }
 
+/* Whether two bind addresses overlap: the same address, or either is the
+ * wildcard 0.0.0.0 (it listens on every address).  Addresses that do not
+ * parse are compared as text. */
+static int addresses_overlap(const char *a, const char *b)
+{
+    struct in_addr x, y;
+    if (inet_pton(AF_INET, a, &x) != 1 || inet_pton(AF_INET, b, &y) != 1)
+        return !strcmp(a, b);
+    return x.s_addr == y.s_addr || x.s_addr == INADDR_ANY || y.s_addr == INADDR_ANY;
+}
+
+/* The first pair of interfaces of modules n < m that listen on one port of
+ * overlapping addresses: 1 and the port, else 0. */
+static int port_clash(const mg_module *a, const mg_module *b, unsigned *port)
+{
+    for (int i = 0; i < a->interfaces; i++)
+        for (int j = 0; j < b->interfaces; j++)
+            if (a->ports[i] == b->ports[j] && addresses_overlap(a->bind, b->bind)) {
+                *port = a->ports[i];
+                return 1;
+            }
+    return 0;
+}
+
 int mg_detector_validate(const mg_detector *d, mg_error *err)
 {
     if (d->nmodules < 1 || d->nmodules > MG_MAX_MODULES)
         return mg_error_set(err, MG_ECONFIG, "detector '%s' has %d modules; it needs 1 to %d", d->name,
                             d->nmodules, MG_MAX_MODULES);
+    if (d->readnrows && (d->readnrows < 8 || d->readnrows > 512 || d->readnrows % 8))
+        return mg_error_set(err, MG_ECONFIG, "readnrows %d: give 8 to 512 rows in steps of 8", d->readnrows);
+    if (d->rate_hz < 0 || d->rate_hz > 100000)
+        return mg_error_set(err, MG_ECONFIG, "frame_rate %g Hz: give 1 to 100000", d->rate_hz);
     for (int m = 0; m < d->nmodules; m++) {
         const mg_module *a = &d->modules[m];
         if (!a->name[0])
@@ -83,11 +112,10 @@ int mg_detector_validate(const mg_detector *d, mg_error *err)
             if (a->row == b->row && a->column == b->column)
                 return mg_error_set(err, MG_ECONFIG, "modules %s and %s are both at row %d column %d",
                                     b->name, a->name, a->row, a->column);
-            for (int i = 0; i < a->interfaces; i++)
-                for (int j = 0; j < b->interfaces; j++)
-                    if (a->ports[i] == b->ports[j] && !strcmp(a->bind, b->bind))
-                        return mg_error_set(err, MG_ECONFIG, "modules %s and %s both use port %u on %s",
-                                            b->name, a->name, a->ports[i], a->bind);
+            unsigned port;
+            if (port_clash(a, b, &port))
+                return mg_error_set(err, MG_ECONFIG, "modules %s (%s) and %s (%s) both listen on port %u",
+                                    b->name, b->bind, a->name, a->bind, port);
         }
     }
     return 0;
@@ -203,7 +231,29 @@ static int parse_int(const char *v, long lo, long hi, long *out)
 typedef struct ini_module {
     int line;
     int have_row, have_ports, interfaces; /* interfaces 0 = detector default */
+    char section[MG_NAME_MAX];
 } ini_module;
+
+/* Keys seen in the current section, to refuse a key given twice (the file
+ * would otherwise mean whichever came last). */
+typedef struct seen_keys {
+    char key[24][32];
+    int line[24];
+    int n;
+} seen_keys;
+
+/* 0 if `key` is new in the section (and remembers it), else the line it was given on. */
+static int seen_before(seen_keys *s, const char *key, int line)
+{
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->key[i], key))
+            return s->line[i];
+    if (s->n < 24) {
+        snprintf(s->key[s->n], sizeof s->key[0], "%s", key);
+        s->line[s->n++] = line;
+    }
+    return 0;
+}
 
 int mg_detector_load(mg_detector *d, const char *path, mg_error *err)
 {
@@ -214,6 +264,8 @@ int mg_detector_load(mg_detector *d, const char *path, mg_error *err)
     char line[1024];
     int lineno = 0, rc = 0;
     enum { NONE, DETECTOR, MODULE } section = NONE;
+    int detector_line = 0;
+    seen_keys keys = {.n = 0};
     long base_port = MG_DEFAULT_PORT, def_ifaces = 1;
     char def_bind[MG_HOST_MAX] = "0.0.0.0";
     ini_module info[MG_MAX_MODULES];
@@ -239,14 +291,22 @@ int mg_detector_load(mg_detector *d, const char *path, mg_error *err)
                 FAIL("a section header looks like [name]");
             *e = 0;
             char *name = trim(s + 1);
+            keys.n = 0;
             if (!strcmp(name, "detector")) {
+                if (detector_line)
+                    FAIL("[detector] was already given on line %d; give each section once", detector_line);
+                detector_line = lineno;
                 section = DETECTOR;
                 mod = NULL;
             } else {
                 if (d->nmodules == MG_MAX_MODULES)
                     FAIL("more than %d modules", MG_MAX_MODULES);
+                for (int m = 0; m < d->nmodules; m++)
+                    if (!strcmp(info[m].section, name))
+                        FAIL("[%s] was already given on line %d; give each section once", name, info[m].line);
                 section = MODULE;
                 info[d->nmodules].line = lineno;
+                snprintf(info[d->nmodules].section, sizeof info[0].section, "%s", name);
                 mod = &d->modules[d->nmodules++];
                 mod->row = -1;
             }
@@ -264,6 +324,11 @@ int mg_detector_load(mg_detector *d, const char *path, mg_error *err)
         long x;
         if (section == NONE)
             FAIL("'%s' comes before any [section]", key);
+        {
+            int before = seen_before(&keys, key, lineno);
+            if (before)
+                FAIL("'%s' was already given on line %d of this section; give each key once", key, before);
+        }
         if (section == DETECTOR) {
             if (!strcmp(key, "name")) {
                 if (set_name(d->name, sizeof d->name, val, "detector name", err))
@@ -282,8 +347,20 @@ int mg_detector_load(mg_detector *d, const char *path, mg_error *err)
                 if (strlen(val) >= sizeof d->calibration)
                     FAIL("calibration path is too long");
                 snprintf(d->calibration, sizeof d->calibration, "%s", val);
+            } else if (!strcmp(key, "frame_rate")) {
+                char *end;
+                errno = 0;
+                double r = strtod(val, &end);
+                if (errno || end == val || *trim(end) || !(r >= 1 && r <= 100000))
+                    FAIL("frame_rate '%s' must be the highest frame rate in Hz, 1 to 100000", val);
+                d->rate_hz = r;
+            } else if (!strcmp(key, "readnrows")) {
+                if (parse_int(val, 8, 512, &x) || x % 8)
+                    FAIL("readnrows '%s' must be 8 to 512 rows in steps of 8", val);
+                d->readnrows = (int)x;
             } else
-                FAIL("unknown key '%s' in [detector] (known: name, port, bind, interfaces, calibration)", key);
+                FAIL("unknown key '%s' in [detector] (known: name, port, bind, interfaces, calibration, "
+                     "frame_rate, readnrows)", key);
             continue;
         }
         ini_module *mi = &info[d->nmodules - 1];
@@ -365,6 +442,16 @@ int mg_detector_load(mg_detector *d, const char *path, mg_error *err)
         if (!mod->bind[0])
             snprintf(mod->bind, sizeof mod->bind, "%s", def_bind);
     }
+    for (int m = 0; m < d->nmodules; m++)
+        for (int n = 0; n < m; n++) {
+            unsigned port;
+            if (port_clash(&d->modules[m], &d->modules[n], &port)) {
+                lineno = info[m].line;
+                FAIL("module %s listens on %s port %u, and so does module %s (%s, line %d): give each interface "
+                     "its own port", d->modules[m].name, d->modules[m].bind, port, d->modules[n].name,
+                     d->modules[n].bind, info[n].line);
+            }
+        }
     lineno = 0;
     rc = mg_detector_validate(d, err);
     if (rc)

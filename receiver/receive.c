@@ -1,12 +1,17 @@
 /* receive.c - live receiving: one thread per link on its UDP socket
  * (see morgul/run.h).
  *
- * Each thread is pinned to its core near the NIC, reads up to `batch`
- * datagrams per recvmmsg into its own staging buffers and offers them to the
- * assembler, which copies the pixels into place.  A 2 ms receive timeout
- * gives it a heartbeat for the assembler's window and timeouts even when its
- * link is silent.  The kernel's drop counter for the socket (SO_RXQ_OVFL)
- * arrives with every batch and is reported as kernel drops. */
+ * The sockets are bound before anything else is set up, so a port in use
+ * or a wrong address fails the run before any file exists.  Each thread is
+ * pinned to its core near the NIC, reads up to `batch` datagrams per
+ * recvmmsg into its own staging buffers and offers them to the assembler,
+ * which copies the pixels into place.  Every datagram carries the kernel's
+ * receive time (SO_TIMESTAMPNS): the assembler's clock, so a thread that was
+ * not scheduled for a while still sees when its packets really came.  A
+ * 2 ms receive timeout gives it a heartbeat; when a read finds the socket
+ * drained, the link's timeouts are looked at.  The kernel's drop counter for
+ * the socket (SO_RXQ_OVFL) arrives with every batch and is reported as
+ * kernel drops. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -25,6 +30,14 @@
 #endif
 
 #define DGRAM_CAP 9216 /* anything longer than a jumbo frame is cut and counted as wrong size */
+
+/* CLOCK_REALTIME in ns: the clock of the kernel's receive time stamps. */
+static uint64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 typedef struct rx_link {
     run *r;
@@ -75,7 +88,8 @@ static void *rx_main(void *arg)
     uint8_t *bufs = malloc((size_t)batch * DGRAM_CAP);
     struct mmsghdr *msgs = calloc((size_t)batch, sizeof *msgs);
     struct iovec *iov = calloc((size_t)batch, sizeof *iov);
-    char (*ctl)[CMSG_SPACE(sizeof(uint32_t))] = calloc((size_t)batch, sizeof *ctl);
+    char (*ctl)[CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(struct timespec))] =
+        calloc((size_t)batch, sizeof *ctl);
     if (!bufs || !msgs || !iov || !ctl) {
         atomic_store(&r->stop_internal, 1);
         fprintf(r->log, "link %d: out of memory for receive buffers; stopping\n", x->link);
@@ -95,7 +109,7 @@ static void *rx_main(void *arg)
             msgs[i].msg_hdr.msg_flags = 0;
         }
         int n = recvmmsg(x->fd, msgs, (unsigned)batch, MSG_WAITFORONE, NULL);
-        uint64_t now = mg_now_ns();
+        uint64_t now = mg_now_ns(), wall = wall_ns();
         if (n > 0) {
             for (int i = 0; i < n; i++) {
                 size_t len = msgs[i].msg_len;
@@ -104,18 +118,27 @@ static void *rx_main(void *arg)
                  * length is looked at for such a datagram) */
                 if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
                     len = DGRAM_CAP + 1;
-                mg_asm_push(r->a, x->link, iov[i].iov_base, len, now);
-            }
-            struct msghdr *h = &msgs[n - 1].msg_hdr;
-            for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
-                    uint32_t drops;
-                    memcpy(&drops, CMSG_DATA(c), sizeof drops);
-                    mg_asm_set_kernel_drops(r->a, x->link, drops);
+                uint64_t t = wall;
+                struct msghdr *h = &msgs[i].msg_hdr;
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+                    if (c->cmsg_level != SOL_SOCKET)
+                        continue;
+                    if (c->cmsg_type == SCM_TIMESTAMPNS) {
+                        struct timespec ts;
+                        memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                        t = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+                    } else if (c->cmsg_type == SO_RXQ_OVFL && i == n - 1) {
+                        uint32_t drops;
+                        memcpy(&drops, CMSG_DATA(c), sizeof drops);
+                        mg_asm_set_kernel_drops(r->a, x->link, drops);
+                    }
                 }
+                mg_asm_push(r->a, x->link, iov[i].iov_base, len, t);
+            }
             atomic_store_explicit(&x->last_ns, now, memory_order_relaxed);
         }
-        mg_asm_tick(r->a, x->link, now);
+        if (n < batch) /* the socket is drained: nothing more is waiting for this link */
+            mg_asm_tick(r->a, x->link, wall_ns());
         if (now - last_proc > 1000000000ull) { /* drops while no datagram brings the counter */
             last_proc = now;
             uint64_t d = socket_drops(x->fd);
@@ -137,9 +160,9 @@ out:
     return NULL;
 }
 
-static int open_socket(run *r, int link, int *fd_out, mg_error *err)
+static int open_socket(const mg_run_config *cfg, FILE *log, int link, int *fd_out, mg_error *err)
 {
-    const mg_detector *d = &r->cfg->det;
+    const mg_detector *d = &cfg->det;
     int m, i;
     mg_detector_link(d, link, &m, &i);
     const mg_module *mod = &d->modules[m];
@@ -153,20 +176,21 @@ static int open_socket(run *r, int link, int *fd_out, mg_error *err)
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     if (fd < 0)
         return mg_error_set(err, MG_ESYS, "cannot open a UDP socket: %s", strerror(errno));
-    int want = (r->cfg->rcvbuf_mb > 0 ? r->cfg->rcvbuf_mb : 256) << 20;
+    int want = (cfg->rcvbuf_mb > 0 ? cfg->rcvbuf_mb : 256) << 20;
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want))
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
     int got = 0;
     socklen_t gl = sizeof got;
     getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl);
-    if (got / 2 < want && !r->cfg->quiet) /* the kernel reports twice what it accounts */
-        fprintf(r->log,
+    if (got / 2 < want && !cfg->quiet) /* the kernel reports twice what it accounts */
+        fprintf(log,
                 "warning: port %u: the kernel capped the receive buffer at %d MiB of %d MiB asked; packets may be "
                 "dropped at high rates. Run as root, or raise net.core.rmem_max (sysctl -w "
                 "net.core.rmem_max=%d)\n",
                 mod->ports[i], got / 2 >> 20, want >> 20, want);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     struct timeval tv = {0, 2000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     if (bind(fd, (struct sockaddr *)&a, sizeof a)) {
@@ -184,6 +208,7 @@ static int open_socket(run *r, int link, int *fd_out, mg_error *err)
 int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
 {
     run r;
+    memset(&r, 0, sizeof r);
     int nlinks = mg_detector_links(&cfg->det);
     rx_link *rx = calloc((size_t)nlinks, sizeof *rx);
     _Atomic int stop_rx;
@@ -192,11 +217,14 @@ int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
         return mg_error_set(err, MG_ENOMEM, "out of memory");
     for (int l = 0; l < nlinks; l++)
         rx[l].fd = -1;
-    int rc = run_setup(&r, cfg, 0, 0, err);
-    int ended = MG_END_ERROR;
-    /* every socket is bound before any thread starts: a port in use fails the run cleanly */
+    FILE *log = cfg->log ? cfg->log : stderr;
+    /* every socket is bound first: a port in use or a wrong address fails the run before anything is made */
+    int rc = mg_detector_validate(&cfg->det, err);
     for (int l = 0; l < nlinks && !rc; l++)
-        rc = open_socket(&r, l, &rx[l].fd, err);
+        rc = open_socket(cfg, log, l, &rx[l].fd, err);
+    if (!rc)
+        rc = run_setup(&r, cfg, 0, 0, err);
+    int ended = MG_END_ERROR;
     for (int l = 0; l < nlinks && !rc; l++) {
         rx[l].r = &r;
         rx[l].link = l;
@@ -208,11 +236,14 @@ int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
         else
             rx[l].started = 1;
     }
-    if (!rc && cfg->ready)
-        atomic_store(cfg->ready, 1);
-    if (!rc && !cfg->quiet)
-        fprintf(r.log, "receiving on %d port(s)%s; Ctrl-C ends the run with valid files\n", nlinks,
-                cfg->max_frames ? "" : " until stopped");
+    if (!rc) {
+        run_ready(&r);
+        if (!cfg->quiet)
+            fprintf(r.log, "receiving on %d port(s)%s; Ctrl-C ends the run with valid files\n", nlinks,
+                    cfg->max_frames ? "" : " until stopped");
+        fflush(r.log);
+    }
+    /* the idle timeout counts from when the sockets listen, or from the last packet */
     uint64_t idle_ns = (uint64_t)(cfg->idle_timeout * 1e9);
     while (!rc) {
         struct timespec ts = {0, 20000000};
@@ -230,13 +261,14 @@ int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
             break;
         }
         if (idle_ns) {
-            uint64_t last = r.t0, now = mg_now_ns();
+            uint64_t last = r.t_ready;
             for (int l = 0; l < nlinks; l++) {
                 uint64_t t = atomic_load(&rx[l].last_ns);
                 if (t > last)
                     last = t;
             }
-            if (now - last > idle_ns) {
+            uint64_t now = mg_now_ns(); /* after reading `last`: a packet in between makes it newer, not older */
+            if (now > last && now - last > idle_ns) {
                 ended = MG_END_IDLE;
                 break;
             }
@@ -254,7 +286,8 @@ int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
         if (rx[l].fd >= 0)
             close(rx[l].fd);
     run_progress(&r, 1);
-    rc = run_finish(&r, sum, ended, rc, err);
+    if (r.topo || r.a)
+        rc = run_finish(&r, sum, ended, rc, err);
     free(rx);
     return rc;
 }

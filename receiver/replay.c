@@ -13,13 +13,19 @@
 #include "morgul/capture.h"
 #include "run_internal.h"
 
-static void sleep_until(uint64_t t)
+/* Sleeps until monotonic time t in steps of at most 50 ms, so a stop request
+ * is honoured within 50 ms however far t is.  Returns 1 if stopped. */
+static int sleep_until(uint64_t t, _Atomic int *stop)
 {
     for (;;) {
+        if (stop && atomic_load(stop))
+            return 1;
         uint64_t now = mg_now_ns();
         if (now >= t)
-            return;
+            return 0;
         uint64_t d = t - now;
+        if (d > 50000000ull)
+            d = 50000000ull;
         struct timespec ts = {(time_t)(d / 1000000000ull), (long)(d % 1000000000ull)};
         nanosleep(&ts, NULL);
     }
@@ -30,21 +36,32 @@ typedef struct pacer {
     int on;
     double speed;
     uint64_t t0, ts0;
-    int started;
+    int started, told;
+    FILE *log;
+    _Atomic int *stop;
 } pacer;
 
-static void pace(pacer *p, uint64_t ts)
+/* Waits for record time ts; returns 1 if a stop request came meanwhile. */
+static int pace(pacer *p, uint64_t ts)
 {
     if (!p->on)
-        return;
+        return 0;
     if (!p->started) {
         p->started = 1;
         p->t0 = mg_now_ns();
         p->ts0 = ts;
-        return;
+        return 0;
     }
-    if (ts > p->ts0)
-        sleep_until(p->t0 + (uint64_t)((double)(ts - p->ts0) / (p->speed > 0 ? p->speed : 1)));
+    if (ts <= p->ts0)
+        return 0;
+    uint64_t at = p->t0 + (uint64_t)((double)(ts - p->ts0) / (p->speed > 0 ? p->speed : 1));
+    uint64_t now = mg_now_ns();
+    if (at > now + 10000000000ull && !p->told && p->log) {
+        p->told = 1;
+        fprintf(p->log, "replay: the next record is %.0f s later in the capture; waiting for it (Ctrl-C ends)\n",
+                (double)(at - now) / 1e9);
+    }
+    return sleep_until(at, p->stop);
 }
 
 /* Frame-number shifting for --loops: pass L adds L x span to every packet's
@@ -96,8 +113,12 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
     int rc = run_setup(&r, cfg, !cfg->realtime, mg_capture_stable(cap), err);
     int ended = MG_END_ERROR;
     int nlinks = mg_detector_links(&cfg->det);
-    pacer pc = {.on = cfg->realtime, .speed = cfg->speed};
+    pacer pc = {.on = cfg->realtime, .speed = cfg->speed, .log = cfg->quiet ? NULL : r.log, .stop = cfg->stop};
     uint64_t n = 0, skipped = 0;
+    /* the assembler's clock is the capture's: time stamps, each pass after the one before */
+    uint64_t t_first = 0, t_last = 0, t_shift = 0;
+    if (!rc)
+        run_ready(&r);
     while (!rc) {
         const uint8_t *pl;
         size_t len;
@@ -115,10 +136,11 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
                 ended = MG_END_EOF;
                 break;
             }
-            /* next pass: frame numbers continue after this one's */
+            /* next pass: frame numbers continue after this one's, and so does time */
             for (int i = 0; i < lp->nports; i++)
                 if (lp->hi[i] - lp->lo[i] + 1 > lp->span)
                     lp->span = lp->hi[i] - lp->lo[i] + 1;
+            t_shift = t_last + 1000000 - t_first;
             if (mg_capture_rewind(cap)) { /* counts go on across a rewind, not across a reopen */
                 mg_capture_stats cs;
                 mg_capture_get_stats(cap, &cs);
@@ -132,13 +154,19 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
             }
             continue;
         }
-        if (cfg->stop && atomic_load(cfg->stop)) {
+        if ((cfg->stop && atomic_load(cfg->stop)) || pace(&pc, ts)) {
             ended = MG_END_SIGNAL;
             break;
         }
         if (atomic_load(&r.stop_internal))
             break;
-        pace(&pc, ts);
+        if (!t_first) {
+            t_first = ts;
+            r.t_data = mg_now_ns();
+        }
+        uint64_t now = ts + t_shift;
+        if (now > t_last)
+            t_last = now;
         int link = mg_detector_link_of_port(&cfg->det, port);
         if (link < 0) {
             r.unexpected_port++;
@@ -146,7 +174,6 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
         }
         if (lp->loops > 1 && lp->pass == 0)
             loop_note(lp, port, pl, len);
-        uint64_t now = cfg->realtime ? mg_now_ns() : 1; /* no timeouts when replaying at full speed */
         while (mg_asm_push_offline(r.a, link, pl, len, now, (uint64_t)lp->pass * lp->span) == MG_ASM_RETRY) {
             /* the frame buffer is still downstream: let the window move and wait */
             for (int l = 0; l < nlinks; l++)
@@ -315,7 +342,7 @@ int mg_replay_send(const char *pcap, const char *dest, int realtime, double spee
     int sz = 64 << 20;
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz))
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-    pacer pc = {.on = realtime, .speed = speed};
+    pacer pc = {.on = realtime, .speed = speed, .log = log, .stop = stop};
     uint64_t sent = 0, bytes = 0, t0 = mg_now_ns();
     int rc = 0;
     for (;;) {
@@ -328,9 +355,8 @@ int mg_replay_send(const char *pcap, const char *dest, int realtime, double spee
             rc = got;
             break;
         }
-        if (stop && atomic_load(stop))
+        if ((stop && atomic_load(stop)) || pace(&pc, ts))
             break;
-        pace(&pc, ts);
         to.sin_port = htons((uint16_t)(base >= 0 ? base + (port - lowest) : port));
         while (sendto(fd, pl, len, 0, (struct sockaddr *)&to, sizeof to) < 0) {
             if (errno == ENOBUFS || errno == EAGAIN || errno == EINTR) {

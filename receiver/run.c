@@ -3,11 +3,13 @@
  * (contract in morgul/run.h).  The sources are receive.c and replay.c. */
 #include "run_internal.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "morgul/runped.h"
 
@@ -22,7 +24,7 @@ const char *mg_run_end_reason(int s)
 {
     switch (s) {
     case MG_END_FRAMES: return "all requested frames done";
-    case MG_END_IDLE: return "idle timeout: no packets";
+    case MG_END_IDLE: return "idle timeout: no packets for --idle-timeout";
     case MG_END_SIGNAL: return "stopped by signal";
     case MG_END_EOF: return "end of capture";
     case MG_END_ERROR: return "stopped by an error";
@@ -117,6 +119,44 @@ static int runtime_ready(void *ctx, mg_error *err)
     return 0;
 }
 
+/* Memory the kernel could give without swapping (MemAvailable), bytes; 0 if unknown. */
+static uint64_t mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return (uint64_t)kb * 1024;
+}
+
+static int stop_asked(const mg_run_config *cfg) { return cfg->stop && atomic_load(cfg->stop); }
+
+#define STOPPED_IN_SETUP(err) mg_error_set(err, MG_EINVAL, "stopped during set-up; nothing was written")
+
+/* A set of files ends: the acquisition before `acq` is complete (called by
+ * the pipeline's writing worker, in order). */
+static int next_acquisition(void *ctx, int acq, mg_error *err)
+{
+    run *r = ctx;
+    mg_acq_info qi;
+    mg_asm_acquisition(r->a, acq - 1, &qi);
+    mg_run_summary s;
+    memset(&s, 0, sizeof s);
+    mg_counter c[40];
+    int n = run_counters(r, &s, &qi, acq - 1, c);
+    if (!r->cfg->quiet)
+        fprintf(r->log, "acquisition %d ended (%llu images); the next one is written to %s_acq%03d_master.h5\n", acq,
+                (unsigned long long)qi.images, r->cfg->output, acq + 1);
+    if (mg_rawfile_next_acquisition(r->out, c, n, err))
+        return err ? err->code : MG_EIO;
+    return 0;
+}
+
 int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, mg_error *err)
 {
     memset(r, 0, sizeof *r);
@@ -159,28 +199,56 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         hold = cfg->runtime_frames ? (int)(cfg->runtime_frames < 100000 ? cfg->runtime_frames : 100000) + 16
                                    : (int)(cfg->runtime_max ? (cfg->runtime_max < 100000 ? cfg->runtime_max : 100000)
                                                             : 200);
-    int window = cfg->window > 0 ? cfg->window : 16;
-    int slots = hold ? (cfg->buffer_frames > 0 ? cfg->buffer_frames : (4 * window > 64 ? 4 * window : 64)) + hold
-                     : cfg->buffer_frames;
-    if (hold && !cfg->quiet)
-        fprintf(r->log, "run-time pedestal: up to %d frames held (%d MiB more frame buffers)\n", hold,
-                hold * cfg->det.nmodules);
+    /* The frame buffers: frames stay open for a lagging link up to the frame timeout, so the detector's
+     * rate x the timeout of them, plus 64 for compression and writing - or what --buffer-frames says. */
+    double rate = cfg->rate_hz > 0 ? cfg->rate_hz : cfg->det.rate_hz > 0 ? cfg->det.rate_hz : 2000;
+    double timeout_ms = cfg->frame_timeout_ms > 0 ? cfg->frame_timeout_ms : 100;
+    int base_slots = cfg->buffer_frames > 0 ? cfg->buffer_frames : 64 + (int)ceil(rate * timeout_ms / 1000);
+    int slots = base_slots + hold;
+    uint64_t need = (uint64_t)slots * (uint64_t)cfg->det.nmodules * MG_MODULE_BYTES;
+    uint64_t avail = mem_available();
+    if (!by_reference && avail && need > avail)
+        return mg_error_set(err, MG_ENOMEM,
+                            "%d frame buffers of %d module(s) need %.1f GiB and this machine has %.1f GiB "
+                            "available: lower --buffer-frames%s, or --frame-timeout (%g ms) or --rate (%g Hz)",
+                            slots, cfg->det.nmodules, (double)need / (1 << 30), (double)avail / (1 << 30),
+                            hold ? " or the run-time pedestal's frames" : "", timeout_ms, rate);
+    if (!cfg->quiet) {
+        if (cfg->buffer_frames > 0)
+            fprintf(r->log, "frame buffers: %d (--buffer-frames)", base_slots);
+        else
+            fprintf(r->log, "frame buffers: %d (%g Hz x %g ms frame timeout + 64 for compression and writing)",
+                    base_slots, rate, timeout_ms);
+        if (hold)
+            fprintf(r->log, " + %d held for the run-time pedestal", hold);
+        fprintf(r->log, " x %d MiB = %.0f MiB%s\n", cfg->det.nmodules, (double)need / (1 << 20),
+                by_reference ? " (not taken: a mapped capture is read in place)" : "");
+    }
+    if (stop_asked(cfg))
+        return STOPPED_IN_SETUP(err);
     mg_asm_config ac = {
         .det = &cfg->det,
-        .window = cfg->window,
+        .reorder = cfg->reorder,
         .slots = slots,
+        .downstream = hold ? hold + (slots - hold) / 4 : 0,
         .align = cfg->align,
         .check_position = cfg->check_position,
         .max_frames = cfg->max_frames,
+        .rate_hz = rate,
+        .frame_timeout_ns = (uint64_t)(timeout_ms * 1e6),
+        .readnrows = cfg->readnrows ? cfg->readnrows : cfg->det.readnrows,
         .topo = r->topo,
         .numa_node = nlinks ? r->plan.link_node[0] : -1,
         .module_node = r->pin ? module_node : NULL,
         .lossless = lossless,
         .by_reference = by_reference,
+        .stop = cfg->stop,
     };
     r->a = mg_asm_new(&ac, err);
     if (!r->a)
         return err ? err->code : MG_ENOMEM;
+    if (stop_asked(cfg))
+        return STOPPED_IN_SETUP(err);
     if (cfg->calibration && setup_correction(r, cfg, err))
         return err ? err->code : MG_ECONFIG;
     if (hold) {
@@ -190,6 +258,9 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         r->nx.runtime_mode = cfg->runtime_frames ? "fixed" : "auto";
         r->nx.runtime_onset = -1;
     }
+    if (stop_asked(cfg))
+        return STOPPED_IN_SETUP(err);
+    /* the files last: a run that cannot start leaves nothing behind */
     if (cfg->output) {
         mg_rawfile_config rc = {.prefix = cfg->output, .det = &cfg->det, .frames_per_file = cfg->frames_per_file,
                                 .overwrite = cfg->overwrite, .layout = cfg->calibration ? &r->layout : NULL};
@@ -200,6 +271,9 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
     mg_pipeline_config pc = {
         .assembler = r->a,
         .out = r->out,
+        .no_compress = !cfg->output && cfg->no_compress && !cfg->pedestal,
+        .acquisition = next_acquisition,
+        .acquisition_ctx = r,
         .workers = workers,
         .impl = cfg->impl,
         .lz4_acceleration = cfg->lz4_acceleration,
@@ -220,10 +294,48 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         .runped_ctx = r,
     };
     r->pipe = mg_pipeline_start(&pc, err);
-    if (!r->pipe)
+    if (!r->pipe || stop_asked(cfg)) {
+        if (r->pipe) {
+            mg_error_set(err, MG_EINVAL, "stopped during set-up; nothing was written");
+            /* no packet came: the collector ends once every link is flushed */
+            for (int l = 0; l < nlinks; l++)
+                mg_asm_flush(r->a, l);
+            mg_pipeline_finish(r->pipe, NULL, NULL);
+            r->pipe = NULL;
+        }
+        mg_rawfile_abandon(r->out);
+        r->out = NULL;
         return err ? err->code : MG_ESYS;
+    }
     r->last_progress = r->t0;
     return 0;
+}
+
+void run_ready(run *r)
+{
+    r->t_ready = mg_now_ns();
+    const mg_run_config *cfg = r->cfg;
+    if (cfg->ready)
+        atomic_store(cfg->ready, 1);
+    if (cfg->ready_file) {
+        /* written whole under another name, then renamed: a watcher never sees half a file */
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.tmp%d", cfg->ready_file, (int)getpid());
+        FILE *f = fopen(tmp, "w");
+        int ok = f != NULL;
+        if (f) {
+            fprintf(f, "ready pid %d\n", (int)getpid());
+            for (int m = 0; m < cfg->det.nmodules; m++)
+                for (int i = 0; i < cfg->det.modules[m].interfaces; i++)
+                    fprintf(f, "listening %s:%u module %s interface %d\n", cfg->pcap ? "capture" : cfg->det.modules[m].bind,
+                            cfg->det.modules[m].ports[i], cfg->det.modules[m].name, i);
+            ok = fclose(f) == 0 && rename(tmp, cfg->ready_file) == 0;
+        }
+        if (!ok) {
+            fprintf(r->log, "warning: cannot write the ready file %s: %s\n", cfg->ready_file, strerror(errno));
+            unlink(tmp);
+        }
+    }
 }
 
 static void sum_links(run *r, mg_run_summary *s)
@@ -238,22 +350,77 @@ static void sum_links(run *r, mg_run_summary *s)
         t->packets += x->packets;
         t->duplicates += x->duplicates;
         t->late += x->late;
+        t->lagged += x->lagged;
         t->out_of_order += x->out_of_order;
-        t->before_start += x->before_start;
+        t->stray += x->stray;
         t->after_end += x->after_end;
         t->overrun += x->overrun;
         t->kernel_drops += x->kernel_drops;
         t->bytes += x->bytes;
         for (int v = 0; v < MG_PACKET_VERDICT_COUNT; v++)
             t->rejected[v] += x->rejected[v];
+        if (x->first_ns && (!t->first_ns || x->first_ns < t->first_ns))
+            t->first_ns = x->first_ns;
+        if (x->last_ns > t->last_ns)
+            t->last_ns = x->last_ns;
     }
     mg_asm_get_totals(r->a, &s->frames);
+    /* packets taken into frames after the last image of a run that reached -n: after the end, not received */
+    s->total.packets -= s->frames.after_end;
+    s->total.after_end += s->frames.after_end;
     s->packets_lost = s->frames.packets_missing;
+    s->expected_packets = mg_asm_expected_packets(r->a);
+    s->packets_expected = s->frames.images * (uint64_t)s->nmodules * s->expected_packets;
+    s->acquisitions = s->frames.acquisitions;
+    for (int i = 0; i < s->acquisitions && i < MG_RUN_ACQ_KEPT; i++)
+        mg_asm_acquisition(r->a, i, &s->acq[i]);
+    for (int m = 0; m < s->nmodules; m++)
+        snprintf(s->module_names[m], sizeof s->module_names[m], "%s", r->cfg->det.modules[m].name);
+    s->max_frames = r->cfg->max_frames;
+}
+
+/* The counters stored in a master file's /run: the run's packet counters
+ * (as they stand now) and acquisition `acq`'s frame counters. */
+int run_counters(run *r, mg_run_summary *s, const mg_acq_info *qi, int acq, mg_counter *c)
+{
+    if (!s->nlinks)
+        sum_links(r, s);
+    int n = 0;
+#define C(name, v) c[n++] = (mg_counter){name, (uint64_t)(v)}
+    C("packets_received", s->total.packets);
+    C("packets_lost", s->packets_lost);
+    C("packets_duplicated", s->total.duplicates);
+    C("packets_out_of_order", s->total.out_of_order);
+    C("packets_late", s->total.late);
+    C("packets_lagged", s->total.lagged);
+    C("packets_overrun", s->total.overrun);
+    C("packets_stray", s->total.stray);
+    C("packets_after_end", s->total.after_end);
+    C("kernel_drops", s->total.kernel_drops);
+    C("rejected_wrong_size", s->total.rejected[MG_PACKET_BAD_SIZE]);
+    C("rejected_wrong_detector_type", s->total.rejected[MG_PACKET_BAD_TYPE]);
+    C("rejected_wrong_version", s->total.rejected[MG_PACKET_BAD_VERSION]);
+    C("rejected_packet_number", s->total.rejected[MG_PACKET_BAD_NUMBER]);
+    C("rejected_position", s->total.rejected[MG_PACKET_BAD_POSITION]);
+    C("rejected_frame_number", s->total.rejected[MG_PACKET_BAD_FRAME]);
+    C("unexpected_port", s->unexpected_port);
+    C("acquisition", acq + 1);
+    C("acquisitions", s->acquisitions);
+    C("frames_complete", qi->complete);
+    C("frames_partial", qi->partial);
+    C("frames_missing", qi->missing);
+    C("frames_written", r->out ? mg_rawfile_set_frames(r->out) : qi->images);
+    C("frames_skipped_before", qi->skipped > 0 ? (uint64_t)qi->skipped : 0);
+    C("expected_packets_per_module", s->expected_packets);
+    if (r->cfg->calibration)
+        C("module_frames_uncalibrated_cell", s->uncalibrated);
+#undef C
+    return n;
 }
 
 void run_progress(run *r, int force)
 {
-    if (!r->cfg->progress)
+    if (!r->cfg->progress || !r->a)
         return;
     uint64_t now = mg_now_ns();
     if (!force && now - r->last_progress < 1000000000ull)
@@ -262,7 +429,9 @@ void run_progress(run *r, int force)
     memset(&s, 0, sizeof s);
     sum_links(r, &s);
     mg_pipeline_stats ps;
-    mg_pipeline_get_stats(r->pipe, &ps);
+    memset(&ps, 0, sizeof ps);
+    if (r->pipe)
+        mg_pipeline_get_stats(r->pipe, &ps);
     double dt = (double)(now - r->last_progress) / 1e9;
     double rate = dt > 0 ? (double)(s.total.bytes - r->last_bytes) / dt / 1e9 : 0;
     uint64_t rejected = 0;
@@ -270,16 +439,19 @@ void run_progress(run *r, int force)
         rejected += s.total.rejected[v];
     fprintf(r->log,
             "[%6.1fs] frames %llu (complete %llu, partial %llu, missing %llu) written %llu | packets %llu lost %llu "
-            "dup %llu ooo %llu late %llu kdrop %llu bad %llu | %.2f GB/s | queue %u/%u buffers %d/%d\n",
-            (double)(now - r->t0) / 1e9,
-            (unsigned long long)(s.frames.frames_complete + s.frames.frames_partial),
+            "dup %llu ooo %llu late %llu lag %llu kdrop %llu stray %llu bad %llu | %.2f GB/s | queue %u/%u buffers "
+            "%d/%d",
+            (double)(now - r->t0) / 1e9, (unsigned long long)s.frames.images,
             (unsigned long long)s.frames.frames_complete, (unsigned long long)s.frames.frames_partial,
             (unsigned long long)s.frames.frames_missing, (unsigned long long)ps.frames_written,
             (unsigned long long)s.total.packets, (unsigned long long)s.packets_lost,
             (unsigned long long)s.total.duplicates, (unsigned long long)s.total.out_of_order,
-            (unsigned long long)s.total.late, (unsigned long long)s.total.kernel_drops,
-            (unsigned long long)rejected, rate, ps.queue_fill, ps.queue_capacity, mg_asm_slots_in_use(r->a),
-            mg_asm_slot_count(r->a));
+            (unsigned long long)s.total.late, (unsigned long long)s.total.lagged,
+            (unsigned long long)s.total.kernel_drops, (unsigned long long)s.total.stray, (unsigned long long)rejected,
+            rate, ps.queue_fill, ps.queue_capacity, mg_asm_slots_in_use(r->a), mg_asm_slot_count(r->a));
+    if (s.acquisitions > 1)
+        fprintf(r->log, " | acquisition %d", s.acquisitions);
+    fprintf(r->log, "\n");
     fflush(r->log);
     r->last_progress = now;
     r->last_bytes = s.total.bytes;
@@ -316,54 +488,50 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
             }
         }
     }
+    sum->unexpected_port = r->unexpected_port;
+    sum->capture_skipped = r->capture_skipped;
     if (r->a) {
         sum_links(r, sum);
         /* asked for N frames and the run ended early: the frames never seen at
          * the end are missing too (the detector was told to send them) */
-        int64_t newest = mg_asm_newest(r->a);
-        if (r->cfg->max_frames && ended != MG_END_FRAMES && newest + 1 < (int64_t)r->cfg->max_frames && newest >= 0) {
-            uint64_t tail = r->cfg->max_frames - (uint64_t)(newest + 1);
-            sum->frames.frames_missing += tail;
-            sum->packets_lost += tail * (uint64_t)sum->nmodules * MG_PACKETS_PER_MODULE;
+        if (r->cfg->max_frames && ended != MG_END_FRAMES && sum->frames.images < r->cfg->max_frames &&
+            sum->frames.images > 0) {
+            uint64_t tail = r->cfg->max_frames - sum->frames.images;
+            uint64_t per = (uint64_t)sum->nmodules * sum->expected_packets;
+            sum->packets_lost += tail * per;
+            sum->packets_expected += tail * per;
             sum->frames_missing_at_end = tail;
         }
     }
-    sum->unexpected_port = r->unexpected_port;
-    sum->capture_skipped = r->capture_skipped;
-    sum->seconds = (double)(mg_now_ns() - r->t0) / 1e9;
+    uint64_t now = mg_now_ns();
+    sum->setup_seconds = r->t_ready > r->t0 ? (double)(r->t_ready - r->t0) / 1e9 : 0;
+    /* speed from the first packet rather than from process start (set-up takes seconds with large
+     * buffers): live, the span of the kernel's receive times; replay, the time it took from its first record */
+    if (r->t_data)
+        sum->seconds = (double)(now - r->t_data) / 1e9;
+    else if (sum->total.first_ns && sum->total.last_ns > sum->total.first_ns)
+        sum->seconds = (double)(sum->total.last_ns - sum->total.first_ns) / 1e9;
+    else
+        sum->seconds = r->t_ready ? (double)(now - r->t_ready) / 1e9 : (double)(now - r->t0) / 1e9;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     sum->cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
                        (double)ru.ru_stime.tv_usec / 1e6;
     sum->stopped_by = ended;
     if (r->out) {
-        snprintf(sum->master, sizeof sum->master, "%s", mg_rawfile_master_path(r->out));
-        mg_counter c[32];
-        int n = 0;
-#define C(name, v) c[n++] = (mg_counter){name, (uint64_t)(v)}
-        C("packets_received", sum->total.packets);
-        C("packets_lost", sum->packets_lost);
-        C("packets_duplicated", sum->total.duplicates);
-        C("packets_out_of_order", sum->total.out_of_order);
-        C("packets_late", sum->total.late);
-        C("packets_overrun", sum->total.overrun);
-        C("packets_before_start", sum->total.before_start);
-        C("packets_after_end", sum->total.after_end);
-        C("kernel_drops", sum->total.kernel_drops);
-        C("rejected_wrong_size", sum->total.rejected[MG_PACKET_BAD_SIZE]);
-        C("rejected_wrong_detector_type", sum->total.rejected[MG_PACKET_BAD_TYPE]);
-        C("rejected_wrong_version", sum->total.rejected[MG_PACKET_BAD_VERSION]);
-        C("rejected_packet_number", sum->total.rejected[MG_PACKET_BAD_NUMBER]);
-        C("rejected_position", sum->total.rejected[MG_PACKET_BAD_POSITION]);
-        C("rejected_frame_number", sum->total.rejected[MG_PACKET_BAD_FRAME]);
-        C("unexpected_port", sum->unexpected_port);
-        C("frames_complete", sum->frames.frames_complete);
-        C("frames_partial", sum->frames.frames_partial);
-        C("frames_missing", sum->frames.frames_missing);
-        C("frames_written", sum->frames_written);
-        if (r->cfg->calibration)
-            C("module_frames_uncalibrated_cell", sum->uncalibrated);
-#undef C
+        int nacq = sum->acquisitions;
+        int last = mg_rawfile_acquisition(r->out);
+        snprintf(sum->last_master, sizeof sum->last_master, "%s", mg_rawfile_master_path(r->out));
+        if (last == 0)
+            snprintf(sum->master, sizeof sum->master, "%s", mg_rawfile_master_path(r->out));
+        else
+            snprintf(sum->master, sizeof sum->master, "%s_master.h5", r->cfg->output);
+        mg_acq_info qi;
+        memset(&qi, 0, sizeof qi);
+        if (nacq > last)
+            mg_asm_acquisition(r->a, last, &qi);
+        mg_counter c[40];
+        int n = run_counters(r, sum, &qi, last, c);
         mg_error ferr = {0};
         int frc = mg_rawfile_close(r->out, c, n, &ferr);
         r->out = NULL;
@@ -396,14 +564,147 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
     return rc;
 }
 
-void mg_run_print_summary(const mg_run_summary *s, FILE *out)
+static uint64_t refused_of(const mg_run_summary *s)
+{
+    uint64_t n = s->total.stray + s->unexpected_port;
+    for (int v = 1; v < MG_PACKET_VERDICT_COUNT; v++)
+        n += s->total.rejected[v];
+    return n;
+}
+
+int mg_run_outcome(const mg_run_summary *s, int rc, double max_loss, char *why, size_t cap)
+{
+    double frac = s->packets_expected ? (double)s->packets_lost / (double)s->packets_expected : 0;
+    uint64_t refused = refused_of(s);
+    if (rc) {
+        snprintf(why, cap, "FAILED: the run stopped on an error; the files hold what came before it");
+        return MG_EXIT_FAILED;
+    }
+    if (!s->frames.images && !s->frames_dark) {
+        snprintf(why, cap, "NO DATA: not one frame was received%s", refused ? " (only datagrams that fit none)" : "");
+        return MG_EXIT_LOSS;
+    }
+    if (s->frames_missing_at_end || (s->max_frames && s->frames.images < s->max_frames)) {
+        snprintf(why, cap, "ENDED EARLY: %llu of the %llu frames asked for; %llu of %llu packets lost (%.3g %%)",
+                 (unsigned long long)s->frames.images, (unsigned long long)s->max_frames,
+                 (unsigned long long)s->packets_lost, (unsigned long long)s->packets_expected, 100 * frac);
+        if (frac > max_loss || !s->frames_missing_at_end)
+            return MG_EXIT_LOSS;
+    }
+    if (s->packets_lost) {
+        snprintf(why, cap, "%s: %llu of %llu packets lost (%.3g %%) in %llu partial and %llu missing frames%s",
+                 frac > max_loss ? "DATA LOST" : "loss within --max-loss", (unsigned long long)s->packets_lost,
+                 (unsigned long long)s->packets_expected, 100 * frac,
+                 (unsigned long long)s->frames.frames_partial, (unsigned long long)s->frames.frames_missing,
+                 s->frames_missing_at_end ? " and at the end" : "");
+        if (frac > max_loss)
+            return MG_EXIT_LOSS;
+    }
+    if (refused) {
+        snprintf(why, cap, "%s, but %llu datagrams were refused or stray: something else sends to the detector's "
+                 "ports, or a module's numbering did not fit", s->packets_lost ? "loss within --max-loss" :
+                 "every frame complete", (unsigned long long)refused);
+        return MG_EXIT_REFUSED;
+    }
+    if (!s->packets_lost)
+        snprintf(why, cap, "complete: %llu frames, nothing lost", (unsigned long long)s->frames.images);
+    return MG_EXIT_OK;
+}
+
+static const char *pairing_name(mg_pairing p)
+{
+    switch (p) {
+    case MG_PAIRED_BUNCH: return "by equal bunch id";
+    case MG_PAIRED_TIMESTAMP: return "by equal timestamp";
+    case MG_PAIRED_ARRIVAL: return "by arrival time";
+    default: return "";
+    }
+}
+
+void mg_run_print_summary(const mg_run_summary *s, int rc, double max_loss, FILE *out)
 {
     const mg_link_stats *t = &s->total;
+    char why[512];
+    int status = mg_run_outcome(s, rc, max_loss, why, sizeof why);
+    fprintf(out, "---- run ended: %s ----\n", mg_run_end_reason(s->stopped_by));
+    fprintf(out, "result    %s (exit status %d)\n", why, status);
+    /* each cause of loss, with what to do about it */
+    uint64_t explained = t->kernel_drops + t->overrun + t->late + t->lagged;
+    if (t->kernel_drops)
+        fprintf(out, "  cause   kernel drops %llu: the receiving threads fell behind and the kernel dropped packets at "
+                     "morgul's sockets. Check that each has a core of its own (the thread plan, --cpus) and that the "
+                     "socket buffers were not capped (see the start of the run)\n", (unsigned long long)t->kernel_drops);
+    if (t->overrun)
+        fprintf(out, "  cause   buffer overruns %llu: every frame buffer was still waiting to be compressed or written: "
+                     "the writing fell behind the detector. For bursts give more buffers (--buffer-frames; 1 MiB per "
+                     "module each), otherwise faster storage or more workers\n", (unsigned long long)t->overrun);
+    if (t->lagged)
+        fprintf(out, "  cause   lagged %llu: a link fell further behind the others than the frame buffers hold "
+                     "(--frame-timeout at --rate); its frames were written without those packets. Give a longer "
+                     "--frame-timeout or more --buffer-frames, and check that link's cable, switch and core\n",
+                (unsigned long long)t->lagged);
+    if (t->late)
+        fprintf(out, "  cause   late %llu: packets came after their frame had closed (reordered by more than --window "
+                     "frames, or after their link was silent for --frame-timeout)\n", (unsigned long long)t->late);
+    if (s->frames.frames_missing)
+        fprintf(out, "  cause   %llu frames of which not one packet came, between frames that did: written as "
+                     "all-invalid images to keep every image in its place\n",
+                (unsigned long long)s->frames.frames_missing);
+    uint64_t in_frames = s->frames.packets_missing;
+    if (in_frames > explained)
+        fprintf(out, "  cause   %llu packets never arrived: lost on the way (cabling, switch, the network card's "
+                     "rings) or never sent (in a replay: not in the capture)\n",
+                (unsigned long long)(in_frames - explained));
+    if (s->frames_missing_at_end)
+        fprintf(out, "  cause   %llu frames asked for never came: the run ended (%s) before the detector sent them\n",
+                (unsigned long long)s->frames_missing_at_end, mg_run_end_reason(s->stopped_by));
+    if (t->stray)
+        fprintf(out, "  refused stray %llu: JUNGFRAU packets on the detector's ports that fit no frame (single stray "
+                     "packets, another sender, or a numbering no acquisition has; see below)\n",
+                (unsigned long long)t->stray);
     uint64_t rejected = 0;
     for (int v = 1; v < MG_PACKET_VERDICT_COUNT; v++)
         rejected += t->rejected[v];
-    fprintf(out, "---- summary (%s) ----\n", mg_run_end_reason(s->stopped_by));
-    fprintf(out, "frames    complete %llu  partial %llu  missing entirely %llu  written %llu\n",
+    if (rejected || s->unexpected_port || s->capture_skipped) {
+        fprintf(out, "  refused %llu datagrams", (unsigned long long)rejected);
+        for (int v = 1; v < MG_PACKET_VERDICT_COUNT; v++)
+            if (t->rejected[v])
+                fprintf(out, "; %s: %llu", mg_packet_verdict_name((mg_packet_verdict)v),
+                        (unsigned long long)t->rejected[v]);
+        if (s->unexpected_port)
+            fprintf(out, "; on ports not in the detector description: %llu", (unsigned long long)s->unexpected_port);
+        if (s->capture_skipped)
+            fprintf(out, "; capture records not usable: %llu", (unsigned long long)s->capture_skipped);
+        fprintf(out, "\n");
+    }
+    /* the acquisitions */
+    for (int i = 0; i < s->acquisitions && i < MG_RUN_ACQ_KEPT; i++) {
+        const mg_acq_info *q = &s->acq[i];
+        if (s->acquisitions > 1 || q->skipped > 0) {
+            fprintf(out, "acquisition %d: frame numbers %llu..%llu, %llu images (complete %llu, partial %llu, missing "
+                         "%llu)", i + 1, (unsigned long long)q->first_number, (unsigned long long)q->last_number,
+                    (unsigned long long)q->images, (unsigned long long)q->complete, (unsigned long long)q->partial,
+                    (unsigned long long)q->missing);
+            if (i > 0)
+                fprintf(out, q->skipped < 0 ? "; the counter restarted" : "; the counter jumped %lld frame numbers",
+                        (long long)q->skipped);
+            fprintf(out, "\n");
+        }
+        for (int m = 0; m < s->nmodules; m++) {
+            if (q->pairing[m] == MG_PAIRED_BUNCH || q->pairing[m] == MG_PAIRED_TIMESTAMP ||
+                q->pairing[m] == MG_PAIRED_ARRIVAL)
+                fprintf(out, "  module  %s: its frame numbers differ from the acquisition's by %+lld; its frames "
+                             "were paired %s\n", s->module_names[m], (long long)q->offset[m],
+                        pairing_name(q->pairing[m]));
+            else if (q->pairing[m] == MG_PAIRED_REFUSED)
+                fprintf(out, "  module  %s: its frame numbers are not the others' (--align number): its packets are "
+                             "counted as stray; --align auto pairs such a module with the others' frames\n",
+                        s->module_names[m]);
+        }
+    }
+    if (s->acquisitions > MG_RUN_ACQ_KEPT)
+        fprintf(out, "acquisitions: %d in all (the first %d listed)\n", s->acquisitions, MG_RUN_ACQ_KEPT);
+    fprintf(out, "frames    complete %llu  partial %llu  missing %llu  written %llu\n",
             (unsigned long long)s->frames.frames_complete, (unsigned long long)s->frames.frames_partial,
             (unsigned long long)s->frames.frames_missing, (unsigned long long)s->frames_written);
     if (s->frames_dark)
@@ -415,49 +716,33 @@ void mg_run_print_summary(const mg_run_summary *s, FILE *out)
     if (s->uncalibrated)
         fprintf(out, "warning   %llu module-frames came from a storage cell the calibration has no constants for: "
                      "their pixels are written invalid\n", (unsigned long long)s->uncalibrated);
-    if (s->frames_missing_at_end)
-        fprintf(out, "          of the missing, %llu at the end: the run stopped before the frames asked for came\n",
-                (unsigned long long)s->frames_missing_at_end);
-    fprintf(out, "packets   received %llu  lost %llu  duplicated %llu  out of order %llu  late %llu\n",
+    fprintf(out, "packets   received %llu  lost %llu  duplicated %llu  out of order %llu  late %llu  lagged %llu\n",
             (unsigned long long)t->packets, (unsigned long long)s->packets_lost, (unsigned long long)t->duplicates,
-            (unsigned long long)t->out_of_order, (unsigned long long)t->late);
-    fprintf(out, "          kernel drops %llu  buffer overruns %llu  before start %llu  after end %llu\n",
-            (unsigned long long)t->kernel_drops, (unsigned long long)t->overrun, (unsigned long long)t->before_start,
-            (unsigned long long)t->after_end);
-    if (t->overrun)
-        fprintf(out, "warning   %llu packets found every frame buffer still waiting to be compressed or written: "
-                     "the writing fell behind the detector. For bursts give more buffers (--buffer-frames; 1 MiB "
-                     "per module each), otherwise faster storage or more workers\n",
-                (unsigned long long)t->overrun);
-    if (t->kernel_drops)
-        fprintf(out, "warning   %llu packets were dropped by the kernel before morgul read them: the receiving "
-                     "threads fell behind. Check that each has a core of its own (the thread plan, --cpus) and "
-                     "that the socket buffers were not capped (see the start of the run)\n",
-                (unsigned long long)t->kernel_drops);
-    fprintf(out, "refused   %llu datagrams", (unsigned long long)rejected);
-    for (int v = 1; v < MG_PACKET_VERDICT_COUNT; v++)
-        if (t->rejected[v])
-            fprintf(out, "; %s: %llu", mg_packet_verdict_name((mg_packet_verdict)v), (unsigned long long)t->rejected[v]);
-    if (s->unexpected_port)
-        fprintf(out, "; on ports not in the detector description: %llu", (unsigned long long)s->unexpected_port);
-    if (s->capture_skipped)
-        fprintf(out, "; capture records not usable: %llu", (unsigned long long)s->capture_skipped);
-    fprintf(out, "\n");
+            (unsigned long long)t->out_of_order, (unsigned long long)t->late, (unsigned long long)t->lagged);
+    fprintf(out, "          kernel drops %llu  buffer overruns %llu  stray %llu  after end %llu  refused %llu\n",
+            (unsigned long long)t->kernel_drops, (unsigned long long)t->overrun, (unsigned long long)t->stray,
+            (unsigned long long)t->after_end, (unsigned long long)rejected);
     for (int l = 0; l < s->nlinks && s->nlinks > 1; l++)
-        fprintf(out, "  link %d: received %llu dup %llu ooo %llu late %llu kdrop %llu\n", l,
+        fprintf(out, "  link %d: received %llu dup %llu ooo %llu late %llu lagged %llu stray %llu kdrop %llu\n", l,
                 (unsigned long long)s->link[l].packets, (unsigned long long)s->link[l].duplicates,
                 (unsigned long long)s->link[l].out_of_order, (unsigned long long)s->link[l].late,
+                (unsigned long long)s->link[l].lagged, (unsigned long long)s->link[l].stray,
                 (unsigned long long)s->link[l].kernel_drops);
     double gb = (double)t->bytes / 1e9;
-    fprintf(out, "speed     %.2f s, %.3f GB in, %.2f GB/s, %.0f module-frames/s; CPU %.2f s (%.0f%% of one core)\n",
+    fprintf(out, "speed     %.2f s from the first packet, %.3g GB in, %.2f GB/s, %.0f module-frames/s; CPU %.2f s; "
+                 "set-up %.2f s\n",
             s->seconds, gb, s->seconds > 0 ? gb / s->seconds : 0,
             s->seconds > 0 ? (double)(s->frames.frames_complete + s->frames.frames_partial) * s->nmodules / s->seconds
                            : 0,
-            s->cpu_seconds, s->seconds > 0 ? 100 * s->cpu_seconds / s->seconds : 0);
+            s->cpu_seconds, s->setup_seconds);
     if (s->bytes_compressed)
         fprintf(out, "output    %.3f GB raw -> %.3f GB compressed (ratio %.2f); queue fill max %u of %u\n",
                 (double)s->bytes_raw / 1e9, (double)s->bytes_compressed / 1e9,
                 (double)s->bytes_raw / (double)s->bytes_compressed, s->queue_fill_max, s->queue_capacity);
-    if (s->master[0])
-        fprintf(out, "files     %s\n", s->master);
+    if (s->master[0]) {
+        fprintf(out, "files     %s", s->master);
+        if (s->acquisitions > 1 && strcmp(s->master, s->last_master))
+            fprintf(out, " ... %s", s->last_master);
+        fprintf(out, "\n");
+    }
 }

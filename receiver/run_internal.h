@@ -24,6 +24,8 @@ typedef struct run {
     mg_pipeline *pipe;
     _Atomic int stop_internal; /* raised by the pipeline on a fatal error */
     uint64_t t0, last_progress, last_bytes;
+    uint64_t t_ready;          /* when the sockets listened (live) or replay began (monotonic ns) */
+    uint64_t t_data;           /* replay: when its first record was taken (monotonic ns) */
     uint64_t unexpected_port, capture_skipped;
     /* inline correction */
     mg_calibration calib;
@@ -41,7 +43,12 @@ uint64_t mg_now_ns(void);
 /* lossless: offline source waiting for buffers; by_reference: its packets
  * stay in memory for the whole run (see mg_asm_config). */
 int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, mg_error *err);
+/* Every port listens (or replay begins): the readiness signals go out. */
+void run_ready(run *r);
 void run_progress(run *r, int force);
+/* The counters of a master file's /run (at most 40): the run's packet
+ * counters now and acquisition `acq`'s frame counters (qi). */
+int run_counters(run *r, mg_run_summary *s, const mg_acq_info *qi, int acq, mg_counter *c);
 /* Waits for the pipeline, closes the files, fills the summary, frees all. */
 int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err);
 

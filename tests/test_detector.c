@@ -63,7 +63,16 @@ static void test_errors_name_the_line(void)
         {"[m]\nmodule = M1 2\n", ":2: module name 'M1 2'"},
         {"[m]\nmodule = M1\nposition = middle\n", ":3: position 'middle'"},
         {"[m]\nmodule = M1\n[n]\nmodule = M2\nrow = 0\n", "both at row 0"},
-        {"[m]\nmodule = M1\nports = 5\n[n]\nmodule = M2\nports = 5\n", "both use port 5"},
+        {"[m]\nmodule = M1\nports = 5\n[n]\nmodule = M2\nports = 5\n", ":4: module M2 listens on 0.0.0.0 port 5"},
+        /* the wildcard address overlaps every other one */
+        {"[m]\nmodule = M1\nports = 5\nbind = 0.0.0.0\n[n]\nmodule = M2\nports = 5\nbind = 127.0.0.1\n",
+         ":5: module M2 listens on 127.0.0.1 port 5, and so does module M1 (0.0.0.0, line 1)"},
+        /* a key or a section given twice would otherwise mean the last one */
+        {"[detector]\nport = 5\nport = 6\n[m]\nmodule = M1\n", ":3: 'port' was already given on line 2"},
+        {"[m]\nmodule = M1\n[m]\nmodule = M2\n", ":3: [m] was already given on line 1"},
+        {"[detector]\n[m]\nmodule = M1\n[detector]\n", ":4: [detector] was already given on line 1"},
+        {"[detector]\nreadnrows = 12\n[m]\nmodule = M1\n", ":2: readnrows '12'"},
+        {"[detector]\nframe_rate = fast\n[m]\nmodule = M1\n", ":2: frame_rate 'fast'"},
         {"[detector]\nname = x\n", "no module sections"},
         {"junk\n", ":1: expected 'key = value'"},
     };
@@ -84,6 +93,19 @@ static void test_errors_name_the_line(void)
     CHECK(strstr(e.message, "/nonexistent/x.ini") != NULL);
 }
 
+static void test_rate_readout_and_addresses(void)
+{
+    /* two addresses that differ may share a port; the rate and the partial readout are read */
+    const char *p = write_tmp("[detector]\nframe_rate = 1000\nreadnrows = 64\n[m]\nmodule = M1\nports = 5\n"
+                              "bind = 127.0.0.1\n[n]\nmodule = M2\nports = 5\nbind = 127.0.0.2\n");
+    mg_detector d;
+    mg_error e = {0};
+    CHECK_EQ(mg_detector_load(&d, p, &e), 0);
+    CHECK(d.rate_hz == 1000);
+    CHECK_EQ(d.readnrows, 64);
+    unlink(p);
+}
+
 static void test_simple(void)
 {
     mg_detector d;
@@ -101,6 +123,7 @@ int main(void)
 {
     RUN(test_full_file);
     RUN(test_errors_name_the_line);
+    RUN(test_rate_readout_and_addresses);
     RUN(test_simple);
     return CHECK_DONE();
 }

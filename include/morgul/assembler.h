@@ -7,25 +7,64 @@
  *
  * Threads and ownership.  Each link is driven by exactly one thread (its
  * receiving thread, or the one replay thread for all links) through
- * mg_asm_push / mg_asm_tick / mg_asm_flush.  A link keeps a window of
- * `window` frames open: packets may arrive in any order within it; a packet
- * for a frame at or beyond base + window closes the oldest open frames; a
- * packet for a closed frame is counted as late and dropped.  One collector
- * thread calls mg_asm_next_frame to take frames, in frame order, once every
- * link has closed them; any thread gives a frame's buffer back with
- * mg_asm_release.  Nothing allocates after mg_asm_new.
+ * mg_asm_push / mg_asm_tick / mg_asm_flush.  One collector thread calls
+ * mg_asm_next_frame to take frames, in order, once every link has closed
+ * them; any thread gives a frame's buffer back with mg_asm_release.
+ * Nothing allocates after mg_asm_new.
  *
- * Frame numbering.  Frame numbers of different modules may disagree (a module
- * that ran an earlier acquisition).  With MG_ALIGN_FIRST each module's first
- * frame number seen becomes its frame index 0; with MG_ALIGN_NONE frame
- * numbers must agree and the first one seen is index 0.  Outputs record the
- * aligned index and every module's own frame number.
+ * Evidence before trust.  No single packet moves a window, starts the run,
+ * sets a module's alignment or starts an acquisition.  A link accepts a
+ * packet directly only for a frame it has open or the frame right after its
+ * newest one.  Anything else is a candidate: it is held (copied, or pointed
+ * to with by_reference) until EVIDENCE packets have come one after another
+ * on that link, of one frame number or of consecutive ones, with no accepted
+ * packet in between.  Only then does the link act on them:
  *
- * Nothing is dropped silently: a frame with missing packets is handed on as
- * partial with its missing pixels set to MG_WORD_MISSING and the per-module
- * packet count and bitmask saying which; every refused datagram is counted
- * by reason.  Only a frame of which not one packet arrived is not handed on;
- * it is counted as missing.
+ *  - a forward gap the time since the link's last packet allows at rate_hz
+ *    (frames lost on the way): the link goes on there, the frames in
+ *    between are missing on it;
+ *  - the first numbering of the run, or of a module in the current
+ *    acquisition: the link joins it (alignment below);
+ *  - a counter that restarted or jumped further than the time allows: a new
+ *    acquisition, but only if every link has been quiet for quiet_ns before
+ *    the first of these packets (a detector is stopped to reset its
+ *    counter; a stream that goes on elsewhere means the packets are someone
+ *    else's).
+ *
+ * Candidates that never gather their evidence, or that fit nothing, are
+ * counted as stray (per link) and never create a frame.
+ *
+ * Alignment.  An acquisition's numbering is that of the module whose link
+ * first had evidence; a module whose frame numbers lie within the frame
+ * buffers' reach of it takes them as they are (offset 0).  With
+ * MG_ALIGN_AUTO a module whose numbers lie elsewhere (a module that ran other
+ * acquisitions) is paired with the frame of the others that has the same
+ * bunch id, or else the same timestamp, or else arrived closest in time;
+ * the pairing is recorded and reported by module name.  With
+ * MG_ALIGN_NUMBER such a module is not joined: its packets are counted as
+ * stray and the module is reported.
+ *
+ * When a frame closes.  A link closes its frames itself: a frame once all
+ * its expected packets arrived, every frame more than `reorder` frames
+ * older than its newest one, and - when its socket is drained and nothing
+ * came for frame_timeout_ns - every frame any link has seen.  A link that
+ * lags behind the others keeps its frames open: frames close for
+ * everybody only when the newest frame is `span` frames ahead of them
+ * (span = slots - downstream, the frame buffers not kept for compression and
+ * writing), which the links are asked to honour at their next packet or
+ * tick.  Lagging links lose packets only beyond that (counted as lagged).
+ *
+ * Acquisitions and images.  Every acquisition's frames are handed on as
+ * images 0, 1, ... of that acquisition: image i is its first frame + i.  A
+ * frame of which nothing arrived between two frames that did is handed on as
+ * missing (no packet, every word MG_WORD_MISSING) so that it keeps its place;
+ * frames before an acquisition's first and after its last frame with data
+ * are not frames at all.  max_frames counts images over all acquisitions.
+ *
+ * Nothing is dropped silently: every datagram ends up in exactly one
+ * counter, and a frame with missing packets is handed on as partial with
+ * its missing pixels set to MG_WORD_MISSING and the per-module packet count
+ * and bitmask saying which packets came.
  */
 #ifndef MORGUL_ASSEMBLER_H
 #define MORGUL_ASSEMBLER_H
@@ -38,23 +77,37 @@
 #include "morgul/jungfrau.h"
 #include "morgul/topology.h"
 
-typedef enum mg_align { MG_ALIGN_FIRST = 0, MG_ALIGN_NONE = 1 } mg_align;
+typedef enum mg_align { MG_ALIGN_AUTO = 0, MG_ALIGN_NUMBER = 1 } mg_align;
+
+/* Packets of one numbering a candidate needs before a link acts on it. */
+#define MG_ASM_EVIDENCE 8
+/* Frames kept before the first frame of an acquisition (modules whose first
+ * frame came a little earlier) and after its newest (stragglers). */
+#define MG_ASM_MARGIN 16
+/* Acquisitions one run can hold; packets of further ones are stray. */
+#define MG_ASM_MAX_ACQ 1024
 
 typedef struct mg_asm_config {
     const mg_detector *det;
-    int window;             /* frames open per link for reordering; default 16 */
-    int slots;              /* frame buffers in all; default max(64, 4 * window) */
+    int reorder;            /* frames a link's packets may arrive out of order; default 16 */
+    int slots;              /* frame buffers in all; default downstream + rate_hz x frame_timeout */
+    int downstream;         /* of these, kept for compression and writing; default min(64, slots / 4) */
     mg_align align;
     int check_position;     /* refuse packets whose header row/column differ from the configuration */
-    uint64_t max_frames;    /* hand on frame indices 0..max_frames-1 only; 0 = no limit */
-    uint64_t max_jump;      /* refuse frame numbers this far beyond the newest; default 100000 */
-    uint64_t frame_timeout_ns; /* mg_asm_tick closes a link's open frames after this long without a packet; default 100 ms */
+    uint64_t max_frames;    /* hand on this many images in all; 0 = no limit */
+    double rate_hz;         /* the detector's highest frame rate: how far numbers may advance in a given time;
+                               default 2000 */
+    uint64_t frame_timeout_ns; /* a drained link silent this long closes its frames; default 100 ms */
+    uint64_t quiet_ns;      /* silence on every link before a counter reset or jump is believed; default 2 ms */
+    int readnrows;          /* partial readout: rows read per module around its centre (8..512, multiple of 8);
+                               0 = 512, all.  Only the packets of those rows are expected */
     mg_topology *topo;      /* where buffers are placed (may be NULL) */
     int numa_node;          /* NUMA node for the buffers, -1 = no preference */
     const int *module_node; /* or per module (nmodules entries, may be NULL): each module's rows of every
                                frame buffer on the node of the threads that receive it */
     int lossless;           /* offline sources: wait for buffers instead of counting overruns */
     int by_reference;       /* offline sources whose packets stay in memory: keep pointers, copy nothing */
+    _Atomic int *stop;      /* may be NULL: raised, mg_asm_new stops touching memory and fails */
 } mg_asm_config;
 
 /* Per-link counters.  Written only by the link's thread; read by others as a
@@ -62,14 +115,17 @@ typedef struct mg_asm_config {
 typedef struct mg_link_stats {
     uint64_t packets;        /* accepted into a frame */
     uint64_t duplicates;     /* same packet again for an open frame */
-    uint64_t late;           /* for a frame this link had already closed */
+    uint64_t late;           /* for a frame this link had closed (reordered beyond `reorder`, or after its
+                                silence timeout) */
+    uint64_t lagged;         /* for a frame closed because the other links were `span` frames ahead */
     uint64_t out_of_order;   /* arrived after a later packet of this link */
-    uint64_t before_start;   /* frame number below the module's first one */
-    uint64_t after_end;      /* frame index past max_frames */
+    uint64_t stray;          /* fitted no frame: no evidence, or a numbering no acquisition has */
+    uint64_t after_end;      /* beyond the max_frames images, or after the end of their acquisition */
     uint64_t overrun;        /* no free buffer: the stages downstream were behind */
     uint64_t rejected[MG_PACKET_VERDICT_COUNT]; /* refused datagrams by reason */
     uint64_t kernel_drops;   /* set by the receiver from SO_RXQ_OVFL */
     uint64_t bytes;          /* datagram bytes seen, accepted or not */
+    uint64_t first_ns, last_ns; /* arrival of the first and the newest accepted packet (0: none) */
 } mg_link_stats;
 
 /* What a frame says about one module. */
@@ -85,9 +141,11 @@ typedef struct mg_module_frame {
 
 /* A frame handed to the collector. */
 typedef struct mg_frame {
-    int64_t index;            /* aligned frame index, 0 = first frame */
+    int64_t index;            /* image within its acquisition, 0 = its first frame */
+    int acquisition;          /* 0, 1, ... */
     int slot;
-    int complete;             /* every packet of every module arrived */
+    int complete;             /* every expected packet of every module arrived */
+    int missing;              /* not a packet arrived (handed on to keep its place) */
     uint16_t *data;           /* nmodules x 512 x 1024 words, module by module; NULL with by_reference, or
                                  when the modules' rows live on different NUMA nodes (see module_data) */
     uint16_t *const *module_data; /* each module's 512 x 1024 words (NULL entries with by_reference) */
@@ -98,45 +156,73 @@ typedef struct mg_frame {
 } mg_frame;
 
 typedef struct mg_asm_totals {
-    uint64_t frames_complete, frames_partial, frames_missing;
-    uint64_t packets_missing; /* in frames handed on, plus all of every missing frame */
-    int64_t first_index, last_index; /* -1 if none */
+    uint64_t frames_complete, frames_partial;
+    uint64_t frames_missing;  /* handed on without a packet (keeping their place) */
+    uint64_t packets_missing; /* expected packets that did not come, in frames handed on */
+    uint64_t images;          /* frames handed on, all acquisitions */
+    uint64_t after_end;       /* packets of frames past max_frames found by the collector */
+    int acquisitions;
 } mg_asm_totals;
+
+/* How a module's frames were paired with the acquisition's numbering. */
+typedef enum mg_pairing {
+    MG_PAIRED_NONE = 0,   /* no evidence from this module in the acquisition */
+    MG_PAIRED_NUMBER,     /* its frame numbers are the acquisition's */
+    MG_PAIRED_BUNCH,      /* by equal bunch id */
+    MG_PAIRED_TIMESTAMP,  /* by equal timestamp */
+    MG_PAIRED_ARRIVAL,    /* by arrival time */
+    MG_PAIRED_REFUSED,    /* its numbers lie elsewhere and --align number: not joined */
+} mg_pairing;
+
+/* One acquisition (a counter restart or jump begins the next). */
+typedef struct mg_acq_info {
+    uint64_t images;                      /* handed on so far */
+    uint64_t complete, partial, missing;  /* of those */
+    int64_t offset[MG_MAX_MODULES];       /* module frame number - acquisition frame number */
+    mg_pairing pairing[MG_MAX_MODULES];
+    uint64_t first_number, last_number;   /* acquisition numbering of its first and last image */
+    int64_t skipped;                      /* frame numbers between the previous acquisition's last image and
+                                             this one's first when they continue upward (-1: restarted) */
+} mg_acq_info;
 
 typedef struct mg_assembler mg_assembler;
 
 mg_assembler *mg_asm_new(const mg_asm_config *cfg, mg_error *err);
 void mg_asm_free(mg_assembler *a);
 
-/* Offers one datagram of `len` bytes to `link` at time now_ns (CLOCK_MONOTONIC,
- * used for timeouts).  Every datagram ends up accepted or counted (refused by
- * reason, duplicate, late, overrun ...).  Returns 0, or with `lossless` set,
+/* Offers one datagram of `len` bytes to `link`, which arrived at t_ns
+ * (nanoseconds on any clock the caller keeps to for the whole run: the
+ * kernel's receive time, or a capture's time stamps).  Every datagram ends
+ * up accepted, held as a candidate, or counted (refused by reason,
+ * duplicate, late, stray, overrun ...).  Returns 0, or with `lossless` set,
  * MG_ASM_RETRY when the frame's buffer is still busy downstream: nothing was
  * counted, and the caller (an offline source) offers it again later.  Link
  * thread only. */
 #define MG_ASM_RETRY 1
-int mg_asm_push(mg_assembler *a, int link, const void *buf, size_t len, uint64_t now_ns);
+int mg_asm_push(mg_assembler *a, int link, const void *buf, size_t len, uint64_t t_ns);
 
 /* Offline sources (replay): as mg_asm_push, with `frame_add` added to the
  * packet's frame number (replaying a capture again continues its
  * numbering).  With cfg.by_reference the pixels are not copied: `buf` must
  * stay valid and unchanged until the frame is released. */
-int mg_asm_push_offline(mg_assembler *a, int link, const void *buf, size_t len, uint64_t now_ns, uint64_t frame_add);
+int mg_asm_push_offline(mg_assembler *a, int link, const void *buf, size_t len, uint64_t t_ns, uint64_t frame_add);
 
-/* Housekeeping for a link with or without traffic: closes frames the
- * detector-wide window has passed and, after frame_timeout_ns without a
- * packet, every frame some link has seen.  Link thread only; call it at least
- * every few milliseconds. */
+/* Housekeeping for a link whose socket has just been found empty (or that
+ * an offline source has no packet for), at time now_ns on the same clock:
+ * honours the others' request to close lagging frames and, after
+ * frame_timeout_ns without a packet, closes every frame any link has seen.
+ * Link thread only; call it at least every few milliseconds. */
 void mg_asm_tick(mg_assembler *a, int link, uint64_t now_ns);
 
-/* End of data for this link: closes all its frames up to the newest any link
- * has seen.  Call once per link, after which the link takes no packets. */
+/* End of data for this link: its held candidates count as stray and it
+ * closes all its frames.  Call once per link, after which the link takes no
+ * packets. */
 void mg_asm_flush(mg_assembler *a, int link);
 
-/* Collector: takes the next frame in order if every link has closed it.
- * Returns 1 and fills *f, 0 if none is ready yet, or -1 when no frame will
- * ever come (all links flushed and everything handed on, or max_frames
- * reached).  Collector thread only. */
+/* Collector: takes the next image if every link has closed it.  Returns 1
+ * and fills *f, 0 if none is ready yet, or -1 when no image will ever come
+ * (all links flushed and everything handed on, or max_frames reached).
+ * Collector thread only. */
 int mg_asm_next_frame(mg_assembler *a, mg_frame *f);
 
 /* Gives the frame's buffer back.  Any thread; once per frame. */
@@ -145,6 +231,8 @@ void mg_asm_release(mg_assembler *a, const mg_frame *f);
 /* Counter snapshots (any thread; may be a few packets stale). */
 void mg_asm_link_stats(const mg_assembler *a, int link, mg_link_stats *out);
 void mg_asm_get_totals(const mg_assembler *a, mg_asm_totals *out);
+/* Acquisition i (0 <= i < totals.acquisitions); collector's view. */
+void mg_asm_acquisition(const mg_assembler *a, int i, mg_acq_info *out);
 /* Receiver: records the kernel's drop count for a link (link thread only). */
 void mg_asm_set_kernel_drops(mg_assembler *a, int link, uint64_t drops);
 /* Frames currently held (being assembled or downstream), for queue fill. */
@@ -152,9 +240,11 @@ int mg_asm_slots_in_use(const mg_assembler *a);
 int mg_asm_slot_count(const mg_assembler *a);
 int mg_asm_modules(const mg_assembler *a);
 int mg_asm_link_count(const mg_assembler *a);
-/* Newest aligned frame index seen by any link, -1 if none. */
-int64_t mg_asm_newest(const mg_assembler *a);
-/* Frame number of the module's frame index 0, or -1 if none seen yet. */
-int64_t mg_asm_module_first(const mg_assembler *a, int module);
+/* Packets a module sends per frame with the configured readout (128 unless
+ * readnrows is set). */
+unsigned mg_asm_expected_packets(const mg_assembler *a);
+/* Module packets q expected with `readnrows` rows read (0 or 512: all):
+ * bit q%8 of byte q/8 of mask[16]; returns their number. */
+unsigned mg_readout_mask(int readnrows, uint8_t mask[16]);
 
 #endif

@@ -119,8 +119,10 @@ typedef struct mg_darkopt {
 void mg_darkopt_init(mg_darkopt *o);
 int mg_darkopt_take(mg_darkopt *o, const char *cmd, int i, const char *val);
 
-/* SIGINT and SIGTERM raise the returned flag instead of killing the process;
- * a second signal kills it as usual. */
+/* SIGINT, SIGTERM and SIGHUP raise the returned flag instead of killing the
+ * process (a second one kills it as usual); SIGPIPE is ignored.  The flag is
+ * the process's one piece of global state: signal handlers can reach
+ * nothing else. */
 _Atomic int *mg_cli_stop_flag(void);
 
 #endif

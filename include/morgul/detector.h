@@ -47,6 +47,8 @@ typedef struct mg_detector {
     int nmodules;
     mg_module modules[MG_MAX_MODULES];
     char calibration[256];    /* calibration directory, if the file names one */
+    double rate_hz;           /* the detector's highest frame rate (frame_rate = ...), 0 = not given */
+    int readnrows;            /* partial readout: rows read per module around its centre, 0 = all 512 */
 } mg_detector;
 
 /* Reads an INI description.  Every problem is reported with the file name and
@@ -62,7 +64,9 @@ int mg_detector_simple(mg_detector *d, const char *name, int nmodules, int inter
                        const char *host, int base_port, const char *names, mg_error *err);
 
 /* Checks the description: 1..MG_MAX_MODULES modules, 1 or 2 interfaces,
- * unique module names, positions and ports. */
+ * unique module names, positions and ports, and no two interfaces that
+ * listen on the same port of overlapping addresses (0.0.0.0 overlaps every
+ * address). */
 int mg_detector_validate(const mg_detector *d, mg_error *err);
 
 /* Number of links (module interfaces). */

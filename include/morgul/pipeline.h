@@ -29,6 +29,11 @@
 typedef struct mg_pipeline_config {
     mg_assembler *assembler;
     mg_rawfile *out;             /* NULL: compress and count, write nothing */
+    int no_compress;             /* with out NULL: not even compress (receiving alone, for comparisons) */
+    /* the first frame of acquisition `acq` (> 0) is about to be written: called by the writing worker,
+     * in order, after every frame of the acquisitions before; returns 0 or an error (which stops the run) */
+    int (*acquisition)(void *ctx, int acq, mg_error *err);
+    void *acquisition_ctx;
     int workers;                 /* compression threads, default 1 */
     int queue_depth;             /* frames per worker queue, default 4 */
     mg_bshuf_impl impl;

@@ -14,11 +14,18 @@
  *       the same paths as virtual datasets over all data files, plus /run
  *       (counters of the run) and /detector.
  *
+ * A run may hold several acquisitions (a detector whose frame counter was
+ * reset): the first one's files are named as above, acquisition n (n >= 2)
+ * has its own set, <prefix>_acqNNN_master.h5 with <prefix>_acqNNN_data_...
+ * (mg_rawfile_next_acquisition).
+ *
  * Chunks arrive already compressed (mg_bshuf_compress) and are written with
  * H5Dwrite_chunk.  Nothing is ever overwritten unless `overwrite` is set;
- * then stale data files of the same prefix are removed first.  Metadata is
- * buffered and written in blocks; mg_rawfile_close leaves every file complete
- * and valid.  Single-threaded: the writer thread owns it.
+ * then exactly the names above that exist for this prefix are removed first
+ * (names are compared character by character: no pattern matching).  The
+ * prefix's directory is created if it is missing.  Metadata is buffered and
+ * written in blocks; mg_rawfile_close leaves every file complete and valid.
+ * Single-threaded: the writer thread owns it.
  */
 #ifndef MORGUL_RAWFILE_H
 #define MORGUL_RAWFILE_H
@@ -70,6 +77,14 @@ typedef struct mg_rawfile mg_rawfile;
  * file.  The error names the file in the way and the option to use. */
 mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err);
 
+/* Closes the current acquisition's files (its master file with these `n`
+ * counters) and starts the next acquisition's set. */
+int mg_rawfile_next_acquisition(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err);
+
+/* A run that could not start: closes and removes every file and directory
+ * this writer created (nothing that existed before).  Frees f. */
+void mg_rawfile_abandon(mg_rawfile *f);
+
 /* Appends one frame: its compressed chunk (all modules) and its records. */
 int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *modules, const void *chunk,
                      size_t chunk_bytes, mg_error *err);
@@ -78,9 +93,11 @@ int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *module
  * Frees f whatever happens. */
 int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err);
 
-uint64_t mg_rawfile_frames(const mg_rawfile *f);
+uint64_t mg_rawfile_frames(const mg_rawfile *f); /* written in all acquisitions */
+int mg_rawfile_acquisition(const mg_rawfile *f); /* the current one, 0-based */
+uint64_t mg_rawfile_set_frames(const mg_rawfile *f); /* written in the current acquisition */
 uint64_t mg_rawfile_bytes(const mg_rawfile *f);
-/* Path of the master file (valid until close). */
+/* Path of the current acquisition's master file (valid until close). */
 const char *mg_rawfile_master_path(const mg_rawfile *f);
 
 #endif

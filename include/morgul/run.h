@@ -1,13 +1,21 @@
-/* morgul/run.h - one acquisition from start to valid files: a packet source
- * (live UDP sockets or a pcap replay) feeding the assembler, the pipeline
- * and the raw writer, with live progress and an honest summary.
+/* morgul/run.h - a run from start to valid files: a packet source (live UDP
+ * sockets or a pcap replay) feeding the assembler, the pipeline and the raw
+ * writer, with live progress and an honest summary.
  *
- * A run ends when max_frames frames are done, when nothing arrived for
- * idle_timeout seconds, when *stop is raised (SIGINT/SIGTERM), when a replay
+ * Set-up order: the detector description and the options are checked, the
+ * sockets are bound, the frame buffers (whose size follows from rate_hz and
+ * frame_timeout_ms, printed) and the calibration are made ready, and only
+ * then are output directories and files created; a run that cannot start
+ * leaves nothing behind.  A raised *stop ends the set-up too.
+ *
+ * A run ends when max_frames images are done, when nothing arrived for
+ * idle_timeout seconds (counted from when the sockets listen, or from the
+ * last packet), when *stop is raised (SIGINT/SIGTERM/SIGHUP), when a replay
  * reaches the end of its file, or on a fatal error (a full disk, say).  In
  * every case the links are flushed, the frames already assembled are written
  * and the files closed, so the output is always valid; the summary and the
- * master file's /run group say exactly what was received and lost.
+ * master file's /run group say exactly what was received and lost, and
+ * mg_run_outcome turns the summary into an exit status.
  */
 #ifndef MORGUL_RUN_H
 #define MORGUL_RUN_H
@@ -24,13 +32,18 @@
 
 typedef struct mg_run_config {
     mg_detector det;
-    /* assembly */
-    int window, buffer_frames;
+    /* assembly (morgul/assembler.h) */
+    int reorder;                /* frames a link's packets may be reordered over; 0: 16 */
+    int buffer_frames;          /* frame buffers; 0: from rate_hz x frame_timeout_ms + 64 */
+    double rate_hz;             /* the detector's highest frame rate; 0: the description's, else 2000 */
+    double frame_timeout_ms;    /* 0: 100 */
+    int readnrows;              /* partial readout: rows per module (8..512); 0: the description's, else all */
     mg_align align;
     int check_position;
-    uint64_t max_frames;        /* 0 = no limit */
+    uint64_t max_frames;        /* images in all; 0 = no limit */
     /* output */
     const char *output;         /* prefix; NULL = no files (counting only) */
+    int no_compress;            /* with output NULL: receive and assemble only, no compression */
     int overwrite;
     uint64_t frames_per_file;
     int workers;                /* 0: mg_topology_default_workers() */
@@ -47,6 +60,7 @@ typedef struct mg_run_config {
     FILE *log;                  /* messages and progress; stderr if NULL */
     _Atomic int *stop;          /* raised by a signal handler; may be NULL */
     _Atomic int *ready;         /* set once every port listens (may be NULL) */
+    const char *ready_file;     /* written (atomically) once every port listens; NULL: none */
     /* live receiving */
     int rcvbuf_mb;              /* socket receive buffer, MiB; default 256 */
     int batch;                  /* datagrams per recvmmsg; default 64 */
@@ -78,8 +92,15 @@ typedef struct mg_run_config {
     int pedestal_gain, pedestal_frames, pedestal_loops, pedestal_cells;
 } mg_run_config;
 
+#define MG_RUN_ACQ_KEPT 64 /* acquisitions the summary describes one by one */
+
 typedef struct mg_run_summary {
     int nlinks, nmodules;
+    char module_names[MG_MAX_MODULES][MG_NAME_MAX];
+    unsigned expected_packets;  /* per module and frame (readout) */
+    uint64_t max_frames;        /* asked for, 0 = no limit */
+    int acquisitions;
+    mg_acq_info acq[MG_RUN_ACQ_KEPT];
     mg_link_stats link[MG_MAX_LINKS];
     mg_link_stats total;        /* sums over links */
     mg_asm_totals frames;
@@ -90,19 +111,38 @@ typedef struct mg_run_summary {
     uint32_t cells_seen;        /* dark runs: bit c set when a frame named storage cell c */
     uint64_t uncalibrated;      /* corrected: module-frames of a storage cell the calibration lacks (invalid) */
     uint64_t bytes_raw, bytes_compressed;
-    uint64_t packets_lost;      /* missing from frames written + whole frames missing */
+    uint64_t packets_lost;      /* expected but missing in the images, + those of the frames missing at the end */
+    uint64_t packets_expected;  /* in the images handed on and the frames missing at the end */
     uint64_t frames_missing_at_end; /* with max_frames: never seen because the run ended first */
     uint64_t unexpected_port;   /* replay: datagrams on ports outside the detector */
     uint64_t capture_skipped;   /* replay: records that were not UDP, fragments, truncated */
     uint32_t queue_fill_max, queue_capacity;
-    double seconds;
+    double seconds;             /* from the first packet to the end (0: no packet) */
+    double setup_seconds;       /* from the start to listening (live) or the first record (replay) */
     double cpu_seconds;         /* user + system of the whole process */
     int stopped_by;             /* why the run ended: see mg_run_end_reason */
-    char master[4200];
+    char master[4200];          /* the first acquisition's master file */
+    char last_master[4200];     /* the last one's */
 } mg_run_summary;
 
 enum { MG_END_FRAMES = 1, MG_END_IDLE, MG_END_SIGNAL, MG_END_EOF, MG_END_ERROR };
 const char *mg_run_end_reason(int stopped_by);
+
+/* Exit statuses of the commands that run (documented in docs/user-guide.md). */
+enum {
+    MG_EXIT_OK = 0,       /* received what was asked for, nothing lost or refused */
+    MG_EXIT_FAILED = 1,   /* could not run, or stopped by an error (the files hold what came before) */
+    MG_EXIT_USAGE = 2,    /* bad options or configuration */
+    MG_EXIT_LOSS = 3,     /* ran, but lost more than max_loss of the packets, or ended before the frames asked
+                             for, or received no frame at all */
+    MG_EXIT_REFUSED = 4,  /* nothing lost, but datagrams were refused or stray (something else sends to the
+                             detector's ports, or a module's numbering did not fit) */
+};
+
+/* The exit status a finished run earns with `max_loss` (a fraction of the
+ * expected packets that may be lost and still count as complete), and the
+ * verdict in words (one line) into `why`. */
+int mg_run_outcome(const mg_run_summary *s, int rc, double max_loss, char *why, size_t cap);
 
 /* Live: receives on the detector's UDP ports. */
 int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err);
@@ -117,8 +157,10 @@ int mg_run_replay(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err);
 int mg_replay_send(const char *pcap, const char *dest, int realtime, double speed, FILE *log, _Atomic int *stop,
                    mg_error *err);
 
-/* Prints the summary block a person reads at the end of a run. */
-void mg_run_print_summary(const mg_run_summary *s, FILE *out);
+/* Prints the summary block a person reads at the end of a run: first why it
+ * ended and the verdict with each cause of loss and its remedy, then the
+ * acquisitions, the counters and the speed. */
+void mg_run_print_summary(const mg_run_summary *s, int rc, double max_loss, FILE *out);
 
 /* Fills `det` from what a capture holds: one link per UDP port that carries
  * JUNGFRAU packets; two interfaces per module if no packet number exceeds 63;

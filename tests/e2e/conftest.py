@@ -18,12 +18,17 @@ PLUGIN_DIR = "/usr/lib/x86_64-linux-gnu/hdf5/serial/plugins"
 os.environ.setdefault("HDF5_PLUGIN_PATH", PLUGIN_DIR)
 
 
-def run(*args, check=True, timeout=120, **kw):
-    """Runs a command; returns the CompletedProcess (stdout+stderr as text)."""
+# morgul's exit statuses (docs/user-guide.md)
+OK, FAILED, USAGE, LOSS, REFUSED = 0, 1, 2, 3, 4
+
+
+def run(*args, check=True, timeout=120, status=0, **kw):
+    """Runs a command; returns the CompletedProcess (stdout+stderr as text).
+    With check, the exit status must be `status`."""
     p = subprocess.run([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=timeout, **kw)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, args))} exited {p.returncode}:\n{p.stdout}")
+    if check and p.returncode != status:
+        raise AssertionError(f"{' '.join(map(str, args))} exited {p.returncode}, not {status}:\n{p.stdout}")
     return p
 
 
@@ -70,13 +75,18 @@ def mask_bits(mask_row):
     return np.unpackbits(np.asarray(mask_row, dtype=np.uint8), bitorder="little").astype(bool)
 
 
+_receivers = []
+
+
 class Receiver:
-    """`morgul receive` in the background; start() returns once it listens."""
+    """`morgul receive` in the background; start() returns once it listens
+    (its readiness line).  A failing test prints every receiver's output."""
 
     def __init__(self, *args):
         self.args = [str(MORGUL), "receive", *map(str, args)]
         self.p = None
         self.output = ""
+        _receivers.append(self)
 
     def start(self):
         self.p = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -86,11 +96,86 @@ class Receiver:
             if line.startswith("receiving on"):
                 break
         else:
-            raise AssertionError("receiver did not start:\n" + "".join(lines))
+            self.p.wait()
+            self.output = "".join(lines)
+            raise AssertionError(f"receiver did not start (exit {self.p.returncode}):\n" + self.output)
         self.output = "".join(lines)
         return self
 
     def wait(self, timeout=60):
-        rest, _ = self.p.communicate(timeout=timeout)
+        try:
+            rest, _ = self.p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            rest, _ = self.p.communicate()
+            self.output += rest
+            raise AssertionError(f"receiver did not end within {timeout} s:\n{self.output}")
         self.output += rest
         return self.p.returncode
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing end-to-end test shows what its receivers printed."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call":
+        if rep.failed:
+            for i, r in enumerate(_receivers):
+                if r.p and r.p.poll() is None:
+                    r.p.kill()
+                    rest, _ = r.p.communicate()
+                    r.output += rest
+                rep.sections.append((f"receiver {i}: {' '.join(r.args[1:])}", r.output))
+        _receivers.clear()
+
+
+# ---- captures the tests make and edit (pcap, Ethernet/IPv4/UDP as `morgul simulate --pcap` writes them) ----
+
+import struct  # noqa: E402
+
+JF_HEADER = struct.Struct("<QIIQQHHHHIHBB")  # the JUNGFRAU packet header, 48 bytes
+
+
+def read_capture(path):
+    """[(ts_ns, dst_port, payload)] of a pcap file (micro- or nanosecond)."""
+    data = pathlib.Path(path).read_bytes()
+    magic, = struct.unpack_from("<I", data)
+    assert magic in (0xA1B2C3D4, 0xA1B23C4D), hex(magic)
+    nano = magic == 0xA1B23C4D
+    off, out = 24, []
+    while off + 16 <= len(data):
+        sec, frac, incl, _ = struct.unpack_from("<IIII", data, off)
+        frame = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        ihl = (frame[14] & 15) * 4
+        port, = struct.unpack_from("!H", frame, 14 + ihl + 2)
+        out.append((sec * 10**9 + (frac if nano else frac * 1000), port, frame[14 + ihl + 8:]))
+    return out
+
+
+def write_capture(path, records):
+    """A nanosecond pcap of (ts_ns, dst_port, payload) records, in the order given."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1))
+        for ts, port, payload in records:
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), 0, 0x4000, 64, 17, 0,
+                             bytes([127, 0, 0, 2]), bytes([127, 0, 0, 1]))
+            udp = struct.pack("!HHHH", 40000, port, 8 + len(payload), 0)
+            frame = bytes([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]) + b"\x08\x00" + ip + udp + payload
+            f.write(struct.pack("<IIII", ts // 10**9, ts % 10**9, len(frame), len(frame)))
+            f.write(frame)
+
+
+def jf_header(payload):
+    """(frame_number, packet_number, bunch_id, timestamp, row, column) of a JUNGFRAU payload."""
+    h = JF_HEADER.unpack_from(payload)
+    return h[0], h[2], h[3], h[4], h[6], h[7]
+
+
+def jf_packet(frame, packet, row=0, col=0, pixels=b"\0" * 8192, bunch=0, stamp=0):
+    return JF_HEADER.pack(frame, 100, packet, bunch, stamp, 0, row, col, 0, 0, 0, 3, 2) + pixels
+
+
+def with_frame_number(payload, frame):
+    return struct.pack("<Q", frame) + payload[8:]

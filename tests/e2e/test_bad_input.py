@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import Receiver, morgul, pattern, read_run, run
+from conftest import LOSS, REFUSED, Receiver, morgul, pattern, read_run, run
 
 
 def header(frame=1, packet=0, dtype=3, version=2, row=0, col=0):
@@ -33,7 +33,8 @@ def test_garbage_datagrams_are_counted(tmp, port):
         for d in dgrams:
             s.sendto(d, dst)
     morgul("simulate", "--port", port, "-n", 20, "--rate", 200)
-    assert rx.wait() == 0, rx.output
+    # every frame complete, but datagrams were refused: exit status 4
+    assert rx.wait() == REFUSED, rx.output
     r = read_run(prefix)
     for name, dgrams in bad.items():
         assert r["run"][name] == len(dgrams), name
@@ -41,20 +42,24 @@ def test_garbage_datagrams_are_counted(tmp, port):
     assert r["run"]["frames_complete"] == 20
     for i in range(20):
         np.testing.assert_array_equal(r["data"][i, 0], pattern(0, i + 1))
-    assert "refused   11 datagrams" in rx.output
+    assert "refused 11 datagrams" in rx.output and "every frame complete, but 11 datagrams" in rx.output
 
 
 def test_implausible_frame_number(tmp, port):
-    """One packet with a wild frame number must not wreck the run."""
+    """Packets with a wild frame number must not wreck the run: 2^40 is a
+    number nothing else confirms (stray), 2^62 one no detector reaches
+    (refused); a lone packet of the frame before the stream joins it."""
     prefix = tmp / "run"
     rx = Receiver("--port", port, "-o", prefix, "-n", 20, "--idle-timeout", 2).start()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.sendto(header(frame=1) + bytes(8192), ("127.0.0.1", port))  # a genuine-looking first packet
     s.sendto(header(frame=1 << 40) + bytes(8192), ("127.0.0.1", port))
+    s.sendto(header(frame=1 << 62) + bytes(8192), ("127.0.0.1", port))
     morgul("simulate", "--port", port, "-n", 20, "--rate", 200, "--first-frame", 2)
-    assert rx.wait() == 0, rx.output
+    assert rx.wait() == LOSS, rx.output  # frame 1 has one packet of 128
     r = read_run(prefix)
     assert r["run"]["rejected_frame_number"] == 1
+    assert r["run"]["packets_stray"] == 1
     assert r["frame_number"][:, 0].tolist() == list(range(1, 21))
     assert r["packets_received"][0, 0] == 1 and r["run"]["frames_complete"] == 19
 
@@ -62,7 +67,7 @@ def test_implausible_frame_number(tmp, port):
 def test_unexpected_ports_in_replay(tmp):
     cap = tmp / "two.pcap"
     morgul("simulate", "--modules", 2, "-n", 5, "--pcap", cap)
-    out = morgul("replay", cap, "--modules", 1, "-o", tmp / "r").stdout
+    out = morgul("replay", cap, "--modules", 1, "-o", tmp / "r", status=REFUSED).stdout
     r = read_run(tmp / "r")
     assert r["run"]["unexpected_port"] == 5 * 128
     assert r["run"]["frames_complete"] == 5
@@ -216,8 +221,8 @@ def test_pcapng_capture(tmp):
     cap, ng = tmp / "c.pcap", tmp / "c.pcapng"
     morgul("simulate", "--modules", 2, "--interfaces", 2, "-n", 4, "--pcap", cap, "--drop", 0.01, "--seed", 4)
     run("editcap", "-F", "pcapng", cap, ng)
-    morgul("replay", cap, "-o", tmp / "a", "--modules", 2, "--interfaces", 2)
-    morgul("replay", ng, "-o", tmp / "b", "--modules", 2, "--interfaces", 2)
+    morgul("replay", cap, "-o", tmp / "a", "--modules", 2, "--interfaces", 2, status=LOSS)
+    morgul("replay", ng, "-o", tmp / "b", "--modules", 2, "--interfaces", 2, status=LOSS)
     a, b = read_run(tmp / "a"), read_run(tmp / "b")
     np.testing.assert_array_equal(a["data"], b["data"])
     np.testing.assert_array_equal(a["packet_mask"], b["packet_mask"])

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import SHARED, morgul
+from conftest import LOSS, SHARED, morgul
 
 MOD5 = SHARED / "psi-mod5"
 pytestmark = pytest.mark.skipif(not MOD5.is_dir(), reason="../shared/data/psi-mod5 is not beside the project")
@@ -324,7 +324,7 @@ def test_lost_packets_invalid(raw_run, tmp_path):
     morgul("simulate", "-n", 10, "--content", "frames", "--frames-file", frames, "--pcap", tmp_path / "lossy.pcap",
            "--module-names", "M420", "--drop", 0.03, "--seed", 5)
     morgul("replay", tmp_path / "lossy.pcap", "--module-names", "M420", "-o", tmp_path / "inl", "--calibration", cal,
-           "--energy", 12.4, "--raw-layout", "-q")
+           "--energy", 12.4, "--raw-layout", "-q", status=LOSS)
     with h5py.File(tmp_path / "inl_master.h5", "r") as f, h5py.File(flat, "r") as g:
         got, want = f["entry/data/data"][()], g["entry/data/data"][()]
         rec = f["entry/instrument/detector/jungfrau/frames"]
@@ -341,7 +341,7 @@ def test_lost_packets_invalid(raw_run, tmp_path):
                     assert (got[k, rows] == -32768).all()
         assert lost == 1280 - rec["packets_received"][()].sum() and 10 < lost < 100
     # the same capture written raw and corrected offline: the same images
-    morgul("replay", tmp_path / "lossy.pcap", "--module-names", "M420", "-o", tmp_path / "raw", "-q")
+    morgul("replay", tmp_path / "lossy.pcap", "--module-names", "M420", "-o", tmp_path / "raw", "-q", status=LOSS)
     morgul("correct", tmp_path / "raw_master.h5", "-c", cal, "--energy", 12.4, "--raw-layout", "-o", tmp_path / "off")
     with h5py.File(tmp_path / "off_master.h5", "r") as f:
         np.testing.assert_array_equal(f["entry/data/data"][()], got)

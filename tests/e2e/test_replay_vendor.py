@@ -5,7 +5,7 @@ pattern (every pixel of packet p holds ADC p+1; gain bits 00 for columns
 import numpy as np
 import pytest
 
-from conftest import SHARED, mask_bits, morgul, read_run
+from conftest import LOSS, OK, SHARED, mask_bits, morgul, read_run
 
 CAPTURES = SHARED / "sls-virtual"
 pytestmark = pytest.mark.skipif(not CAPTURES.is_dir(), reason="../shared/data/sls-virtual is not beside the project")
@@ -22,8 +22,10 @@ def vendor_rows(q):
 
 
 def check_frames(r, expect):
-    """expect: list of (frame numbers per module, packets per module)."""
+    """expect: list of (frame numbers per module, packets per module);
+    image i is the i-th entry: frames of which nothing came keep their place."""
     assert len(r["index"]) == len(expect)
+    assert r["index"].tolist() == list(range(len(expect)))
     for i, (fns, packets) in enumerate(expect):
         assert r["frame_number"][i].tolist() == fns
         assert r["packets_received"][i].tolist() == packets
@@ -39,16 +41,18 @@ def check_frames(r, expect):
 
 
 def test_one_module(tmp):
-    out = morgul("replay", CAPTURES / "jf_virtual.pcap", "-o", tmp / "r").stdout
+    out = morgul("replay", CAPTURES / "jf_virtual.pcap", "-o", tmp / "r", status=LOSS).stdout
     r = read_run(tmp / "r")
-    check_frames(r, [([1], [128]), ([2], [128]), ([3], [128]), ([4], [65]), ([8], [63])])
+    # 5, 6, 7: not a packet of them in the capture; written as missing images so that image i is frame 1 + i
+    check_frames(r, [([1], [128]), ([2], [128]), ([3], [128]), ([4], [65]), ([5], [0]), ([6], [0]), ([7], [0]),
+                     ([8], [63])])
     assert r["run"]["frames_complete"] == 3 and r["run"]["frames_partial"] == 2
-    assert r["run"]["frames_missing"] == 3  # 5, 6, 7: not a packet of them in the capture
-    assert "missing entirely 3" in out
+    assert r["run"]["frames_missing"] == 3
+    assert "missing 3" in out and "DATA LOST" in out
 
 
 def test_two_interfaces(tmp):
-    morgul("replay", CAPTURES / "jf_virtual_2if.pcap", "-o", tmp / "r")
+    morgul("replay", CAPTURES / "jf_virtual_2if.pcap", "-o", tmp / "r", status=LOSS)
     r = read_run(tmp / "r")
     check_frames(r, [([8301], [128]), ([8302], [128]), ([8303], [44])])
     # frame 8303: only the first interface (module rows 0-255) sent, 44 packets
@@ -56,22 +60,30 @@ def test_two_interfaces(tmp):
 
 
 def test_two_modules_with_different_frame_numbers(tmp):
-    morgul("replay", CAPTURES / "jf_virtual_2mod.pcap", "-o", tmp / "r")
+    """The second module's counter differs by 18483: its frames are paired
+    with the first module's by arrival time (no bunch id or timestamp is set),
+    and the summary says so by module name."""
+    out = morgul("replay", CAPTURES / "jf_virtual_2mod.pcap", "-o", tmp / "r").stdout
     r = read_run(tmp / "r")
     check_frames(r, [([18484, 1], [128, 128]), ([18485, 2], [128, 128])])
+    assert "module  M001: its frame numbers differ from the acquisition's by -18483" in out
+    assert "paired by arrival time" in out
 
 
-def test_explicit_config_and_align_none(tmp):
-    """With --align none the two modules' frame numbers cannot be joined: the
-    second module's frames are 'before start', counted, not mixed in."""
+def test_explicit_config_and_align_number(tmp):
+    """With --align number the two modules' frame numbers cannot be joined:
+    the second module's packets are stray, counted, reported by name, not
+    mixed in."""
     ini = tmp / "det.ini"
     ini.write_text("[detector]\nname = virt\nport = 50001\n\n[virt-00]\nmodule = M001\nrow = 0\n\n"
                    "[virt-01]\nmodule = M002\nrow = 1\n")
-    out = morgul("replay", CAPTURES / "jf_virtual_2mod.pcap", "--config", ini, "--align", "none", "-o",
-                 tmp / "r").stdout
+    out = morgul("replay", CAPTURES / "jf_virtual_2mod.pcap", "--config", ini, "--align", "number", "-o",
+                 tmp / "r", status=LOSS).stdout
     r = read_run(tmp / "r")
     assert r["modules"] == ["M001", "M002"]
-    assert r["run"]["packets_before_start"] == 256 or r["run"]["rejected_frame_number"] == 256, out
+    assert r["run"]["packets_stray"] == 256, out
+    assert (r["packets_received"][:, 1] == 0).all()
+    assert "module  M002: its frame numbers are not the others'" in out
 
 
 def test_send_over_udp(tmp, port):
@@ -79,6 +91,7 @@ def test_send_over_udp(tmp, port):
     from conftest import Receiver
     rx = Receiver("--port", port, "-o", tmp / "r", "--idle-timeout", 1.5).start()
     morgul("replay", CAPTURES / "jf_virtual.pcap", "--send", f"127.0.0.1:{port}")
-    assert rx.wait() == 0, rx.output
+    assert rx.wait() == LOSS, rx.output
     r = read_run(tmp / "r")
-    check_frames(r, [([1], [128]), ([2], [128]), ([3], [128]), ([4], [65]), ([8], [63])])
+    check_frames(r, [([1], [128]), ([2], [128]), ([3], [128]), ([4], [65]), ([5], [0]), ([6], [0]), ([7], [0]),
+                     ([8], [63])])
