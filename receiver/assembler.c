@@ -256,16 +256,17 @@ mg_assembler *mg_asm_new(const mg_asm_config *cfg, mg_error *err)
             a->split |= cfg->module_node[m] != cfg->module_node[0];
     if (a->split) {
         for (int m = 0; m < a->nmod && !stopped(cfg); m++)
-            if (!(a->mpool[m] = mg_numa_alloc(cfg->topo, (size_t)a->S * MG_MODULE_BYTES, cfg->module_node[m])))
+            if (!(a->mpool[m] = mg_numa_alloc_until(cfg->topo, (size_t)a->S * MG_MODULE_BYTES, cfg->module_node[m],
+                                                    cfg->stop)) && !stopped(cfg))
                 goto nomem;
     } else {
         a->pool_bytes = cfg->by_reference ? 4096 : (size_t)a->S * a->frame_words * 2;
         int node = cfg->module_node ? cfg->module_node[0] : cfg->numa_node;
-        if (!stopped(cfg) && !(a->pool = mg_numa_alloc(cfg->topo, a->pool_bytes, node)))
+        if (!(a->pool = mg_numa_alloc_until(cfg->topo, a->pool_bytes, node, cfg->stop)) && !stopped(cfg))
             goto nomem;
     }
     if (stopped(cfg)) {
-        mg_error_set(err, MG_EINVAL, "stopped while the frame buffers were set up");
+        mg_error_set(err, MG_EINVAL, "stopped during set-up (while the frame buffers were made); nothing was written");
         mg_asm_free(a);
         return NULL;
     }
@@ -469,6 +470,10 @@ static void count_unplaced(mg_assembler *a, link *k, const cand *c)
 {
     for (int i = 0; i < c->n; i++) {
         int64_t kk = c->pk[i].behind;
+        if (atomic_load_explicit(&a->done, memory_order_relaxed)) { /* the run has all it asked for */
+            k->st.after_end++;
+            continue;
+        }
         if (kk < 0) {
             k->st.stray++;
             continue;

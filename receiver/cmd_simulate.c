@@ -25,6 +25,8 @@ static void usage(FILE *out)
             "      --bunch-id N        bunch id of the first frame (+1 per frame)\n"
             "      --timestamp N       timestamp of the first frame (10 MHz ticks; + frame period per frame)\n"
             "      --daq-info X        bits or'ed into every packet's DAQ info (decimal, or 0x... hexadecimal)\n"
+            "      --readnrows N       partial readout: only the packets of the N rows around each module's\n"
+            "                          centre are sent (8..512, steps of 8)\n"
             "      --storage-cells N   burst mode: frame k is stored in cell k mod N (DAQ info bits 8-11); in\n"
             "                          dark and photons content cell c > 0 adds 25c + ((p*c) mod 7) - 3 ADU to\n"
             "                          every gain's pedestal of pixel p (row * 1024 + column)\n"
@@ -59,7 +61,7 @@ static void usage(FILE *out)
 
 enum { O_RATE = 1000, O_FIRST, O_EXP, O_BUNCH, O_TS, O_DAQ, O_CONTENT, O_GAIN, O_PMODE, O_NOISE, O_PED, O_NOISEF, O_BAD, O_BADLOG,
        O_GMAP, O_ENERGY, O_SPOTS, O_FFILE, O_DROP, O_DUP, O_REORDER, O_DELAY, O_DELAYF, O_SEED, O_FLOG, O_PCAP,
-       O_OVERWRITE, O_DEST, O_TRUTH, O_CTIME, O_SHUTTER, O_EXPWRONG, O_CELLS, O_DET };
+       O_OVERWRITE, O_DEST, O_TRUTH, O_CTIME, O_SHUTTER, O_EXPWRONG, O_CELLS, O_READN, O_DET };
 
 
 int mg_cmd_simulate(int argc, char **argv)
@@ -80,6 +82,7 @@ int mg_cmd_simulate(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED}, {"fault-log", required_argument, 0, O_FLOG},
         {"pcap", required_argument, 0, O_PCAP}, {"capture-time", required_argument, 0, O_CTIME},
         {"shutter-opens", required_argument, 0, O_SHUTTER}, {"storage-cells", required_argument, 0, O_CELLS},
+        {"readnrows", required_argument, 0, O_READN},
         /* named so that it is not taken as an abbreviation of --exposure-us */
         {"exposure", required_argument, 0, O_EXPWRONG}, {"overwrite", no_argument, 0, O_OVERWRITE},
         {"dest", required_argument, 0, O_DEST}, {"help", no_argument, 0, 'h'},
@@ -196,6 +199,13 @@ int mg_cmd_simulate(int argc, char **argv)
             break;
         case O_SHUTTER: bad |= mg_opt_u64(cmd, "--shutter-opens", optarg, &cfg.shutter_frame); break;
         case O_CELLS: bad |= mg_opt_int(cmd, "--storage-cells", optarg, 1, MG_CELLS_MAX, &cfg.storage_cells); break;
+        case O_READN:
+            if (mg_opt_int(cmd, "--readnrows", optarg, 8, 512, &cfg.readnrows) || cfg.readnrows % 8) {
+                if (cfg.readnrows % 8)
+                    fprintf(stderr, "morgul simulate: --readnrows %s: rows are read in steps of 8\n", optarg);
+                bad = 1;
+            }
+            break;
         case O_CTIME:
             if (mg_time_parse(optarg, &cfg.capture_time)) {
                 fprintf(stderr, "morgul simulate: --capture-time '%s': give Unix seconds or ISO 8601 UTC\n", optarg);

@@ -99,8 +99,18 @@ static void *rx_main(void *arg)
         iov[i].iov_base = bufs + (size_t)i * DGRAM_CAP;
         iov[i].iov_len = DGRAM_CAP;
     }
-    uint64_t last_proc = mg_now_ns();
-    while (!atomic_load_explicit(x->stop, memory_order_relaxed)) {
+    uint64_t last_proc = mg_now_ns(), drain_until = 0;
+    for (;;) {
+        /* A stop request: what the kernel has already delivered to the socket is still taken (for at most
+         * 50 ms, in case the detector goes on sending), then the link is flushed. */
+        int flags = MSG_WAITFORONE;
+        if (atomic_load_explicit(x->stop, memory_order_relaxed)) {
+            if (!drain_until)
+                drain_until = mg_now_ns() + 50000000ull;
+            else if (mg_now_ns() > drain_until)
+                break;
+            flags = MSG_DONTWAIT;
+        }
         for (int i = 0; i < batch; i++) {
             msgs[i].msg_hdr.msg_iov = &iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
@@ -108,7 +118,9 @@ static void *rx_main(void *arg)
             msgs[i].msg_hdr.msg_controllen = sizeof ctl[i];
             msgs[i].msg_hdr.msg_flags = 0;
         }
-        int n = recvmmsg(x->fd, msgs, (unsigned)batch, MSG_WAITFORONE, NULL);
+        int n = recvmmsg(x->fd, msgs, (unsigned)batch, flags, NULL);
+        if (n <= 0 && flags == MSG_DONTWAIT)
+            break; /* drained */
         uint64_t now = mg_now_ns(), wall = wall_ns();
         if (n > 0) {
             for (int i = 0; i < n; i++) {

@@ -35,7 +35,7 @@ static int sleep_until(uint64_t t, _Atomic int *stop)
 typedef struct pacer {
     int on;
     double speed;
-    uint64_t t0, ts0;
+    uint64_t t0, ts0, prev;
     int started, told;
     FILE *log;
     _Atomic int *stop;
@@ -46,16 +46,27 @@ static int pace(pacer *p, uint64_t ts)
 {
     if (!p->on)
         return 0;
+    double speed = p->speed > 0 ? p->speed : 1;
     if (!p->started) {
         p->started = 1;
         p->t0 = mg_now_ns();
-        p->ts0 = ts;
+        p->ts0 = p->prev = ts;
         return 0;
     }
     if (ts <= p->ts0)
         return 0;
-    uint64_t at = p->t0 + (uint64_t)((double)(ts - p->ts0) / (p->speed > 0 ? p->speed : 1));
     uint64_t now = mg_now_ns();
+    /* A pause in the capture (more than 1 ms) stays a pause even when sending has fallen behind the capture's
+     * pace: the lag is forgiven before it, not made up by sending through it (a detector stopped between two
+     * acquisitions must look stopped). */
+    if (ts > p->prev && (double)(ts - p->prev) / speed > 1e6) {
+        uint64_t prev_at = p->t0 + (uint64_t)((double)(p->prev - p->ts0) / speed);
+        if (now > prev_at)
+            p->t0 += now - prev_at;
+    }
+    if (ts > p->prev)
+        p->prev = ts;
+    uint64_t at = p->t0 + (uint64_t)((double)(ts - p->ts0) / speed);
     if (at > now + 10000000000ull && !p->told && p->log) {
         p->told = 1;
         fprintf(p->log, "replay: the next record is %.0f s later in the capture; waiting for it (Ctrl-C ends)\n",

@@ -420,7 +420,7 @@ int run_counters(run *r, mg_run_summary *s, const mg_acq_info *qi, int acq, mg_c
 
 void run_progress(run *r, int force)
 {
-    if (!r->cfg->progress || !r->a)
+    if (!r->cfg || !r->cfg->progress || !r->a)
         return;
     uint64_t now = mg_now_ns();
     if (!force && now - r->last_progress < 1000000000ull)

@@ -1,5 +1,6 @@
 /* simulate.c - the detector simulator's sending loop and fault injection
  * (contract in morgul/simulate.h). */
+#include "morgul/assembler.h"
 #include "morgul/simulate.h"
 
 #include <arpa/inet.h>
@@ -256,6 +257,8 @@ int mg_simulate(const mg_sim_config *cfg, mg_sim_stats *stats, mg_error *err)
     const double rate = cfg->rate;
     const uint64_t period_ticks = rate > 0 ? (uint64_t)llround(1e7 / rate) : 5000;
     const int delay_frames = cfg->delay_frames > 0 ? cfg->delay_frames : 2;
+    uint8_t readout[16];
+    mg_readout_mask(cfg->readnrows ? cfg->readnrows : d->readnrows, readout);
     unsigned max_ppi = 0;
     for (int l = 0; l < s.nlinks; l++)
         if (mg_detector_packets_per_interface(d, s.lmod[l]) > max_ppi)
@@ -303,6 +306,9 @@ int mg_simulate(const mg_sim_config *cfg, mg_sim_stats *stats, mg_error *err)
                 int m = s.lmod[l];
                 unsigned ppi = mg_detector_packets_per_interface(d, m);
                 if (p >= ppi)
+                    continue;
+                unsigned q = (unsigned)s.lif[l] * ppi + p; /* partial readout: only the rows read are sent */
+                if (!(readout[q >> 3] >> (q & 7) & 1))
                     continue;
                 mg_jf_header h;
                 memset(&h, 0, sizeof h);

@@ -27,6 +27,15 @@ mg_topology *mg_topology_open(const char *source, mg_error *err)
         return NULL;
     }
     hwloc_topology_set_io_types_filter(t->h, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+    /* Only the components morgul needs (cores, NUMA nodes, PCI and network devices).  The GPU ones would probe
+     * for X displays and device libraries at every start - some 30 connection attempts - and tell nothing
+     * about where packets arrive. */
+    hwloc_topology_set_components(t->h, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, "gl");
+    hwloc_topology_set_components(t->h, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, "opencl");
+    hwloc_topology_set_components(t->h, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, "cuda");
+    hwloc_topology_set_components(t->h, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, "nvml");
+    hwloc_topology_set_components(t->h, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, "rsmi");
+    hwloc_topology_set_components(t->h, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, "levelzero");
     int rc = 0;
     if (source && *source) {
         size_t n = strlen(source);
@@ -76,7 +85,9 @@ int mg_topology_core_node(const mg_topology *t, int core)
     return n ? (int)n->logical_index : 0;
 }
 
-void *mg_numa_alloc(mg_topology *t, size_t bytes, int node)
+void *mg_numa_alloc(mg_topology *t, size_t bytes, int node) { return mg_numa_alloc_until(t, bytes, node, NULL); }
+
+void *mg_numa_alloc_until(mg_topology *t, size_t bytes, int node, _Atomic int *stop)
 {
     void *p = NULL;
     if (t && t->this_system) {
@@ -88,8 +99,16 @@ void *mg_numa_alloc(mg_topology *t, size_t bytes, int node)
     } else {
         p = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
     }
-    if (p)
-        memset(p, 0, bytes); /* first touch: the pages exist before the hot path */
+    /* first touch: the pages exist before the hot path - in pieces, so that a stop request (Ctrl-C while
+     * gigabytes are touched) is honoured within a fraction of a second */
+    for (size_t done = 0; p && done < bytes; done += (size_t)64 << 20) {
+        if (stop && atomic_load(stop)) {
+            mg_numa_free(t, p, bytes);
+            return NULL;
+        }
+        size_t n = bytes - done < ((size_t)64 << 20) ? bytes - done : (size_t)64 << 20;
+        memset((char *)p + done, 0, n);
+    }
     return p;
 }
 

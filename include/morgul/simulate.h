@@ -39,6 +39,8 @@ typedef struct mg_sim_config {
     uint32_t daq_info;          /* or'ed into every packet's DAQ info */
     int storage_cells;          /* > 1: frame k in cell k mod N (DAQ bits 8-11), pedestals shifted per
                                  * cell by mg_sim_cell_offset */
+    int readnrows;              /* partial readout: only the packets of the rows read around each module's centre
+                                 * are sent (8..512); 0: the detector description's, else all */
     /* dark and photons content */
     int gain;                   /* dark: 0, 1, 2 (forced switching) */
     int pedestal_mode_frames;   /* firmware pedestal mode F (0 = off) */

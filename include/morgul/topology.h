@@ -14,6 +14,7 @@
 #ifndef MORGUL_TOPOLOGY_H
 #define MORGUL_TOPOLOGY_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -39,6 +40,9 @@ int mg_topology_core_node(const mg_topology *t, int core);
 /* Memory bound to a NUMA node (-1: no preference), zeroed and touched so its
  * pages exist before the hot path runs.  NULL on failure. */
 void *mg_numa_alloc(mg_topology *t, size_t bytes, int node);
+/* The same, giving up (freeing what it had, returning NULL) once *stop is
+ * raised while the pages are touched; stop may be NULL. */
+void *mg_numa_alloc_until(mg_topology *t, size_t bytes, int node, _Atomic int *stop);
 void mg_numa_free(mg_topology *t, void *p, size_t bytes);
 
 /* The NUMA node and cores near the network interface named `ifname` (e.g.

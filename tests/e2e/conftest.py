@@ -70,6 +70,24 @@ def read_run(prefix):
     return out
 
 
+def summary_counts(text):
+    """The counters of a run's printed summary, by name ("frames complete",
+    "packets late", "kernel drops", ...)."""
+    import re
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"(frames|packets)\s+(.*)", line)
+        if m:
+            head, rest = m.group(1), m.group(2)
+        elif line.startswith("          kernel drops"):
+            head, rest = "packets", line.strip()
+        else:
+            continue
+        for name, value in re.findall(r"([a-z][a-z ]*?) (\d+)", rest):
+            out[f"{head} {name.strip()}"] = int(value)
+    return out
+
+
 def mask_bits(mask_row):
     """The 128 per-packet flags of one module's packet_mask (16 bytes)."""
     return np.unpackbits(np.asarray(mask_row, dtype=np.uint8), bitorder="little").astype(bool)
