@@ -46,6 +46,7 @@ typedef struct link_frame {
     uint64_t mask[2];
     uint64_t frame_number, bunch_id, timestamp;
     uint32_t exposure_length, daq_info;
+    uint64_t t_open;    /* arrival of the link's first packet of the frame */
 } link_frame;
 
 typedef struct slot {
@@ -56,6 +57,7 @@ typedef struct slot {
     /* the first packet any link took for frame `tframe`: the reference for pairing modules */
     _Atomic int64_t tframe;
     _Atomic uint64_t tfirst, tbunch, tstamp;
+    _Atomic int64_t overrun;  /* a frame whose packets came while the buffer was busy: it is an image */
     uint16_t *data;           /* all modules contiguous, if they share one pool */
     uint16_t **mod;           /* each module's rows */
     const uint16_t **blocks;  /* where each module packet's rows are */
@@ -304,6 +306,7 @@ mg_assembler *mg_asm_new(const mg_asm_config *cfg, mg_error *err)
         atomic_init(&sl->tfirst, 0);
         atomic_init(&sl->tbunch, 0);
         atomic_init(&sl->tstamp, 0);
+        atomic_init(&sl->overrun, -1);
         sl->inflight = -1;
         sl->release_to = -1;
         sl->data = cfg->by_reference || a->split ? NULL : a->pool + (size_t)s * a->frame_words;
@@ -390,6 +393,7 @@ static int accept(mg_assembler *a, int l, int64_t kk, const mg_jf_header *h, con
             return MG_ASM_RETRY;
         }
         k->st.overrun++;
+        atomic_store_explicit(&s->overrun, kk, memory_order_relaxed);
         return 0;
     }
     link_frame *lf = &s->lf[l];
@@ -402,6 +406,7 @@ static int accept(mg_assembler *a, int l, int64_t kk, const mg_jf_header *h, con
         lf->timestamp = h->timestamp;
         lf->exposure_length = h->exposure_length;
         lf->daq_info = h->daq_info;
+        lf->t_open = t;
         /* the frame's first packet anywhere: what other modules are paired with */
         int64_t tf = atomic_load_explicit(&s->tframe, memory_order_acquire);
         if (tf != kk && atomic_compare_exchange_strong(&s->tframe, &tf, kk)) {
@@ -939,13 +944,14 @@ static void reap(mg_assembler *a)
     }
 }
 
+/* Whether packets came for frame k (kept, or lost to a busy buffer). */
 static int has_data(mg_assembler *a, int64_t k)
 {
     slot *s = slot_of(a, k);
     for (int l = 0; l < a->nlinks; l++)
         if (s->lf[l].frame == k)
             return 1;
-    return 0;
+    return atomic_load_explicit(&s->overrun, memory_order_relaxed) == k;
 }
 
 /* Frame k is no image: its slot is free as soon as what it holds is. */
@@ -1071,6 +1077,16 @@ int mg_asm_next_frame(mg_assembler *a, mg_frame *f)
             pthread_mutex_unlock(&a->mu);
         }
         build_frame(a, k, q, s, f);
+        { /* how far apart the links began this frame: what a lagging link made it wait */
+            uint64_t lo = UINT64_MAX, hi = 0;
+            for (int l = 0; l < a->nlinks; l++)
+                if (s->lf[l].frame == k) {
+                    lo = s->lf[l].t_open < lo ? s->lf[l].t_open : lo;
+                    hi = s->lf[l].t_open > hi ? s->lf[l].t_open : hi;
+                }
+            if (hi > lo && hi - lo > a->tot.max_skew_ns)
+                a->tot.max_skew_ns = hi - lo;
+        }
         f->index = k - q->k0;
         f->acquisition = a->cur;
         s->inflight = k;

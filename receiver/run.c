@@ -704,9 +704,10 @@ void mg_run_print_summary(const mg_run_summary *s, int rc, double max_loss, FILE
     }
     if (s->acquisitions > MG_RUN_ACQ_KEPT)
         fprintf(out, "acquisitions: %d in all (the first %d listed)\n", s->acquisitions, MG_RUN_ACQ_KEPT);
-    fprintf(out, "frames    complete %llu  partial %llu  missing %llu  written %llu\n",
+    fprintf(out, "frames    complete %llu  partial %llu  missing %llu  written %llu; links up to %.1f ms apart\n",
             (unsigned long long)s->frames.frames_complete, (unsigned long long)s->frames.frames_partial,
-            (unsigned long long)s->frames.frames_missing, (unsigned long long)s->frames_written);
+            (unsigned long long)s->frames.frames_missing, (unsigned long long)s->frames_written,
+            (double)s->frames.max_skew_ns / 1e6);
     if (s->frames_dark)
         fprintf(out, "dark      %llu complete frames into the pedestals, %llu partial ones left out\n",
                 (unsigned long long)s->frames_dark, (unsigned long long)s->frames_discarded);

@@ -161,6 +161,8 @@ typedef struct mg_asm_totals {
     uint64_t packets_missing; /* expected packets that did not come, in frames handed on */
     uint64_t images;          /* frames handed on, all acquisitions */
     uint64_t after_end;       /* packets of frames past max_frames found by the collector */
+    uint64_t max_skew_ns;     /* the most the links' first packets of one frame were apart: how long a frame
+                                 waited for its slowest link (a delayed module, a stalled receiving thread) */
     int acquisitions;
 } mg_asm_totals;
 

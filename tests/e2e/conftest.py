@@ -1,5 +1,6 @@
 """Shared fixtures of the end-to-end tests: where the morgul binary and the
 test data are, and helpers to run commands and read files."""
+import functools
 import os
 import pathlib
 import subprocess
@@ -53,10 +54,18 @@ def port():
 
 def pattern(module, frame_number):
     """The words `morgul simulate --content pattern` sends for one module
-    frame (mirrors mg_sim_pattern_word in include/morgul/simulate.h)."""
+    frame (mirrors mg_sim_pattern_word in include/morgul/simulate.h); read
+    only (copy it to change it)."""
+    return _pattern(int(module) & 0x1F, int(frame_number) & 0xFF)
+
+
+@functools.lru_cache(maxsize=2048)
+def _pattern(module, low):
     pix = np.arange(512 * 1024, dtype=np.uint64)
-    x = (pix + ((frame_number & 0xFF) << 19) + ((module & 0x1F) << 27)) & 0xFFFFFFFF
-    return (((x * 2654435761) & 0xFFFFFFFF) >> 16).astype(np.uint16).reshape(512, 1024)
+    x = (pix + (low << 19) + (module << 27)) & 0xFFFFFFFF
+    out = (((x * 2654435761) & 0xFFFFFFFF) >> 16).astype(np.uint16).reshape(512, 1024)
+    out.flags.writeable = False
+    return out
 
 
 def read_run(prefix):
