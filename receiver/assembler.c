@@ -382,6 +382,29 @@ static inline void honour_floor(mg_assembler *a, int l)
 
 /* ---- accepting a packet into its frame ---- */
 
+/* The link has evidence of frame kk (a packet taken, or one that found the
+ * buffer busy): its newest frame moves on, and with it what it has passed. */
+static void note_frame(mg_assembler *a, int l, int64_t kk, uint64_t t)
+{
+    link *k = &a->links[l];
+    if (kk <= k->hi)
+        return;
+    /* the frame period: time between the first packets of successive frames, a running estimate */
+    if (k->open_t && t > k->open_t && kk > k->last_open) {
+        uint64_t x = (t - k->open_t) / (uint64_t)(kk - k->last_open);
+        uint64_t p = atomic_load_explicit(&k->period, memory_order_relaxed);
+        atomic_store_explicit(&k->period, p ? p - p / 8 + x / 8 : x, memory_order_relaxed);
+    }
+    k->open_t = t;
+    k->last_open = kk;
+    k->hi = kk;
+    raise_to(&a->newest, kk);
+    /* frames older than span behind the newest close for everybody (a lagging link keeps the rest) */
+    if (kk - a->span + 1 > atomic_load_explicit(&a->floor, memory_order_relaxed))
+        raise_to(&a->floor, kk - a->span + 1);
+    advance(a, l, kk - a->R + 1);
+}
+
 static int accept(mg_assembler *a, int l, int64_t kk, const mg_jf_header *h, const uint8_t *px, size_t len,
                   uint64_t t, uint64_t fn)
 {
@@ -392,8 +415,12 @@ static int accept(mg_assembler *a, int l, int64_t kk, const mg_jf_header *h, con
             k->st.bytes -= len;
             return MG_ASM_RETRY;
         }
+        /* the stages downstream are behind: the packet is lost, but it is evidence of its frame, which is an
+         * image (missing) and which the link passes as if it had kept it, so that frames go on being handed
+         * on and buffers given back */
         k->st.overrun++;
         atomic_store_explicit(&s->overrun, kk, memory_order_relaxed);
+        note_frame(a, l, kk, t);
         return 0;
     }
     link_frame *lf = &s->lf[l];
@@ -445,22 +472,7 @@ static int accept(mg_assembler *a, int l, int64_t kk, const mg_jf_header *h, con
         k->st.last_ns = t;
         atomic_store_explicit(&k->arrival_pub, t, memory_order_relaxed);
     }
-    if (kk > k->hi) {
-        /* the frame period: time between the first packets of successive frames, a running estimate */
-        if (k->open_t && t > k->open_t && kk > k->last_open) {
-            uint64_t x = (t - k->open_t) / (uint64_t)(kk - k->last_open);
-            uint64_t p = atomic_load_explicit(&k->period, memory_order_relaxed);
-            atomic_store_explicit(&k->period, p ? p - p / 8 + x / 8 : x, memory_order_relaxed);
-        }
-        k->open_t = t;
-        k->last_open = kk;
-        k->hi = kk;
-        raise_to(&a->newest, kk);
-        /* frames older than span behind the newest close for everybody (a lagging link keeps the rest) */
-        if (kk - a->span + 1 > atomic_load_explicit(&a->floor, memory_order_relaxed))
-            raise_to(&a->floor, kk - a->span + 1);
-        advance(a, l, kk - a->R + 1);
-    }
+    note_frame(a, l, kk, t);
     if (lf->expected == k->expect_n && kk == k->base)
         advance(a, l, kk + 1);
     return 0;
@@ -678,6 +690,7 @@ static int decide(mg_assembler *a, int l, const cand *c)
         int64_t reach = k->hi + a->R + 2 + (int64_t)(dt * a->cfg.rate_hz * 1.25);
         if (kk > k->hi && kk < end && kk <= reach) {
             k->hi = kk - 1;
+            advance(a, l, k->hi - a->R + 1);
             taken = 1;
         }
     }
