@@ -383,10 +383,19 @@ static inline void honour_floor(mg_assembler *a, int l)
 /* ---- accepting a packet into its frame ---- */
 
 /* The link has evidence of frame kk (a packet taken, or one that found the
- * buffer busy): its newest frame moves on, and with it what it has passed. */
+ * buffer busy): the detector is sending on it (what tells a counter reset
+ * from stray packets), and its newest frame moves on, and with it what it
+ * has passed. */
 static void note_frame(mg_assembler *a, int l, int64_t kk, uint64_t t)
 {
     link *k = &a->links[l];
+    if (!k->st.first_ns)
+        k->st.first_ns = t;
+    if (t > k->last_arrival) {
+        k->last_arrival = t;
+        k->st.last_ns = t;
+        atomic_store_explicit(&k->arrival_pub, t, memory_order_relaxed);
+    }
     if (kk <= k->hi)
         return;
     /* the frame period: time between the first packets of successive frames, a running estimate */
@@ -465,13 +474,6 @@ static int accept(mg_assembler *a, int l, int64_t kk, const mg_jf_header *h, con
     if (k->expect[p >> 6] & bit)
         lf->expected++;
     k->st.packets++;
-    if (!k->st.first_ns)
-        k->st.first_ns = t;
-    if (t > k->last_arrival) {
-        k->last_arrival = t;
-        k->st.last_ns = t;
-        atomic_store_explicit(&k->arrival_pub, t, memory_order_relaxed);
-    }
     note_frame(a, l, kk, t);
     if (lf->expected == k->expect_n && kk == k->base)
         advance(a, l, kk + 1);

@@ -8,6 +8,7 @@
 #include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 struct mg_topology {
     hwloc_topology_t h;
@@ -100,15 +101,23 @@ void *mg_numa_alloc_until(mg_topology *t, size_t bytes, int node, _Atomic int *s
         p = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
     }
     /* first touch: the pages exist before the hot path - in pieces, so that a stop request (Ctrl-C while
-     * gigabytes are touched) is honoured within a fraction of a second */
+     * gigabytes are touched) is honoured within a fraction of a second.  The kernel populates them itself
+     * where it can (half the time of writing zeros from here); else they are written. */
+    int populate = 1;
     for (size_t done = 0; p && done < bytes; done += (size_t)64 << 20) {
         if (stop && atomic_load(stop)) {
             mg_numa_free(t, p, bytes);
             return NULL;
         }
         size_t n = bytes - done < ((size_t)64 << 20) ? bytes - done : (size_t)64 << 20;
+#ifdef MADV_POPULATE_WRITE
+        if (populate && madvise((char *)p + done, n, MADV_POPULATE_WRITE) == 0)
+            continue;
+        populate = 0;
+#endif
         memset((char *)p + done, 0, n);
     }
+    (void)populate;
     return p;
 }
 

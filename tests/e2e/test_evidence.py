@@ -170,6 +170,7 @@ def test_receiver_started_while_the_detector_sends(tmp, port):
         rx = Receiver("--modules", 2, "--port", port, "-o", prefix, "-n", 100).start()
         status = rx.wait()
     finally:
+        sim.send_signal(signal.SIGTERM)  # the detector may stop now
         sim.wait(timeout=30)
     r = read_run(prefix)
     assert status in (OK, LOSS), rx.output  # the first frame may have begun before the sockets listened
@@ -187,13 +188,13 @@ def test_receiver_started_while_the_detector_sends(tmp, port):
 def test_one_module_delayed_50ms(tmp, port, how):
     """At 1 kHz, module 1's packets come 50 ms (50 frames) after module 0's:
     no packet is dropped, every frame is whole."""
-    recs = simulate(tmp / "c.pcap", frames=150, rate=1000)
+    recs = simulate(tmp / "c.pcap", frames=100, rate=1000)
     recs = sorted(((ts + (50 * MS if p == 50002 else 0), p, pl) for ts, p, pl in recs), key=lambda x: x[0])
     r, out, status = feed(tmp, recs, how, port, 2)
     run_ = r["run"]
     assert run_["packets_late"] + run_["packets_lagged"] + run_["packets_overrun"] + run_["packets_stray"] == 0, out
     if run_["kernel_drops"] == 0 and run_["packets_lost"] == 0:
-        check_images(r, 2, 1, 150)
+        check_images(r, 2, 1, 100)
         assert status == OK, out
     # the frames waited for the delayed module: 50 ms (live, more if sending fell behind the capture's pace)
     skew = float(out.split("links up to")[1].split()[0])
@@ -202,17 +203,17 @@ def test_one_module_delayed_50ms(tmp, port, how):
 
 def test_receiving_core_stalled_50ms(tmp, port):
     """At 1 kHz, the core of one module's receiving thread is taken by a
-    real-time process for 50 ms, five times in a second: its packets wait in
+    real-time process for 50 ms, three times in 0.45 s: its packets wait in
     the socket, and none that the kernel delivered is dropped.  (Receiving
     alone, --no-write: two cores cannot also compress 2 GB/s.)"""
     # module 0's receiver alone on core 1; the rest (and the sender) on core 0
-    rx = Receiver("--modules", 2, "--port", port, "--no-write", "-n", 1000, "--idle-timeout", 2,
+    rx = Receiver("--modules", 2, "--port", port, "--no-write", "-n", 500, "--idle-timeout", 1,
                   "--cpus", "1,0,0,0").start()
     hog = subprocess.Popen(["chrt", "-f", "90", "taskset", "-c", "1", "/usr/bin/python3", "-c",
-                            "import time\nfor _ in range(5):\n    t = time.monotonic()\n"
-                            "    while time.monotonic() - t < 0.05: pass\n    time.sleep(0.15)\n"],
+                            "import time\nfor _ in range(3):\n    t = time.monotonic()\n"
+                            "    while time.monotonic() - t < 0.05: pass\n    time.sleep(0.1)\n"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    subprocess.run(["taskset", "-c", "0", str(MORGUL), "simulate", "--modules", "2", "--port", str(port), "-n", "1000",
+    subprocess.run(["taskset", "-c", "0", str(MORGUL), "simulate", "--modules", "2", "--port", str(port), "-n", "500",
                     "--rate", "1000"], check=True, capture_output=True)
     _, err = hog.communicate(timeout=30)
     status = rx.wait()
@@ -221,7 +222,7 @@ def test_receiving_core_stalled_50ms(tmp, port):
     c = summary_counts(rx.output)
     assert c["packets late"] + c["packets lagged"] + c["packets buffer overruns"] + c["packets stray"] == 0, rx.output
     if c["packets kernel drops"] == 0:
-        assert c["frames complete"] == 1000 and status == OK, rx.output
+        assert c["frames complete"] == 500 and status == OK, rx.output
 
 
 def three_acquisitions(tmp):
