@@ -398,8 +398,10 @@ static void note_frame(mg_assembler *a, int l, int64_t kk, uint64_t t)
     }
     if (kk <= k->hi)
         return;
-    /* the frame period: time between the first packets of successive frames, a running estimate */
-    if (k->open_t && t > k->open_t && kk > k->last_open) {
+    /* the frame period: time between the first packets of successive frames, a running estimate (a pause
+     * longer than the frame timeout is the detector stopped, not its period) */
+    if (k->open_t && t > k->open_t && kk > k->last_open &&
+        (t - k->open_t) / (uint64_t)(kk - k->last_open) < a->cfg.frame_timeout_ns) {
         uint64_t x = (t - k->open_t) / (uint64_t)(kk - k->last_open);
         uint64_t p = atomic_load_explicit(&k->period, memory_order_relaxed);
         atomic_store_explicit(&k->period, p ? p - p / 8 + x / 8 : x, memory_order_relaxed);
@@ -737,6 +739,19 @@ static void wait_lossless(mg_assembler *a)
     nanosleep(&ts, NULL);
 }
 
+/* Held packets placed now that the link's frames take them (its own
+ * thread; an offline source waits for buffers here). */
+static void place_held(mg_assembler *a, int l, const cand *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        const mg_jf_header *h;
+        const uint8_t *px;
+        mg_packet_check(c->pk[i].buf, c->pk[i].len, a->links[l].ppi, &h, &px);
+        while (place(a, l, h, px, c->pk[i].buf, c->pk[i].len, c->pk[i].t, c->pk[i].fn, 1) == MG_ASM_RETRY)
+            wait_lossless(a);
+    }
+}
+
 /* A packet the link cannot place yet: held with others of its numbering
  * until there is evidence enough to act on. */
 static int candidate(mg_assembler *a, int l, const mg_jf_header *h, const void *buf, size_t len, uint64_t t,
@@ -805,24 +820,10 @@ static int candidate(mg_assembler *a, int l, const mg_jf_header *h, const void *
             continue;
         cand early = *x;
         x->n = 0;
-        for (int i = 0; i < early.n; i++) {
-            const mg_jf_header *hh;
-            const uint8_t *pp;
-            mg_packet_check(early.pk[i].buf, early.pk[i].len, k->ppi, &hh, &pp);
-            while (place(a, l, hh, pp, early.pk[i].buf, early.pk[i].len, early.pk[i].t, early.pk[i].fn, 1) ==
-                   MG_ASM_RETRY)
-                wait_lossless(a);
-        }
+        place_held(a, l, &early);
     }
     /* then the evidence itself */
-    for (int i = 0; i < taken.n; i++) {
-        const mg_jf_header *hh;
-        const uint8_t *pp;
-        mg_packet_check(taken.pk[i].buf, taken.pk[i].len, k->ppi, &hh, &pp);
-        while (place(a, l, hh, pp, taken.pk[i].buf, taken.pk[i].len, taken.pk[i].t, taken.pk[i].fn, 1) ==
-               MG_ASM_RETRY)
-            wait_lossless(a);
-    }
+    place_held(a, l, &taken);
     return 0;
 }
 
