@@ -515,6 +515,35 @@ static void test_counter_reset_and_jump(void)
     mg_asm_free(a);
 }
 
+/* Numbers that go on after a pause are the same acquisition; a restart
+ * soon after that pause is still recognised (the pause is not taken for the
+ * detector's frame period). */
+static void test_pause_then_restart(void)
+{
+    mg_detector d;
+    mg_assembler *a = new_asm(&d, (opts){0});
+    uint64_t t = 1000 * MS;
+    for (uint64_t fn = 1; fn <= 20; fn++, t += MS) {
+        if (fn == 11)
+            t += 5000 * MS; /* stopped for 5 s, then started with the counter going on */
+        send_at(a, 0, 0, fn, 128, -1, t);
+    }
+    t += 30 * MS;
+    for (uint64_t fn = 1; fn <= 5; fn++, t += MS)
+        send_at(a, 0, 0, fn, 128, -1, t);
+    mg_asm_flush(a, 0);
+    mg_frame f[32];
+    CHECK_EQ(take_all(a, f, 32), 25);
+    CHECK_EQ(f[19].acquisition, 0);
+    CHECK_EQ(f[19].modules[0].frame_number, 20);
+    CHECK_EQ(f[20].acquisition, 1);
+    CHECK_EQ(f[20].modules[0].frame_number, 1);
+    mg_link_stats s;
+    mg_asm_link_stats(a, 0, &s);
+    CHECK_EQ(s.stray + s.late + s.duplicates, 0);
+    mg_asm_free(a);
+}
+
 /* A counter that restarts on one module while the other goes on is not a
  * new acquisition: that module's packets are stray. */
 static void test_one_module_restarts(void)
@@ -863,6 +892,7 @@ int main(void)
     RUN(test_lagging_link);
     RUN(test_lag_beyond_buffers);
     RUN(test_counter_reset_and_jump);
+    RUN(test_pause_then_restart);
     RUN(test_one_module_restarts);
     RUN(test_gap_keeps_places);
     RUN(test_partial_readout);
