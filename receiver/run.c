@@ -143,6 +143,8 @@ static int stop_asked(const mg_run_config *cfg) { return cfg->stop && atomic_loa
 static int next_acquisition(void *ctx, int acq, mg_error *err)
 {
     run *r = ctx;
+    if (!r->out) /* nothing is written: the summary lists the acquisitions */
+        return 0;
     mg_acq_info qi;
     mg_asm_acquisition(r->a, acq - 1, &qi);
     mg_run_summary s;
