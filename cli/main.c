@@ -18,6 +18,7 @@ static const struct {
     {"calib", mg_cmd_calib, "calibration files: import, merge, show (--png), export; a store: add, list, find"},
     {"correct", mg_cmd_correct, "raw frames to photons in NXmx files, offline"},
     {"pedestal", mg_cmd_pedestal, "pedestals, noise and bad-pixel masks from dark runs"},
+    {"repair", mg_cmd_repair, "finish the files of a run that did not end (killed, power lost)"},
 };
 
 static void usage(FILE *out)

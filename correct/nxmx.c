@@ -251,12 +251,12 @@ static int write_master(int64_t file, uint64_t frames, void *ctx)
     H5Gclose(det);
 
     hid_t sample = group(f, "entry/sample", "NXsample");
-    if (in->rotation && frames) {
+    if (in->rotation) { /* (with no frame yet: an empty omega whose start morgul repair can extend) */
         put_str(sample, "depends_on", "/entry/sample/transformations/omega");
         hid_t tr2 = group(f, "entry/sample/transformations", "NXtransformations");
         hsize_t n = (hsize_t)frames;
         hid_t sp = H5Screate_simple(1, &n, NULL);
-        double *om = malloc(sizeof(double) * frames), *inc = malloc(sizeof(double) * frames);
+        double *om = malloc(sizeof(double) * (frames + 1)), *inc = malloc(sizeof(double) * (frames + 1));
         for (uint64_t i = 0; om && inc && i < frames; i++) {
             om[i] = in->omega_start + (double)i * in->omega_increment;
             inc[i] = in->omega_increment;
@@ -269,6 +269,7 @@ static int write_master(int64_t file, uint64_t frames, void *ctx)
             mg_h5_attr_str(od, "depends_on", ".");
             mg_h5_attr_str(od, "transformation_type", "rotation");
             attr_vec(od, "vector", axis_vec, 3);
+            mg_h5_attr_double(od, "morgul_start", in->omega_start);
             H5Dclose(od);
             hid_t id = scalar_f64(tr2, "omega_increment_set", in->omega_increment, "deg");
             if (id >= 0)

@@ -125,6 +125,8 @@ static void copy_module(const mg_frame *f, int m, uint16_t *dst)
  * it); sleeps while nothing is ready - 200 us, then 1 ms once idle.
  * Frames wait in their buffers meanwhile; waking more often only costs
  * context switches on the cores the receivers need. */
+static void sync_files(mg_pipeline *p);
+
 static int next_frame(mg_pipeline *p, mg_frame *f)
 {
     unsigned idle = 0;
@@ -135,6 +137,8 @@ static int next_frame(mg_pipeline *p, mg_frame *f)
         struct timespec ts = {0, (long)(idle < 20 ? 200000 : 1000000)};
         idle++;
         nanosleep(&ts, NULL);
+        if (idle % 100 == 20) /* no frame for a while: what was written reaches the disk and the master */
+            sync_files(p);
     }
 }
 
@@ -255,6 +259,18 @@ static void write_one(mg_pipeline *p, outbuf *b)
         }
     } else
         atomic_fetch_add(&p->discarded, 1);
+}
+
+/* The files synced (mg_rawfile_sync) unless a worker is writing: it syncs
+ * as it writes. */
+static void sync_files(mg_pipeline *p)
+{
+    if (!p->cfg.out || atomic_load(&p->failed) || pthread_mutex_trylock(&p->write_lock))
+        return;
+    mg_error e = {0};
+    if (mg_rawfile_sync(p->cfg.out, 0, &e))
+        fail(p, &e);
+    pthread_mutex_unlock(&p->write_lock);
 }
 
 /* Writes every posted chunk from the turn on, in order, if no other worker

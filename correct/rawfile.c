@@ -18,7 +18,10 @@
 #include "morgul/h5util.h"
 
 #define META_BLOCK 256 /* frames of metadata buffered before a write */
-#define DATA_GROW 64   /* frames the data extent grows by */
+/* At most this long between syncs: the data file's records and HDF5's metadata flushed (SWMR keeps the file
+ * readable whenever the process dies) and the master file rewritten if a data file began since; so a crash
+ * loses at most the last second. */
+#define SYNC_NS 500000000ull
 
 enum { M_INDEX, M_FN, M_PACKETS, M_MASK, M_BUNCH, M_TS, M_EXP, M_DAQ, M_COUNT };
 
@@ -75,7 +78,8 @@ struct mg_rawfile {
     hid_t file, data, meta[M_COUNT];
     int file_no;           /* 1-based */
     uint64_t in_file;      /* frames in the current file */
-    uint64_t data_extent;
+    uint64_t last_sync;    /* CLOCK_MONOTONIC ns of the last sync */
+    int master_files;      /* data files the master file on disk reaches (the last one growing) */
     uint64_t meta_written; /* frames of metadata in the file */
     uint8_t *mbuf[M_COUNT];
     uint64_t mbuf_n;
@@ -227,12 +231,27 @@ static void drop_reserve(mg_rawfile *f)
     f->have_reserve = 0;
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A data file is written in HDF5's single-writer/multiple-reader mode
+ * (SWMR, the 1.10 format): whenever the process dies, what was flushed
+ * stays readable, and readers can open the file while it is written (with
+ * SWMR read access).  Every dataset and attribute exists before writing
+ * starts, as SWMR requires. */
 static int open_data_file(mg_rawfile *f, mg_error *err)
 {
     char path[4200];
     f->file_no++;
     data_path(f, f->file_no, path, sizeof path);
-    f->file = H5Fcreate(path, f->cfg.overwrite ? H5F_ACC_TRUNC : H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    f->file = H5Fcreate(path, f->cfg.overwrite ? H5F_ACC_TRUNC : H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     if (f->file < 0)
         return mg_error_set(err, MG_EIO, "cannot create %s (%s); check the directory exists, is writable and has space",
                             path, access(path, F_OK) == 0 ? "it exists; use --overwrite" : strerror(errno));
@@ -253,7 +272,8 @@ static int open_data_file(mg_rawfile *f, mg_error *err)
     bad |= write_detector(f->file, f->det_path, f->cfg.det) < 0;
     bad |= mg_h5_attr_str(f->file, "morgul_version", MG_VERSION) < 0;
     bad |= mg_h5_attr_double(f->file, "start_time", f->start) < 0;
-    f->in_file = f->data_extent = f->meta_written = 0;
+    bad |= !bad && H5Fstart_swmr_write(f->file) < 0;
+    f->in_file = f->meta_written = 0;
     if (bad)
         return mg_error_set(err, MG_EIO, "cannot lay out datasets in %s", path);
     if (f->file_no > f->files_cap) {
@@ -266,6 +286,17 @@ static int open_data_file(mg_rawfile *f, mg_error *err)
         f->files_cap = cap;
     }
     return 0;
+}
+
+/* A closed data file in the format HDF5 1.8 reads too (readers built with
+ * it: the SWMR format's chunk indexes and superblock are 1.10's). */
+static int to_18_format(const char *path)
+{
+    hid_t fid = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (fid < 0)
+        return -1;
+    int rc = H5Fformat_convert(fid) < 0 ? -1 : 0;
+    return H5Fclose(fid) < 0 ? -1 : rc;
 }
 
 static int flush_meta(mg_rawfile *f, mg_error *err)
@@ -298,9 +329,6 @@ static int close_data_file(mg_rawfile *f, mg_error *err)
     if (f->file < 0)
         return 0;
     int rc = flush_meta(f, err);
-    hsize_t ext[4] = {f->in_file, f->fdims[0], f->fdims[1], f->fdims[2]};
-    if (!rc && H5Dset_extent(f->data, ext) < 0)
-        rc = mg_error_set(err, MG_EIO, "cannot set the final size of data file %d", f->file_no);
     for (int i = 0; i < M_COUNT; i++)
         if (f->meta[i] >= 0)
             H5Dclose(f->meta[i]);
@@ -310,6 +338,10 @@ static int close_data_file(mg_rawfile *f, mg_error *err)
         rc = mg_error_set(err, MG_EIO, "closing data file %d failed (disk full?)", f->file_no);
     f->file_frames[f->file_no - 1] = f->in_file;
     f->file = -1;
+    char path[4200];
+    data_path(f, f->file_no, path, sizeof path);
+    if (!rc && to_18_format(path))
+        rc = mg_error_set(err, MG_EIO, "cannot finish data file %s (disk full?)", path);
     return rc;
 }
 
@@ -346,7 +378,7 @@ static int is_output_name(const char *name, const char *base)
     const char *r = name + bl;
     if (!strncmp(r, "_acq", 4) && digits(r + 4, 3))
         r += 7;
-    if (!strcmp(r, "_master.h5"))
+    if (!strcmp(r, "_master.h5") || !strcmp(r, "_master.h5.tmp"))
         return 1;
     return !strncmp(r, "_data_", 6) && digits(r + 6, 6) && !strcmp(r + 12, ".h5");
 }
@@ -442,6 +474,9 @@ static void remove_made_dirs(mg_rawfile *f)
     f->nmade = 0;
 }
 
+static int write_master(mg_rawfile *f, int live, const char *status, const mg_counter *counters, int n,
+                        mg_error *err);
+
 mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
 {
     if (mg_h5_register_bitshuffle(err))
@@ -493,16 +528,30 @@ mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
     snprintf(f->master, sizeof f->master, "%s_master.h5", f->prefix);
     if (make_dirs(f, err))
         goto fail;
-    /* never overwrite: refuse if any file this run could write exists; with overwrite remove exactly those */
+    /* never overwrite: refuse if any file this run could write exists; with overwrite remove exactly those.
+     * Files a run left that did not end are finished first (they are data: never lost for a name). */
     {
         char found[4200] = "";
-        int n = output_names(f, cfg->overwrite, found, sizeof found, err);
+        int n = output_names(f, 0, found, sizeof found, err);
         if (n < 0)
             goto fail;
         if (n > 0 && !cfg->overwrite) {
-            mg_error_set(err, MG_EEXIST, "%s exists; choose another output name or pass --overwrite", found);
+            mg_error e2 = {0};
+            int rep = mg_rawfile_repair(f->run_prefix, NULL, &e2);
+            if (rep > 0)
+                mg_error_set(err, MG_EEXIST, "%s is the output of a run that did not end; its files have been "
+                             "finished (as morgul repair does) and are kept: choose another output name or pass "
+                             "--overwrite", f->run_prefix);
+            else
+                mg_error_set(err, MG_EEXIST, "%s exists; choose another output name or pass --overwrite", found);
             goto fail;
         }
+        if (n > 0 && output_names(f, 1, found, sizeof found, err) < 0)
+            goto fail;
+        char reserve[4300];
+        snprintf(reserve, sizeof reserve, "%s_reserve.tmp", f->run_prefix);
+        if (cfg->overwrite)
+            unlink(reserve);
     }
     if (make_reserve(f, err))
         goto fail;
@@ -524,8 +573,9 @@ mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
             goto fail;
         }
     }
-    if (open_data_file(f, err))
+    if (open_data_file(f, err) || write_master(f, 1, "writing", NULL, 0, err))
         goto fail;
+    f->last_sync = mono_ns();
     return f;
 fail:
     mg_rawfile_abandon(f);
@@ -539,12 +589,6 @@ static int write_frame(mg_rawfile *f, int64_t index, const mg_module_frame *mods
         if (close_data_file(f, err) || open_data_file(f, err))
             return err ? err->code : MG_EIO;
     }
-    if (f->in_file == f->data_extent) {
-        f->data_extent += DATA_GROW;
-        hsize_t ext[4] = {f->data_extent, f->fdims[0], f->fdims[1], f->fdims[2]};
-        if (H5Dset_extent(f->data, ext) < 0)
-            return mg_error_set(err, MG_EIO, "cannot extend %s in data file %d", f->lay.data_path, f->file_no);
-    }
     /* Stop before the disk is full rather than let HDF5 meet ENOSPC halfway
      * through a chunk: its chunk index is then left inconsistent and the
      * file could not be closed.  With room for this chunk and a megabyte,
@@ -555,10 +599,17 @@ static int write_frame(mg_rawfile *f, int64_t index, const mg_module_frame *mods
         return mg_error_set(err, MG_EIO, "writing frame %lld to data file %d failed (the disk is full); the %llu "
                             "frames before it are kept", (long long)index, f->file_no, (unsigned long long)f->total);
     }
+    { /* the extent is always the frames written: a reader never sees a frame that is not there */
+        hsize_t ext[4] = {f->in_file + 1, f->fdims[0], f->fdims[1], f->fdims[2]};
+        if (H5Dset_extent(f->data, ext) < 0)
+            return mg_error_set(err, MG_EIO, "cannot extend %s in data file %d", f->lay.data_path, f->file_no);
+    }
     hsize_t off[4] = {f->in_file, 0, 0, 0};
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* per thread where HDF5 is thread-safe: errors come back as mg_error */
     if (H5Dwrite_chunk(f->data, H5P_DEFAULT, 0, off, chunk_bytes, chunk) < 0) {
         int e = errno;
+        hsize_t back[4] = {f->in_file, f->fdims[0], f->fdims[1], f->fdims[2]};
+        H5Dset_extent(f->data, back); /* the frame is not there: neither is its place */
         /* free the reserve so the records and the master file can still be written */
         drop_reserve(f);
         return mg_error_set(err, MG_EIO,
@@ -583,9 +634,9 @@ static int write_frame(mg_rawfile *f, int64_t index, const mg_module_frame *mods
     f->total++;
     f->run_total++;
     f->bytes += chunk_bytes;
-    if (f->mbuf_n == META_BLOCK)
-        return flush_meta(f, err);
-    return 0;
+    if (f->mbuf_n == META_BLOCK && flush_meta(f, err))
+        return err ? err->code : MG_EIO;
+    return mg_rawfile_sync(f, 0, err);
 }
 
 int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *mods, const void *chunk,
@@ -601,29 +652,48 @@ int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *mods, 
     return rc;
 }
 
-/* One virtual dataset in the master joining `path` of every data file. */
-static int make_vds(mg_rawfile *f, hid_t master, const char *path, hid_t type, int rank, const hsize_t *tail)
+/* One virtual dataset at `path` in `master` joining `path` of data files
+ * 1..nfiles of set prefix `set` (`frames[j]` frames in file j+1; files
+ * without frames left out).  `growing`: the last file is mapped with an
+ * unlimited extent (its frames counted from `frames` so far). */
+static int vds_over(hid_t master, const char *set, const char *path, hid_t type, int rank, const hsize_t *tail,
+                    const uint64_t *frames, int nfiles, int growing)
 {
-    hsize_t dims[4] = {f->total};
+    uint64_t total = 0;
+    for (int j = 0; j < nfiles; j++)
+        total += frames[j];
+    hsize_t dims[4] = {total}, maxd[4] = {growing ? H5S_UNLIMITED : total};
     for (int i = 1; i < rank; i++)
-        dims[i] = tail[i - 1];
-    hid_t vspace = H5Screate_simple(rank, dims, NULL);
+        dims[i] = maxd[i] = tail[i - 1];
+    hid_t vspace = H5Screate_simple(rank, dims, maxd);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     uint64_t off = 0;
-    for (int j = 0; j < f->file_no; j++) {
-        uint64_t n = f->file_frames[j];
-        if (!n)
+    for (int j = 0; j < nfiles; j++) {
+        int grow = growing && j == nfiles - 1;
+        uint64_t n = frames[j];
+        if (!n && !grow)
             continue;
         char full[4200];
-        const char *base = data_base(f, j + 1, full, sizeof full);
-        hsize_t sd[4] = {n};
-        for (int i = 1; i < rank; i++)
-            sd[i] = tail[i - 1];
-        hid_t sspace = H5Screate_simple(rank, sd, NULL);
-        hsize_t start[4] = {off}, count[4] = {n};
-        for (int i = 1; i < rank; i++)
-            count[i] = tail[i - 1];
-        H5Sselect_hyperslab(vspace, H5S_SELECT_SET, start, NULL, count, NULL);
+        snprintf(full, sizeof full, "%s_data_%06d.h5", set, j + 1);
+        const char *base = strrchr(full, '/') ? strrchr(full, '/') + 1 : full;
+        hsize_t sd[4] = {grow ? 0 : n}, smax[4] = {grow ? H5S_UNLIMITED : n};
+        hsize_t start[4] = {off}, zero[4] = {0}, stride[4] = {1, 1, 1, 1}, count[4] = {n}, block[4] = {1, 1, 1, 1};
+        for (int i = 1; i < rank; i++) {
+            sd[i] = smax[i] = count[i] = tail[i - 1];
+            block[i] = tail[i - 1];
+            if (grow)
+                count[i] = 1;
+        }
+        hid_t sspace = H5Screate_simple(rank, sd, smax);
+        if (grow) { /* every frame from `off` on, as many as the file has */
+            count[0] = H5S_UNLIMITED;
+            H5Sselect_hyperslab(vspace, H5S_SELECT_SET, start, stride, count, block);
+            H5Sselect_hyperslab(sspace, H5S_SELECT_SET, zero, stride, count, block);
+        } else {
+            /* the first n frames of the source, whatever else it may hold (a frame whose write failed) */
+            H5Sselect_hyperslab(vspace, H5S_SELECT_SET, start, NULL, count, NULL);
+            H5Sselect_hyperslab(sspace, H5S_SELECT_SET, zero, NULL, count, NULL);
+        }
         /* relative name: the master finds its data files beside itself */
         H5Pset_virtual(dcpl, vspace, base, path, sspace);
         H5Sclose(sspace);
@@ -639,13 +709,21 @@ static int make_vds(mg_rawfile *f, hid_t master, const char *path, hid_t type, i
     return 0;
 }
 
+/* The master's virtual dataset of `path`; while the run goes on (`live`)
+ * the growing data file is mapped with an unlimited extent: readers see its
+ * frames as they are written. */
+static int make_vds(mg_rawfile *f, hid_t master, const char *path, hid_t type, int rank, const hsize_t *tail, int live)
+{
+    return vds_over(master, f->prefix, path, type, rank, tail, f->file_frames, f->file_no, live && f->file >= 0);
+}
+
 /* DATA_PATH_NNNNNN in the master: an external link to DATA_PATH of data
  * file NNNNNN, by relative name like the virtual dataset's. */
-static int link_files(mg_rawfile *f, hid_t master)
+static int link_files(mg_rawfile *f, hid_t master, int live)
 {
     int bad = 0;
     for (int j = 0; j < f->file_no; j++) {
-        if (!f->file_frames[j])
+        if (!f->file_frames[j] && !(live && j == f->file_no - 1))
             continue;
         char full[4200], name[512], target[512];
         const char *base = data_base(f, j + 1, full, sizeof full);
@@ -656,29 +734,49 @@ static int link_files(mg_rawfile *f, hid_t master)
     return bad ? -1 : 0;
 }
 
-/* Closes the current acquisition's data file and writes its master file. */
-static int finish_set(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err)
+/* The file at `path` and its directory on disk (a power loss after this
+ * keeps them). */
+static void sync_path(const char *path, int dirfd)
 {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    int rc = close_data_file(f, err);
-    hid_t m = H5Fcreate(f->master, f->cfg.overwrite ? H5F_ACC_TRUNC : H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
-    if (m < 0) {
-        if (!rc)
-            rc = mg_error_set(err, MG_EIO, "cannot create the master file %s", f->master);
-        return rc;
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
     }
+    if (dirfd >= 0)
+        fsync(dirfd);
+}
+
+/* Writes the current acquisition's master file, whole, under a temporary
+ * name, and renames it over the one before: a reader, or a crash, finds the
+ * old master or the new one, never half of one.  `live`: the run goes on -
+ * the growing data file is mapped with an unlimited extent, the status says
+ * "writing", and there are no counters yet.  The layout is recorded in
+ * attributes, so that `morgul repair` can finish the files of a run that
+ * died. */
+static int write_master(mg_rawfile *f, int live, const char *status, const mg_counter *counters, int n,
+                        mg_error *err)
+{
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", f->master);
+    hid_t m = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (m < 0)
+        return mg_error_set(err, MG_EIO, "cannot create the master file %s (%s)", tmp, strerror(errno));
     int bad = 0;
-    bad |= make_vds(f, m, f->lay.data_path, f->ftype, f->frank + 1, f->fdims);
+    bad |= make_vds(f, m, f->lay.data_path, f->ftype, f->frank + 1, f->fdims, live);
     if (f->lay.link_files)
-        bad |= link_files(f, m) < 0;
+        bad |= link_files(f, m, live) < 0;
     for (int i = 0; i < M_COUNT; i++) {
         hsize_t t[2] = {(hsize_t)f->nmod, 16};
         int rank = META[i].per_module == 0 ? 1 : META[i].per_module == 1 ? 2 : 3;
-        bad |= make_vds(f, m, f->meta_path[i], meta_type(i), rank, t);
+        bad |= make_vds(f, m, f->meta_path[i], meta_type(i), rank, t, live);
     }
     bad |= write_detector(m, f->det_path, f->cfg.det) < 0;
     bad |= mg_h5_attr_str(m, "morgul_version", MG_VERSION) < 0;
     bad |= mg_h5_attr_double(m, "start_time", f->start) < 0;
+    bad |= mg_h5_attr_str(m, "morgul_status", status) < 0;
+    bad |= mg_h5_attr_str(m, "morgul_data_path", f->lay.data_path) < 0;
+    bad |= mg_h5_attr_str(m, "morgul_records", f->meta_path[0]) < 0;
     hid_t g = H5Gcreate2(m, "run", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t s1 = H5Screate(H5S_SCALAR);
     for (int i = 0; i < n && g >= 0; i++) {
@@ -693,9 +791,343 @@ static int finish_set(mg_rawfile *f, const mg_counter *counters, int n, mg_error
     if (f->lay.master_extra && f->lay.master_extra((int64_t)m, f->total, f->lay.ctx))
         bad = 1;
     bad |= H5Fclose(m) < 0;
-    if (bad && !rc)
-        rc = mg_error_set(err, MG_EIO, "writing the master file %s failed (disk full?)", f->master);
+    if (!bad) {
+        sync_path(tmp, -1);
+        bad = rename(tmp, f->master) != 0;
+        if (!bad)
+            sync_path(f->master, f->dirfd);
+    }
+    if (bad) {
+        unlink(tmp);
+        return mg_error_set(err, MG_EIO, "writing the master file %s failed (disk full?)", f->master);
+    }
+    f->master_files = f->file_no;
+    return 0;
+}
+
+int mg_rawfile_sync(mg_rawfile *f, int force, mg_error *err)
+{
+    uint64_t now = mono_ns();
+    if (!force && now - f->last_sync < SYNC_NS)
+        return 0;
+    f->last_sync = now;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (f->file >= 0) {
+        if (flush_meta(f, err))
+            return err ? err->code : MG_EIO;
+        if (H5Fflush(f->file, H5F_SCOPE_LOCAL) < 0)
+            return mg_error_set(err, MG_EIO, "cannot flush data file %d (disk full?)", f->file_no);
+        void *h = NULL;
+        if (H5Fget_vfd_handle(f->file, H5P_DEFAULT, &h) >= 0 && h)
+            fdatasync(*(int *)h);
+    }
+    if (f->master_files != f->file_no)
+        return write_master(f, 1, "writing", NULL, 0, err);
+    return 0;
+}
+
+/* Closes the current acquisition's data file and writes its final master file. */
+static int finish_set(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int rc = close_data_file(f, err);
+    mg_error e2 = {0};
+    int mrc = write_master(f, 0, "complete", counters, n, rc ? &e2 : err);
+    return rc ? rc : mrc;
+}
+
+/* ---- finishing the files of a run that died ---- */
+
+/* Frames whose chunk and records are both in data file `path`, after its
+ * SWMR flags are cleared; the datasets are cut to them and the file
+ * converted to the 1.8 format.  -1 (err set) if it does not open. */
+static int64_t repair_data_file(const char *path, const char *data, const char *records, mg_error *err)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* the property HDF5's h5clear sets: the consistency flags a writer that died left are cleared at opening */
+    hbool_t clear = 1;
+    H5Pset(fapl, "clear_status_flags", &clear);
+    hid_t fid = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    if (fid < 0)
+        return mg_error_set(err, MG_EFORMAT, "%s does not open as HDF5: it cannot be repaired", path), -1;
+    int64_t n = -1;
+    hid_t d = H5Dopen2(fid, data, H5P_DEFAULT);
+    if (d >= 0) {
+        hid_t sp = H5Dget_space(d);
+        hsize_t dims[4] = {0};
+        int rank = H5Sget_simple_extent_dims(sp, dims, NULL);
+        H5Sclose(sp);
+        n = (int64_t)dims[0];
+        /* the extent grows before a chunk is written: a frame whose chunk never came is not kept */
+        while (n > 0) {
+            hsize_t off[4] = {(hsize_t)n - 1, 0, 0, 0}, size = 0;
+            if (H5Dget_chunk_storage_size(d, off, &size) >= 0 && size > 0)
+                break;
+            n--;
+        }
+        /* records are written in blocks: frames beyond them have no record and are not kept either */
+        char grp[300];
+        snprintf(grp, sizeof grp, "%s", records);
+        char *slash = strrchr(grp, '/');
+        if (slash)
+            *slash = 0;
+        hid_t g = H5Gopen2(fid, grp, H5P_DEFAULT);
+        hsize_t nobj = 0;
+        if (g >= 0)
+            H5Gget_num_objs(g, &nobj);
+        for (hsize_t i = 0; g >= 0 && i < nobj; i++) {
+            char name[128];
+            H5Gget_objname_by_idx(g, i, name, sizeof name);
+            hid_t r = H5Dopen2(g, name, H5P_DEFAULT);
+            if (r < 0)
+                continue;
+            hid_t rs = H5Dget_space(r);
+            hsize_t rd[3] = {0};
+            H5Sget_simple_extent_dims(rs, rd, NULL);
+            H5Sclose(rs);
+            if ((int64_t)rd[0] < n)
+                n = (int64_t)rd[0];
+            H5Dclose(r);
+        }
+        for (hsize_t i = 0; g >= 0 && i < nobj; i++) {
+            char name[128];
+            H5Gget_objname_by_idx(g, i, name, sizeof name);
+            hid_t r = H5Dopen2(g, name, H5P_DEFAULT);
+            if (r < 0)
+                continue;
+            hid_t rs = H5Dget_space(r);
+            hsize_t rd[3] = {0};
+            int rr = H5Sget_simple_extent_dims(rs, rd, NULL);
+            H5Sclose(rs);
+            rd[0] = (hsize_t)n;
+            if (rr > 0)
+                H5Dset_extent(r, rd);
+            H5Dclose(r);
+        }
+        if (g >= 0)
+            H5Gclose(g);
+        dims[0] = (hsize_t)n;
+        if (rank > 0)
+            H5Dset_extent(d, dims);
+        H5Dclose(d);
+    }
+    if (H5Fclose(fid) < 0 || n < 0)
+        return mg_error_set(err, MG_EFORMAT, "%s has no frames dataset '%s'; it cannot be repaired", path, data), -1;
+    to_18_format(path);
+    return n;
+}
+
+/* Replaces dataset `path` of `loc` (if there) by the virtual dataset over
+ * the repaired data files, of the type and shape the first file holds. */
+static int replace_vds(hid_t master, const char *set, const char *first_file, const char *path, const uint64_t *frames,
+                       int nfiles)
+{
+    hid_t fid = H5Fopen(first_file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (fid < 0)
+        return -1;
+    hid_t d = H5Dopen2(fid, path, H5P_DEFAULT);
+    int rc = -1;
+    if (d >= 0) {
+        hid_t sp = H5Dget_space(d), ty = H5Dget_type(d);
+        hsize_t dims[4] = {0};
+        int rank = H5Sget_simple_extent_dims(sp, dims, NULL);
+        if (H5Lexists(master, path, H5P_DEFAULT) > 0)
+            H5Ldelete(master, path, H5P_DEFAULT);
+        rc = vds_over(master, set, path, ty, rank, dims + 1, frames, nfiles, 0);
+        H5Tclose(ty);
+        H5Sclose(sp);
+        H5Dclose(d);
+    }
+    H5Fclose(fid);
     return rc;
+}
+
+/* NXmx values that count frames: nimages, and a rotation's omega per frame. */
+static void repair_nxmx(hid_t m, uint64_t total)
+{
+    const char *ni = "entry/instrument/detector/detectorSpecific/nimages";
+    if (H5Lexists(m, "entry", H5P_DEFAULT) > 0 && H5Lexists(m, "entry/instrument", H5P_DEFAULT) > 0 &&
+        H5Lexists(m, "entry/instrument/detector", H5P_DEFAULT) > 0 &&
+        H5Lexists(m, "entry/instrument/detector/detectorSpecific", H5P_DEFAULT) > 0 &&
+        H5Lexists(m, ni, H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2(m, ni, H5P_DEFAULT);
+        H5Dwrite(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &total);
+        H5Dclose(d);
+    }
+    const char *om = "entry/sample/transformations/omega";
+    if (H5Lexists(m, "entry/sample", H5P_DEFAULT) > 0 && H5Lexists(m, "entry/sample/transformations", H5P_DEFAULT) > 0 &&
+        H5Lexists(m, om, H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2(m, om, H5P_DEFAULT);
+        double start = mg_h5_attr_get_double(d, "morgul_start", 0), inc = 0;
+        H5Dclose(d);
+        hid_t id = H5Dopen2(m, "entry/sample/transformations/omega_increment_set", H5P_DEFAULT);
+        if (id >= 0) {
+            H5Dread(id, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &inc);
+            H5Dclose(id);
+        }
+        H5Ldelete(m, om, H5P_DEFAULT);
+        hsize_t n = total;
+        hid_t sp = H5Screate_simple(1, &n, NULL);
+        double *v = malloc(sizeof(double) * (total + 1));
+        for (uint64_t i = 0; v && i < total; i++)
+            v[i] = start + (double)i * inc;
+        d = H5Dcreate2(m, om, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (d >= 0 && v) {
+            H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+            const double axis[3] = {-1, 0, 0};
+            hsize_t three = 3;
+            mg_h5_attr_str(d, "units", "deg");
+            mg_h5_attr_str(d, "depends_on", ".");
+            mg_h5_attr_str(d, "transformation_type", "rotation");
+            hid_t as = H5Screate_simple(1, &three, NULL);
+            hid_t a = H5Acreate2(d, "vector", H5T_IEEE_F64LE, as, H5P_DEFAULT, H5P_DEFAULT);
+            H5Awrite(a, H5T_NATIVE_DOUBLE, axis);
+            H5Aclose(a);
+            H5Sclose(as);
+            mg_h5_attr_double(d, "morgul_start", start);
+        }
+        if (d >= 0)
+            H5Dclose(d);
+        free(v);
+        H5Sclose(sp);
+    }
+}
+
+/* One acquisition's files: every data file cut to the frames it holds
+ * whole, the master file's virtual datasets and links over them, its
+ * status "interrupted" and counters from the records. */
+static int repair_set(const char *set, FILE *log, mg_error *err)
+{
+    char master[4300], first[4300];
+    snprintf(master, sizeof master, "%s_master.h5", set);
+    snprintf(first, sizeof first, "%s_data_000001.h5", set);
+    char data[256] = "data", records[300] = "frames/index";
+    hid_t m = -1;
+    if (access(master, F_OK) == 0) {
+        m = H5Fopen(master, H5F_ACC_RDWR, H5P_DEFAULT);
+        if (m < 0)
+            return mg_error_set(err, MG_EFORMAT, "%s does not open as HDF5: remove it and repair again", master);
+        mg_h5_attr_get_str(m, "morgul_data_path", data, sizeof data);
+        mg_h5_attr_get_str(m, "morgul_records", records, sizeof records);
+    } else if (access(first, F_OK) != 0)
+        return 0;
+    uint64_t frames[4096], total = 0;
+    int nfiles = 0;
+    for (; nfiles < 4096; nfiles++) {
+        char path[4300];
+        snprintf(path, sizeof path, "%s_data_%06d.h5", set, nfiles + 1);
+        if (access(path, F_OK) != 0)
+            break;
+        int64_t n = repair_data_file(path, data, records, err);
+        if (n < 0) {
+            if (m >= 0)
+                H5Fclose(m);
+            return err ? err->code : MG_EFORMAT;
+        }
+        frames[nfiles] = (uint64_t)n;
+        total += (uint64_t)n;
+    }
+    if (m < 0) { /* no master yet (it died in its first milliseconds): a plain one */
+        m = H5Fcreate(master, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+        if (m < 0)
+            return mg_error_set(err, MG_EIO, "cannot create %s", master);
+    }
+    int bad = 0;
+    if (nfiles) {
+        bad |= replace_vds(m, set, first, data, frames, nfiles) < 0;
+        char grp[300];
+        snprintf(grp, sizeof grp, "%s", records);
+        char *slash = strrchr(grp, '/');
+        if (slash)
+            *slash = 0;
+        for (int i = 0; i < M_COUNT; i++) {
+            char rp[400];
+            snprintf(rp, sizeof rp, "%s/%s", grp, META[i].path);
+            bad |= replace_vds(m, set, first, rp, frames, nfiles) < 0;
+        }
+        for (int j = 0; j < nfiles; j++) { /* the Eiger layout's links, if the master had them */
+            char ln[320];
+            snprintf(ln, sizeof ln, "%s_%06d", data, j + 1);
+            if (H5Lexists(m, ln, H5P_DEFAULT) > 0 && !frames[j])
+                H5Ldelete(m, ln, H5P_DEFAULT);
+        }
+    }
+    repair_nxmx(m, total);
+    if (H5Lexists(m, "run", H5P_DEFAULT) > 0)
+        H5Ldelete(m, "run", H5P_DEFAULT);
+    hid_t g = H5Gcreate2(m, "run", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    mg_counter c[2] = {{"frames_written", total}, {"interrupted", 1}};
+    hid_t s1 = H5Screate(H5S_SCALAR);
+    for (int i = 0; i < 2 && g >= 0; i++) {
+        hid_t d = H5Dcreate2(g, c[i].name, H5T_STD_U64LE, s1, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        bad |= d < 0 || H5Dwrite(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &c[i].value) < 0;
+        if (d >= 0)
+            H5Dclose(d);
+    }
+    H5Sclose(s1);
+    if (g >= 0)
+        H5Gclose(g);
+    if (H5Aexists(m, "morgul_status") > 0)
+        H5Adelete(m, "morgul_status");
+    bad |= mg_h5_attr_str(m, "morgul_status", "interrupted") < 0;
+    bad |= H5Fclose(m) < 0;
+    if (bad)
+        return mg_error_set(err, MG_EIO, "cannot rewrite %s (disk full?)", master);
+    if (log)
+        fprintf(log, "repaired %s: %llu frames in %d data file(s), the run marked interrupted\n", master,
+                (unsigned long long)total, nfiles);
+    return 0;
+}
+
+/* Whether acquisition set `set` was left by a run that died: its master
+ * says "writing", or there are data files and no master. */
+static int interrupted(const char *set)
+{
+    char master[4300], first[4300], st[32] = "";
+    snprintf(master, sizeof master, "%s_master.h5", set);
+    snprintf(first, sizeof first, "%s_data_000001.h5", set);
+    if (access(master, F_OK) != 0)
+        return access(first, F_OK) == 0;
+    hid_t m = H5Fopen(master, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (m < 0)
+        return 1;
+    mg_h5_attr_get_str(m, "morgul_status", st, sizeof st);
+    H5Fclose(m);
+    return !strcmp(st, "writing");
+}
+
+int mg_rawfile_repair(const char *prefix, FILE *log, mg_error *err)
+{
+    if (mg_h5_register_bitshuffle(err))
+        return err ? err->code : MG_ESYS;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int repaired = 0;
+    for (int acq = 1; acq < 1000; acq++) {
+        char set[4200], master[4300], first[4300];
+        if (acq == 1)
+            snprintf(set, sizeof set, "%s", prefix);
+        else
+            snprintf(set, sizeof set, "%s_acq%03d", prefix, acq);
+        snprintf(master, sizeof master, "%s_master.h5", set);
+        snprintf(first, sizeof first, "%s_data_000001.h5", set);
+        if (access(master, F_OK) && access(first, F_OK))
+            break;
+        if (!interrupted(set))
+            continue;
+        int rc = repair_set(set, log, err);
+        if (rc)
+            return rc;
+        repaired++;
+        char tmp[4400];
+        snprintf(tmp, sizeof tmp, "%s.tmp", master);
+        unlink(tmp);
+    }
+    char reserve[4300];
+    snprintf(reserve, sizeof reserve, "%s_reserve.tmp", prefix);
+    if (unlink(reserve) == 0)
+        repaired += repaired ? 0 : 1;
+    return repaired ? 1 : 0;
 }
 
 int mg_rawfile_next_acquisition(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err)
@@ -704,7 +1136,7 @@ int mg_rawfile_next_acquisition(mg_rawfile *f, const mg_counter *counters, int n
     f->acq++;
     snprintf(f->prefix, sizeof f->prefix, "%s_acq%03d", f->run_prefix, f->acq + 1);
     snprintf(f->master, sizeof f->master, "%s_master.h5", f->prefix);
-    f->file_no = f->created = 0;
+    f->file_no = f->created = f->master_files = 0;
     f->total = f->bytes = 0;
     if (f->file_frames)
         memset(f->file_frames, 0, sizeof(uint64_t) * (size_t)f->files_cap);
@@ -713,6 +1145,8 @@ int mg_rawfile_next_acquisition(mg_rawfile *f, const mg_counter *counters, int n
     f->start = (double)now.tv_sec + now.tv_nsec * 1e-9;
     if (!rc)
         rc = open_data_file(f, err);
+    if (!rc)
+        rc = write_master(f, 1, "writing", NULL, 0, err);
     return rc;
 }
 
@@ -735,6 +1169,8 @@ void mg_rawfile_abandon(mg_rawfile *f)
         data_path(f, j, path, sizeof path);
         unlink(path);
     }
+    if (f->master_files)
+        unlink(f->master);
     drop_reserve(f);
     remove_made_dirs(f);
     release(f);

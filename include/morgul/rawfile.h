@@ -19,6 +19,14 @@
  * has its own set, <prefix>_acqNNN_master.h5 with <prefix>_acqNNN_data_...
  * (mg_rawfile_next_acquisition).
  *
+ * Crash safety: the master file exists from the start and is replaced whole
+ * (written under a temporary name, then renamed) whenever a data file
+ * begins; while the run goes on it maps the growing data file with an
+ * unlimited extent and its attribute morgul_status is "writing" ("complete"
+ * at the end).  Data files are written in SWMR mode and synced at least
+ * every half second; when closed they are converted to the format HDF5 1.8
+ * reads.  A run that died is finished by mg_rawfile_repair.
+ *
  * Chunks arrive already compressed (mg_bshuf_compress) and are written with
  * H5Dwrite_chunk.  Nothing is ever overwritten unless `overwrite` is set;
  * then exactly the names above that exist for this prefix are removed first
@@ -77,6 +85,15 @@ typedef struct mg_rawfile mg_rawfile;
  * file.  The error names the file in the way and the option to use. */
 mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err);
 
+/* What has been written reaches the disk and the master file: the records
+ * buffered, HDF5's metadata flushed (a data file is written in SWMR mode:
+ * readers open it while it grows, and whatever kills the process, what was
+ * flushed stays readable), and the master file rewritten if a data file
+ * began since.  Done by mg_rawfile_write at least every half second; call
+ * it (force 0) when no frame comes for a while, so the last frames are not
+ * left behind.  force: now. */
+int mg_rawfile_sync(mg_rawfile *f, int force, mg_error *err);
+
 /* Closes the current acquisition's files (its master file with these `n`
  * counters) and starts the next acquisition's set. */
 int mg_rawfile_next_acquisition(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err);
@@ -92,6 +109,18 @@ int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *module
 /* Closes the data file and writes the master file with `n` run counters.
  * Frees f whatever happens. */
 int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err);
+
+/* Finishes the files of a run that died (kill -9, out of memory, power
+ * loss) with output prefix `prefix`: for every acquisition whose master
+ * says "writing" (or that has data files and no master) each data file is
+ * cut to the frames whose chunk and records it holds, its SWMR flags are
+ * cleared and it is converted to the 1.8 format; the master's virtual
+ * datasets and links are made over them, NXmx frame counts (nimages,
+ * omega) set, /run holds frames_written and interrupted = 1 and its
+ * status says "interrupted".  The reserve file and temporary masters are
+ * removed.  Says what it did on `log` (may be NULL).  Returns 1 if there
+ * was something to repair, 0 if not, or an error code. */
+int mg_rawfile_repair(const char *prefix, FILE *log, mg_error *err);
 
 uint64_t mg_rawfile_frames(const mg_rawfile *f); /* written in all acquisitions */
 int mg_rawfile_acquisition(const mg_rawfile *f); /* the current one, 0-based */
