@@ -413,6 +413,12 @@ static long source_of(mg_rawread *r, size_t i)
 static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
 {
     const char *in = r->paths[0];
+    char status[32] = "";
+    mg_h5_attr_get_str(r->f[0], "morgul_status", status, sizeof status);
+    if (!strcmp(status, "writing"))
+        return mg_error_set(err, MG_EDATA, "%s belongs to a run that has not ended: it is still being written, or "
+                                           "the run died; wait for its end, or finish its files with morgul repair",
+                            in);
     hid_t f = r->f[0];
     r->nframes = (size_t)dims[0];
     r->nmod = (size_t)dims[1];

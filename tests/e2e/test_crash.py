@@ -1,0 +1,157 @@
+"""Files that survive a crash: `morgul receive` and `morgul replay` killed
+with SIGKILL before the first data file rolls over, after it, and many
+times while master files are being replaced; every frame written more than a
+second before the kill is read back pixel-exact (with SWMR read access
+before `morgul repair`, plainly after it), the master file exists and says
+the run did not end, repair finishes the files, and a rerun with the same
+name finishes them too and refuses to overwrite them.  The files are read
+while the run goes on."""
+import re
+import signal
+import subprocess
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import FAILED, MORGUL, OK, Receiver, morgul, pattern, read_run, run
+
+READ_SWMR = textwrap.dedent("""
+    import sys, h5py, numpy as np
+    f = h5py.File(sys.argv[1], "r", swmr=True)
+    d, fn = f["data"], f["frames/frame_number"]
+    n = min(d.shape[0], fn.shape[0])
+    print(n, f.attrs["morgul_status"].decode())
+    np.save(sys.argv[2], d[:n, 0, 100:104, :])
+    np.save(sys.argv[3], fn[:n, 0])
+""")
+
+
+def read_swmr(tmp, master):
+    """Frames read through the master with SWMR read access, in a process of
+    its own (HDF5 keeps files open per process): (status, frame numbers,
+    rows 100-103 of module 0)."""
+    script = tmp / "read_swmr.py"
+    script.write_text(READ_SWMR)
+    out = run("/usr/bin/python3", script, master, tmp / "rows.npy", tmp / "fn.npy").stdout.split()
+    return out[1], np.load(tmp / "fn.npy"), np.load(tmp / "rows.npy")
+
+
+def check_rows(fns, rows):
+    for i, fn in enumerate(fns):
+        np.testing.assert_array_equal(rows[i], pattern(0, int(fn))[100:104], err_msg=f"frame {fn}")
+
+
+def written_lines(p):
+    """The `written N` of each progress line the process prints."""
+    for line in p.stdout:
+        m = re.search(r"\] frames \d+ .* written (\d+)", line)
+        if m:
+            yield int(m.group(1))
+
+
+def kill_after(p, at_least):
+    """Waits for a progress line with at least `at_least` frames written,
+    then for the next one (a second later): frames written by the first are
+    over a second old.  Kills the process then; returns that count."""
+    lines = written_lines(p)
+    for w in lines:
+        if w >= at_least:
+            break
+    next(lines)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    return w
+
+
+@pytest.mark.parametrize("fpf", [1000, 10])
+def test_receive_killed(tmp, port, fpf):
+    """SIGKILL before the first rollover (1000 frames per file) and after
+    several (10): the frames written over a second before are there."""
+    prefix = tmp / "run"
+    rx = Receiver("--port", port, "-o", prefix, "--progress", "--frames-per-file", fpf).start()
+    sim = subprocess.Popen([str(MORGUL), "simulate", "--port", str(port), "-n", "400", "--rate", "40"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        old = kill_after(rx.p, 30)
+    finally:
+        sim.kill()
+        sim.wait()
+    master = tmp / "run_master.h5"
+    assert master.exists() and (tmp / "run_reserve.tmp").exists()
+    status, fns, rows = read_swmr(tmp, master)
+    assert status == "writing"
+    assert len(fns) >= old and list(fns) == list(range(1, len(fns) + 1))
+    check_rows(fns, rows)
+    # repaired: plain readers (h5py without SWMR, h5dump) read it all, and it says it was interrupted
+    out = morgul("repair", prefix).stdout
+    assert f"{len(fns)} frames" in out or "frames" in out
+    r = read_run(prefix)
+    assert len(r["index"]) >= len(fns) and r["run"]["interrupted"] == 1
+    assert r["run"]["frames_written"] == len(r["index"])
+    for i in range(len(r["index"])):
+        np.testing.assert_array_equal(r["data"][i, 0], pattern(0, i + 1))
+    with h5py.File(master, "r") as f:
+        assert f.attrs["morgul_status"] == b"interrupted"
+    assert not (tmp / "run_reserve.tmp").exists()
+    run("h5dump", "-H", tmp / "run_data_000001.h5")
+    assert "nothing to repair" in morgul("repair", prefix).stdout
+
+
+def test_replay_killed_repeatedly_while_masters_are_replaced(tmp):
+    """replay --realtime with 2 frames per file replaces its master file about
+    every half second; killed at five different moments, a master is always
+    there and reaches every frame written over a second before."""
+    cap = tmp / "c.pcap"
+    morgul("simulate", "-n", 400, "--rate", 50, "--pcap", cap)
+    for k in range(5):
+        prefix = tmp / f"r{k}"
+        p = subprocess.Popen([str(MORGUL), "replay", str(cap), "-o", str(prefix), "--realtime", "--progress",
+                              "--frames-per-file", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        old = kill_after(p, 10 + 17 * k)
+        status, fns, rows = read_swmr(tmp, f"{prefix}_master.h5")
+        assert status == "writing" and len(fns) >= old
+        assert list(fns) == list(range(1, len(fns) + 1))
+        check_rows(fns, rows)
+
+
+def test_rerun_finishes_and_keeps_the_files(tmp, port):
+    """A run with the name of one that died finishes that one's files and
+    refuses to overwrite them."""
+    prefix = tmp / "run"
+    rx = Receiver("--port", port, "-o", prefix, "--progress").start()
+    sim = subprocess.Popen([str(MORGUL), "simulate", "--port", str(port), "-n", "400", "--rate", "40"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        kill_after(rx.p, 10)
+    finally:
+        sim.kill()
+        sim.wait()
+    p = morgul("receive", "--port", port, "-o", prefix, check=False)
+    assert p.returncode == FAILED
+    assert "did not end; its files have been finished" in p.stdout
+    r = read_run(prefix)  # plainly readable now
+    assert r["run"]["interrupted"] == 1 and len(r["index"]) >= 10
+
+
+def test_read_while_the_run_goes_on(tmp, port):
+    """Readers open the master while frames are written (SWMR read access)
+    and see the frames written so far; the finished run says complete."""
+    prefix = tmp / "run"
+    rx = Receiver("--port", port, "-o", prefix, "--progress", "--frames-per-file", 25, "-n", 300).start()
+    sim = subprocess.Popen([str(MORGUL), "simulate", "--port", str(port), "-n", "300", "--rate", "50"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lines = written_lines(rx.p)
+    for w in lines:
+        if w >= 40:
+            break
+    next(lines)
+    status, fns, rows = read_swmr(tmp, tmp / "run_master.h5")
+    assert status == "writing" and len(fns) >= w
+    check_rows(fns, rows)
+    sim.wait()
+    assert rx.wait() == OK, rx.output
+    with h5py.File(tmp / "run_master.h5", "r") as f:
+        assert f.attrs["morgul_status"] == b"complete"
+    assert len(read_run(prefix)["index"]) == 300
