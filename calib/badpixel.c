@@ -153,7 +153,8 @@ static const struct {
     const char *why;
 } reasons[] = {{1, "dead"}, {4, "noisy"}, {8, "user mask"}, {9, "few frames G0"}, {10, "few frames G1"},
                {11, "few frames G2"}, {12, "wrong gain G0"}, {13, "wrong gain G1"}, {14, "wrong gain G2"},
-               {15, "pedestal range"}, {16, "stuck"}};
+               {15, "pedestal range"}, {16, "stuck"}, {17, "gain G0 unusable"}, {18, "gain G1 unusable"},
+               {19, "gain G2 unusable"}};
 
 void mg_mask_summary_print(const char *module, const mg_mask_summary *s, FILE *out)
 {

@@ -2,6 +2,8 @@
  * (contract and layout in morgul/calibration.h). */
 #include "morgul/calibration.h"
 
+#include "morgul/badpixel.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -93,6 +95,109 @@ int mg_calib_check(const mg_calibration *c, const mg_detector *det, mg_error *er
         if (!x->pedestal)
             return mg_error_set(err, MG_ECONFIG, "module %s has no pedestals in the calibration; take a dark run "
                                 "(morgul pedestal) or import them (morgul calib import)", name);
+    }
+    return 0;
+}
+
+const double mg_gain_range[3][2] = {{10, 200}, {-10, -0.1}, {-1, -0.01}};
+
+int mg_calib_validate(mg_module_calib *m, double max_unusable, mg_calib_issues *out, mg_error *err)
+{
+    mg_calib_issues x;
+    memset(&x, 0, sizeof x);
+    const int cells = mg_calib_cells(m);
+    if (!m->gain && !m->pedestal) {
+        if (out)
+            *out = x;
+        return 0;
+    }
+    uint32_t *bad = calloc(P, sizeof(uint32_t)); /* the bits each pixel earns, all cells */
+    if (!bad)
+        return mg_error_set(err, MG_ENOMEM, "out of memory checking module %s", m->name);
+    /* the gain bits are this check's alone: a gain map imported again is judged afresh */
+    for (size_t i = 0; m->gain && m->mask && i < (size_t)cells * P; i++)
+        m->mask[i] &= ~(MG_MASK_GAIN(0) | MG_MASK_GAIN(1) | MG_MASK_GAIN(2));
+    for (int g = 0; g < 3 && m->gain; g++) {
+        const double *v = m->gain + (size_t)g * P;
+        for (size_t i = 0; i < P; i++)
+            if (!(v[i] >= mg_gain_range[g][0] && v[i] <= mg_gain_range[g][1])) { /* NaN fails too */
+                bad[i] |= MG_MASK_GAIN(g);
+                x.gain[g]++;
+            }
+    }
+    for (int c = 0; c < cells && m->pedestal; c++)
+        for (int g = 0; g < 3; g++) {
+            const float *v = m->pedestal + ((size_t)c * 3 + (size_t)g) * P;
+            for (size_t i = 0; i < P; i++)
+                if (!isnan(v[i]) && !(v[i] > 0 && v[i] < 16383) && !(bad[i] & (1u << 20 << g))) {
+                    bad[i] |= MG_MASK_PEDESTAL_RANGE | (1u << 20 << g); /* (bits 20-22: counted once per gain) */
+                    x.pedestal[g]++;
+                }
+        }
+    for (size_t i = 0; i < P; i++) {
+        bad[i] &= ~(7u << 20);
+        x.unusable += bad[i] != 0;
+    }
+    if (x.unusable) {
+        if (!m->mask && !(m->mask = calloc((size_t)cells * P, sizeof(uint32_t)))) {
+            free(bad);
+            return mg_error_set(err, MG_ENOMEM, "out of memory for module %s's mask", m->name);
+        }
+        for (int c = 0; c < cells; c++)
+            for (size_t i = 0; i < P; i++)
+                m->mask[(size_t)c * P + i] |= bad[i];
+    }
+    free(bad);
+    if (out)
+        *out = x;
+    if ((double)x.unusable > max_unusable * (double)P) {
+        char why[400];
+        int n = 0;
+        for (int g = 0; g < 3; g++)
+            if (x.gain[g])
+                n += snprintf(why + n, sizeof why - (size_t)n, "; G%d gain unusable in %llu (outside %g..%g ADU/keV, "
+                              "zero or not finite)", g, (unsigned long long)x.gain[g], mg_gain_range[g][0],
+                              mg_gain_range[g][1]);
+        for (int g = 0; g < 3 && n < (int)sizeof why - 80; g++)
+            if (x.pedestal[g])
+                n += snprintf(why + n, sizeof why - (size_t)n, "; G%d pedestal 0, >= 16383 or infinite in %llu", g,
+                              (unsigned long long)x.pedestal[g]);
+        return mg_error_set(err, MG_EDATA, "module %s: %.1f %% of its pixels have constants no real module shows%s. "
+                            "Refused: check the gain map's units and planes, and the pedestal files", m->name,
+                            100.0 * (double)x.unusable / (double)P, why);
+    }
+    return 0;
+}
+
+void mg_calib_issues_print(const char *name, const mg_calib_issues *x, FILE *out)
+{
+    if (!x->unusable || !out)
+        return;
+    fprintf(out, "module %s: %llu pixels masked for unusable constants (%.3f %%):", name,
+            (unsigned long long)x->unusable, 100.0 * (double)x->unusable / (double)P);
+    for (int g = 0; g < 3; g++)
+        if (x->gain[g])
+            fprintf(out, " G%d gain %llu (bit %d)", g, (unsigned long long)x->gain[g], 17 + g);
+    for (int g = 0; g < 3; g++)
+        if (x->pedestal[g])
+            fprintf(out, " G%d pedestal 0/>=16383 %llu (bit 15)", g, (unsigned long long)x->pedestal[g]);
+    fprintf(out, "\n");
+}
+
+int mg_calib_validate_detector(mg_calibration *c, const mg_detector *det, FILE *log, mg_error *err)
+{
+    for (int m = 0; m < det->nmodules; m++) {
+        mg_module_calib *x = mg_calib_find(c, det->modules[m].name);
+        if (!x)
+            continue;
+        mg_calib_issues is;
+        int rc = mg_calib_validate(x, MG_CALIB_MAX_UNUSABLE, &is, err);
+        if (log && is.unusable) {
+            fprintf(log, "calibration: ");
+            mg_calib_issues_print(x->name, &is, log);
+        }
+        if (rc)
+            return rc;
     }
     return 0;
 }

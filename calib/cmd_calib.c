@@ -107,6 +107,10 @@ int mg_cmd_gainmap(int argc, char **argv)
         x->row = mod->row;
         x->column = mod->column;
         printf("module %s: gain map %s\n", mod->name, path);
+        /* every gain checked: unusable ones masked with their reason, a map mostly unusable refused */
+        mg_calib_issues is;
+        rc = mg_calib_validate(x, MG_CALIB_MAX_UNUSABLE, &is, &err) ? 1 : 0;
+        mg_calib_issues_print(mod->name, &is, stdout);
     }
     if (!rc && mg_calib_write(cal, &cb, &err))
         rc = 1;
@@ -213,14 +217,21 @@ static int calib_import(int argc, char **argv)
         free(p);
         free(r);
     }
+    /* every constant checked: PSI's bad pixels (pedestal 0 or >= 16383) and unusable gains masked with their
+     * reason, a module mostly unusable refused */
+    mg_calib_issues is;
+    memset(&is, 0, sizeof is);
+    if (!rc)
+        rc = mg_calib_validate(x, MG_CALIB_MAX_UNUSABLE, &is, &err);
     if (!rc)
         rc = mg_calib_write(cal, &cb, &err);
     mg_calib_free(&cb);
     if (rc) {
-        fprintf(stderr, "morgul calib import: %s\n", err.message);
+        fprintf(stderr, "morgul calib import: %s (%s left as it was)\n", err.message, cal);
         return 1;
     }
     printf("module %s: pedestals from %s into %s\n", module, ped, cal);
+    mg_calib_issues_print(module, &is, stdout);
     return 0;
 }
 

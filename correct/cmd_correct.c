@@ -277,7 +277,8 @@ int mg_cmd_correct(int argc, char **argv)
     }
     const char *cal = co.calibration;
     /* everything about the calibration and geometry is checked before any frame is read */
-    if ((rc = mg_calib_read(cal, &cb, &err)) || (rc = mg_calib_check(&cb, det, &err)))
+    if ((rc = mg_calib_read(cal, &cb, &err)) || (rc = mg_calib_check(&cb, det, &err)) ||
+        (rc = mg_calib_validate_detector(&cb, det, stderr, &err)))
         goto done;
     if (co.runtime) {
         /* the run's own first frames give its G0 pedestal before any frame is converted */

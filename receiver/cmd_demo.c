@@ -79,7 +79,7 @@ int mg_demo(int argc, char **argv)
     if (rc && !atomic_load(&s.ready)) /* it never listened: the sender must not wait for it */
         atomic_store(cfg.stop, 1);
     pthread_join(th, NULL);
-    if (sum.nlinks)
+    if (sum.started)
         mg_run_print_summary(&sum, rc, 0, stdout);
     if (s.rc)
         fprintf(stderr, "morgul demo: the simulator failed: %s\n", s.err.message);

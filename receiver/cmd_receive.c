@@ -166,7 +166,7 @@ static int dark_run(which w, mg_run_config *cfg, const char *cal, const mg_darko
     int rc = mg_dark_accs_new(acc, nacc, &err);
     if (!rc) {
         rc = mg_dark_run(cfg, w == CMD_RECEIVE, acc, dk->gain, dk->mode_frames, dk->mode_loops, &info, &sum, &err);
-        if (!cfg->quiet && sum.nlinks)
+        if (!cfg->quiet && sum.started)
             mg_run_print_summary(&sum, rc, 0, stderr);
         if (!rc)
             mg_dark_cells_report(&info, stderr);
@@ -399,7 +399,7 @@ static int run_cmd(which w, int argc, char **argv)
     mg_run_summary sum;
     memset(&sum, 0, sizeof sum);
     int rc = w == CMD_RECEIVE ? mg_run_receive(&cfg, &sum, &err) : mg_run_replay(&cfg, &sum, &err);
-    int ran = sum.nlinks > 0;
+    int ran = sum.started; /* a run that never started has nothing to sum up: its error alone is said */
     if (!cfg.quiet && ran)
         mg_run_print_summary(&sum, rc, max_loss, stderr);
     if (rc)

@@ -40,7 +40,8 @@ static int setup_correction(run *r, const mg_run_config *cfg, mg_error *err)
     if (!(cfg->energy_kev > 0))
         return mg_error_set(err, MG_EINVAL, "correcting while receiving needs the photon energy: --energy KEV or "
                                             "--wavelength A");
-    if (mg_calib_read(cfg->calibration, &r->calib, err) || mg_calib_check(&r->calib, &cfg->det, err))
+    if (mg_calib_read(cfg->calibration, &r->calib, err) || mg_calib_check(&r->calib, &cfg->det, err) ||
+        mg_calib_validate_detector(&r->calib, &cfg->det, cfg->quiet ? NULL : r->log, err))
         return err ? err->code : MG_ECONFIG;
     /* a set of tables on each NUMA node that has workers: every worker reads its own node's */
     int nw = r->plan.nworkers > 0 ? r->plan.nworkers : 1;
@@ -506,6 +507,7 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
         }
     }
     uint64_t now = mg_now_ns();
+    sum->started = r->t_ready != 0;
     sum->setup_seconds = r->t_ready > r->t0 ? (double)(r->t_ready - r->t0) / 1e9 : 0;
     /* speed from the first packet rather than from process start (set-up takes seconds with large
      * buffers): live, the span of the kernel's receive times; replay, the time it took from its first record */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "morgul/badpixel.h"
 #include "morgul/calibration.h"
 #include "morgul/convert.h"
 #include "morgul/jungfrau.h"
@@ -154,9 +155,67 @@ static void test_storage_cells(void)
     unlink(path);
 }
 
+/* Constants no real module shows are masked with their reason and counted;
+ * a module mostly made of them is refused naming the counts; a gain map
+ * judged again loses the gain bits of the last judgement. */
+static void test_validate(void)
+{
+    mg_calibration c;
+    mg_calib_init(&c);
+    mg_module_calib *a = mg_calib_module(&c, "M420", 0, 0);
+    a->gain = malloc(3 * P * sizeof(double));
+    a->pedestal = malloc(3 * P * sizeof(float));
+    for (size_t i = 0; i < P; i++) {
+        a->gain[i] = 41;
+        a->gain[P + i] = -1.44;
+        a->gain[2 * P + i] = -0.115;
+        a->pedestal[i] = 3000;
+        a->pedestal[P + i] = 14000;
+        a->pedestal[2 * P + i] = NAN; /* unknown: not an issue */
+    }
+    a->gain[10] = INFINITY;
+    a->gain[11] = 0;
+    a->gain[P + 12] = 1.44;        /* wrong sign */
+    a->gain[2 * P + 13] = NAN;
+    a->pedestal[14] = 0;           /* PSI's bad pixel */
+    a->pedestal[P + 15] = 16383;
+    a->pedestal[P + 10] = INFINITY; /* pixel 10 counted once */
+    mg_calib_issues is;
+    mg_error e = {0};
+    CHECK(mg_calib_validate(a, MG_CALIB_MAX_UNUSABLE, &is, &e) == 0);
+    CHECK(is.gain[0] == 2 && is.gain[1] == 1 && is.gain[2] == 1);
+    CHECK(is.pedestal[0] == 1 && is.pedestal[1] == 2 && is.pedestal[2] == 0);
+    CHECK(is.unusable == 6);
+    CHECK(a->mask != NULL);
+    CHECK(a->mask[10] == (MG_MASK_GAIN(0) | MG_MASK_PEDESTAL_RANGE));
+    CHECK(a->mask[11] == MG_MASK_GAIN(0) && a->mask[12] == MG_MASK_GAIN(1) && a->mask[13] == MG_MASK_GAIN(2));
+    CHECK(a->mask[14] == MG_MASK_PEDESTAL_RANGE && a->mask[15] == MG_MASK_PEDESTAL_RANGE);
+    CHECK(a->mask[16] == 0);
+
+    /* the gain fixed and judged again: its bit goes, the pedestal's stays */
+    a->gain[11] = 40;
+    CHECK(mg_calib_validate(a, MG_CALIB_MAX_UNUSABLE, &is, &e) == 0);
+    CHECK(a->mask[11] == 0 && a->mask[14] == MG_MASK_PEDESTAL_RANGE && is.unusable == 5);
+
+    /* a map in eV instead of keV: every G0 gain 1000 times too large */
+    for (size_t i = 0; i < P; i++)
+        a->gain[i] *= 1000;
+    CHECK(mg_calib_validate(a, MG_CALIB_MAX_UNUSABLE, &is, &e) == MG_EDATA);
+    CHECK(is.gain[0] == P);
+    CHECK(strstr(e.message, "module M420") && strstr(e.message, "100.0 %") && strstr(e.message, "G0 gain"));
+    /* a looser limit lets it through, every pixel masked */
+    CHECK(mg_calib_validate(a, 1.0, &is, &e) == 0 && a->mask[100] == MG_MASK_GAIN(0));
+
+    /* nothing to judge: no issue */
+    mg_module_calib *b = mg_calib_module(&c, "M418", 1, 0);
+    CHECK(mg_calib_validate(b, MG_CALIB_MAX_UNUSABLE, &is, &e) == 0 && is.unusable == 0 && b->mask == NULL);
+    mg_calib_free(&c);
+}
+
 int main(void)
 {
     RUN(test_roundtrip_and_check);
     RUN(test_storage_cells);
+    RUN(test_validate);
     return CHECK_DONE();
 }

@@ -16,6 +16,9 @@
  *          a gain whose run was taken
  *   bit 16 stuck: zero RMS over 2 or more valid frames of a gain, at a
  *          nonzero ADC
+ *   bit 17, 18, 19  the G0, G1, G2 gain is unusable: not finite, zero, of
+ *          the wrong sign, or outside the range real modules show
+ *          (mg_calib_validate; bit 15 there for pedestals 0 or >= 16383)
  *
  * Bit 0 (gap) and bit 31 (virtual pixel) come from the geometry
  * (morgul/geometry.h), never from here.
@@ -34,6 +37,7 @@
 #define MG_MASK_WRONG_GAIN(g) (1u << (12 + (g)))
 #define MG_MASK_PEDESTAL_RANGE (1u << 15)
 #define MG_MASK_STUCK (1u << 16)
+#define MG_MASK_GAIN(g) (1u << (17 + (g)))
 
 typedef struct mg_mask_criteria {
     double min_valid_fraction; /* of a run's frames; default 0.5 */

@@ -108,6 +108,41 @@ mg_module_calib *mg_calib_module(mg_calibration *c, const char *name, int row, i
  * pedestal (3 gains), gain (3 gains); names the first thing missing. */
 int mg_calib_check(const mg_calibration *c, const mg_detector *det, mg_error *err);
 
+/* What a module's constants hold that no real module shows.  Gains: not
+ * finite, zero, of the wrong sign, or outside mg_gain_range (ADU/keV; a gain
+ * map in another unit or with its planes in another order falls far
+ * outside); pedestals: 0, 16383 or above (PSI's marks of bad pixels: they
+ * read hundreds of photons), or infinite (NaN is "unknown": that gain is
+ * invalid for the pixel, not an error). */
+typedef struct mg_calib_issues {
+    uint64_t gain[3];     /* pixels whose G0, G1, G2 gain is unusable */
+    uint64_t pedestal[3]; /* pixels whose G0, G1, G2 pedestal is (in any storage cell) */
+    uint64_t unusable;    /* pixels with either */
+} mg_calib_issues;
+
+/* The range of each gain real modules show, ADU/keV: G0 10..200 (typical
+ * +41), G1 -10..-0.1 (typical -1.44), G2 -1..-0.01 (typical -0.115). */
+extern const double mg_gain_range[3][2];
+/* A module with more than this fraction of its pixels unusable is refused. */
+#define MG_CALIB_MAX_UNUSABLE 0.05
+
+/* Checks every constant of module m that is there (gain map, pedestals):
+ * each pixel with an unusable value is masked with its reason (bits 17-19
+ * for gains, bit 15 for pedestals, in every storage cell's mask; the mask
+ * is made if m has none), and counted into *out (may be NULL).  Returns 0,
+ * or MG_EDATA naming the module and the counts when more than
+ * `max_unusable` (a fraction; MG_CALIB_MAX_UNUSABLE) of its pixels are
+ * unusable, or MG_ENOMEM. */
+int mg_calib_validate(mg_module_calib *m, double max_unusable, mg_calib_issues *out, mg_error *err);
+
+/* A line per kind of issue for module `name` on `out` (nothing if none). */
+void mg_calib_issues_print(const char *name, const mg_calib_issues *x, FILE *out);
+
+/* mg_calib_validate for every module of det in c, each one's issues printed
+ * on `log` (may be NULL) prefixed "calibration: "; the first refusal is
+ * returned. */
+int mg_calib_validate_detector(mg_calibration *c, const mg_detector *det, FILE *log, mg_error *err);
+
 /* The conversion tables of one module of a checked calibration (pedestal
  * and gain present) at photon energy `energy_kev` (0 or 1: keV output), on
  * NUMA node `node`: one set per storage cell (morgul/convert.h,

@@ -95,6 +95,7 @@ typedef struct mg_run_config {
 #define MG_RUN_ACQ_KEPT 64 /* acquisitions the summary describes one by one */
 
 typedef struct mg_run_summary {
+    int started;                /* set-up done: listening (live) or reading the capture; 0: nothing to sum up */
     int nlinks, nmodules;
     char module_names[MG_MAX_MODULES][MG_NAME_MAX];
     unsigned expected_packets;  /* per module and frame (readout) */
