@@ -449,6 +449,8 @@ int mg_calib_peek(const char *path, mg_calib_header *h, mg_error *err)
     memset(h, 0, sizeof *h);
     h->exposure_s = NAN;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (access(path, F_OK) == 0 && mg_h5_probe(path, 0, err))
+        return err ? err->code : MG_EDATA;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
         return mg_error_set(err, MG_EIO, "cannot open calibration file %s (missing, truncated, or not HDF5)", path);
@@ -504,6 +506,9 @@ int mg_calib_read(const char *path, mg_calibration *c, mg_error *err)
     mg_calib_init(c);
     mg_h5_register_bitshuffle(NULL);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    /* a damaged file must not take the run down with it: walked whole in a child first */
+    if (access(path, F_OK) == 0 && mg_h5_probe(path, SIZE_MAX, err))
+        return err ? err->code : MG_EDATA;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
         return mg_error_set(err, MG_EIO, "cannot open calibration file %s (missing, or not HDF5)", path);
@@ -751,6 +756,8 @@ int mg_pedestal_import_h5(const char *path, const char *name, mg_module_calib *m
         return mg_error_set(err, MG_ECONFIG, "module %s is calibrated per storage cell (%d cells); %s has one pedestal "
                             "per gain: import it into a new calibration file", name, m->cells, path);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (access(path, F_OK) == 0 && mg_h5_probe(path, SIZE_MAX, err))
+        return err ? err->code : MG_EDATA;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
         return mg_error_set(err, MG_EIO, "cannot open %s (missing, or not HDF5)", path);

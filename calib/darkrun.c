@@ -6,8 +6,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "morgul/calibration.h"
+#include "morgul/h5util.h"
 #include "morgul/jungfrau.h"
 #include "morgul/pedestal.h"
 #include "morgul/rawread.h"
@@ -25,6 +27,8 @@ void mg_dark_info_defaults(mg_dark_info *d)
 static int read_user_mask(const char *path, const char *name, uint8_t *user, mg_error *err)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (access(path, F_OK) == 0 && mg_h5_probe(path, SIZE_MAX, err))
+        return err ? err->code : MG_EDATA;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
         return mg_error_set(err, MG_EIO, "cannot open the user mask %s (missing, or not HDF5)", path);

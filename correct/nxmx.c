@@ -1,6 +1,7 @@
 /* nxmx.c - the NXmx description of corrected data (see morgul/nxmx.h). */
 #include "morgul/nxmx.h"
 
+#include <float.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdlib.h>
@@ -160,36 +161,41 @@ static int write_master(int64_t file, uint64_t frames, void *ctx)
     put_f64(det, "distance", in->distance_m, "m");
     put_i64(det, "bit_depth_readout", 16);
     put_i64(det, "bit_depth_image", in->type == MG_OUT_INT16 ? 16 : 32);
-    /* NXmx: valid pixels are those from underload_value to saturation_value,
-     * so underload_value is the lowest valid value, one above the invalid
-     * marker (int32 counts are clamped at 0); dxtbx (DIALS) then leaves the
-     * invalid value out of its trusted range. */
+    /* NXmx: valid pixels lie from underload_value to saturation_value.
+     * Readers differ on whether the ends are included (dxtbx before 3.13
+     * trusts underload <= v < saturation, later ones underload <= v <=
+     * saturation), so each end is one step inside the values that mark a
+     * pixel: the saturated value is above saturation_value and the invalid
+     * value below underload_value, and every reader leaves both out. */
     if (in->type == MG_OUT_INT16) {
-        put_i64(det, "saturation_value", MG_INT16_SATURATED);
+        put_i64(det, "saturation_value", MG_INT16_SATURATED - 1);
         put_i64(det, "underload_value", MG_INT16_INVALID + 1);
     } else if (in->type == MG_OUT_INT32) {
-        put_i64(det, "saturation_value", MG_INT32_SATURATED);
+        put_i64(det, "saturation_value", MG_INT32_SATURATED - 1);
         put_i64(det, "underload_value", 0);
-    } else
-        put_f64(det, "saturation_value", INFINITY, NULL);
-    /* the pixel mask, compressed: it is mostly zeros */
+    } else { /* finite (dxtbx converts it to a number): saturated is +inf, invalid NaN */
+        put_f64(det, "saturation_value", FLT_MAX, NULL);
+        put_f64(det, "underload_value", -FLT_MAX, NULL);
+    }
+    /* the pixel mask, contiguous and uncompressed: XDS's Neggia plugin reads
+     * no other layout (and the master is rewritten only per data file) */
     hsize_t dims[2] = {(hsize_t)g->height, (hsize_t)g->width};
     hid_t s = H5Screate_simple(2, dims, NULL);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_chunk(dcpl, 2, dims);
-    H5Pset_deflate(dcpl, 1);
-    hid_t m = H5Dcreate2(det, "pixel_mask", H5T_STD_U32LE, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    hid_t m = H5Dcreate2(det, "pixel_mask", H5T_STD_U32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     int bad = m < 0 || H5Dwrite(m, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, in->pixel_mask) < 0;
     if (m >= 0)
         H5Dclose(m);
-    H5Pclose(dcpl);
     H5Sclose(s);
     put_i64(det, "pixel_mask_applied", 0);
     /* what XDS's plugins read besides NXmx (the Eiger layout): the number of
      * images and triggers, the same mask (a second name for it) and the
-     * image size; the frames are linked file by file as /entry/data/data_NNNNNN */
-    hid_t ds = group(f, DET "/detectorSpecific", "NXcollection");
-    if (ds < 0)
+     * image size; the frames are linked file by file as /entry/data/data_NNNNNN.
+     * Not for float32: Neggia would take the float bits for counts; without
+     * this group it refuses the file, saying it has no pixel mask. */
+    hid_t ds = in->type == MG_OUT_FLOAT32 ? 0 : group(f, DET "/detectorSpecific", "NXcollection");
+    if (ds == 0)
+        ;
+    else if (ds < 0)
         bad = 1;
     else {
         put_u64(ds, "nimages", frames);

@@ -2,11 +2,13 @@
  * morgul's per-module files (contract in morgul/rawread.h). */
 #include "morgul/rawread.h"
 
+#include <glob.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "morgul/bitshuffle.h"
 #include "morgul/h5filter.h"
@@ -485,6 +487,35 @@ static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
     return rc;
 }
 
+/* Probes (morgul/h5util.h) the files given and, for a morgul master
+ * (PREFIX_master.h5), the data files beside it (PREFIX_data_*.h5) its
+ * virtual datasets map: their metadata and the small datasets, not the
+ * frames (a damaged chunk is an error of its own, found when it is read). */
+static int probe_files(const char *const *paths, int npaths, mg_error *err)
+{
+    const size_t small = (size_t)1 << 20;
+    for (int m = 0; m < npaths; m++) {
+        size_t n = strlen(paths[m]);
+        const char *tail = "_master.h5";
+        if (n > strlen(tail) && !strcmp(paths[m] + n - strlen(tail), tail)) {
+            char pat[4200];
+            snprintf(pat, sizeof pat, "%.*s_data_*.h5", (int)(n - strlen(tail)), paths[m]);
+            glob_t g;
+            if (glob(pat, 0, NULL, &g) == 0) {
+                int rc = 0;
+                for (size_t k = 0; k < g.gl_pathc && !rc; k++)
+                    rc = mg_h5_probe(g.gl_pathv[k], small, err);
+                globfree(&g);
+                if (rc)
+                    return rc;
+            }
+        }
+        if (access(paths[m], F_OK) == 0 && mg_h5_probe(paths[m], small, err))
+            return err ? err->code : MG_EDATA;
+    }
+    return 0;
+}
+
 mg_rawread *mg_rawread_open(const char *const *paths, int npaths, const mg_rawread_naming *naming, mg_error *err)
 {
     if (npaths < 1 || npaths > MG_MAX_MODULES) {
@@ -507,11 +538,14 @@ mg_rawread *mg_rawread_open(const char *const *paths, int npaths, const mg_rawre
     for (int m = 0; m < npaths; m++)
         snprintf(r->paths[m], sizeof r->paths[m], "%s", paths[m]);
     snprintf(r->det.name, sizeof r->det.name, "jungfrau");
-    int rc = 0;
-    r->f[0] = H5Fopen(paths[0], H5F_ACC_RDONLY, H5P_DEFAULT);
+    /* damaged files must not crash the reader: each is walked in a child first */
+    int rc = probe_files(paths, npaths, err);
+    r->f[0] = rc ? -1 : H5Fopen(paths[0], H5F_ACC_RDONLY, H5P_DEFAULT);
     hsize_t dims[4] = {0};
     int rank = r->f[0] >= 0 ? data_dims(r->f[0], &r->d[0], dims) : 0;
-    if (r->f[0] < 0)
+    if (rc)
+        ;
+    else if (r->f[0] < 0)
         rc = mg_error_set(err, MG_EIO, "cannot open %s (missing, or not HDF5)", paths[0]);
     else if (rank == 3 && H5Lexists(r->f[0], "detector", H5P_DEFAULT) <= 0 && dims[1] == MG_MODULE_ROWS &&
              dims[2] == MG_MODULE_COLS)

@@ -72,7 +72,7 @@ def test_nxmx_master(raw_run):
         assert f[det + "/x_pixel_size"][()] == pytest.approx(75e-6) and units(det + "/x_pixel_size") == "m"
         assert f[det + "/sensor_thickness"][()] == pytest.approx(320e-6)
         assert f[det + "/sensor_material"][()] == b"Si"
-        assert f[det + "/saturation_value"][()] == 32767 and f[det + "/underload_value"][()] == -32767
+        assert f[det + "/saturation_value"][()] == 32766 and f[det + "/underload_value"][()] == -32767
         assert f[det + "/distance"][()] == pytest.approx(0.12) and units(det + "/distance") == "m"
         assert f[det + "/beam_center_x"][()] == pytest.approx(500.5) and units(det + "/beam_center_x") == "pixel"
         assert f[det + "/depends_on"][()] == b"/entry/instrument/detector/transformations/translation"

@@ -3,7 +3,8 @@ library through which DIALS imports images, reads morgul's master file of
 a 2-module detector corrected from the real PSI frames: its format, the
 detector, beam and scan models, every image (through the standard
 bitshuffle plugin), and its mask, which must leave out the gaps, the
-calibration's bad pixels and every invalid or saturated pixel."""
+calibration's bad pixels and every invalid or saturated pixel, for each
+output type (int16, int32, float32)."""
 import h5py
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ HC_KEV_A = 12.398419843320026
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Two modules of real frames replayed raw, a calibration with PSI's pedestals and gain map for both,
-    corrected to int16 and to int32."""
+    corrected to int16, int32 and float32."""
     d = tmp_path_factory.mktemp("dxtbx")
     frames = ",".join(str(MOD5 / f"mod5_raw{k}.bin") for k in range(10))
     morgul("simulate", "-n", 10, "--content", "frames", "--frames-file", frames, "--pcap", d / "c.pcap",
@@ -35,7 +36,7 @@ def runs(tmp_path_factory):
         morgul("calib", "import", "-c", cal, "--module", m, "--row", row, "--pedestal",
                ",".join(str(MOD5 / f"mod5_pedeG{g}.bin") for g in range(3)))
     out = {}
-    for t in ("int16", "int32"):
+    for t in ("int16", "int32", "float32"):
         morgul("correct", d / "raw_master.h5", "-c", cal, "--energy", 12.4, "-o", d / t, "--type", t,
                "--distance", 120, "--beam-center", "500.5,600", "--omega", "10,0.1")
         out[t] = d / f"{t}_master.h5"
@@ -68,19 +69,37 @@ def test_format_and_models(runs):
     assert iset.get_goniometer() is not None
 
 
-@pytest.mark.parametrize("kind,invalid,saturated", [("int16", -32768, 32767), ("int32", -1, 2**31 - 1)])
-def test_images_and_mask(runs, kind, invalid, saturated):
+TYPES = [("int16", -32768, 32767, (-32767, 32766)), ("int32", -1, 2**31 - 1, (0, 2**31 - 2)),
+         ("float32", np.nan, np.inf, (-np.finfo(np.float32).max, np.finfo(np.float32).max))]
+
+
+@pytest.mark.parametrize("kind,invalid,saturated,valid", TYPES)
+def test_images_and_mask(runs, kind, invalid, saturated, valid):
+    """Every image as stored; the trusted range is the valid values' (the
+    ends one step inside the saturated and invalid markers, so that readers
+    that include an end and readers that exclude it agree); the mask leaves
+    out exactly the gaps, the calibration's bad pixels, the invalid and the
+    saturated pixels."""
     master = runs[kind]
     iset = imported(master)
     with h5py.File(master, "r") as f:
         data = f["entry/data/data"][()]
         pm = f["entry/instrument/detector/pixel_mask"][()]
+        det = f["entry/instrument/detector"]
+        assert (det["underload_value"][()], det["saturation_value"][()]) == pytest.approx(valid)
+    lo, hi = iset.get_detector()[0].get_trusted_range()
+    assert lo <= valid[0] and hi >= valid[1] and np.isfinite(hi)
     gap_rows = slice(514, 514 + 36)
     assert (pm[gap_rows] & 1).all()
+    is_invalid = np.isnan(data) if kind == "float32" else data == invalid
     for k in range(10):
         img = iset.get_raw_data(k)[0].as_numpy_array()
-        assert (img == data[k]).all()
+        assert img.dtype.kind == ("f" if kind == "float32" else "i")
+        assert np.array_equal(img, data[k], equal_nan=True)
         mask = iset.get_mask(k)[0].as_numpy_array()  # True: trusted
-        bad = (pm != 0) | (data[k] == invalid) | (data[k] == saturated)
-        assert (data[k] == invalid).sum() > 0 and (data[k] == saturated).sum() > 0
+        bad = (pm != 0) | is_invalid[k] | (data[k] == saturated)
+        assert is_invalid[k].sum() > 0 and (data[k] == saturated).sum() > 0
         assert (mask == ~bad).all(), f"frame {k}: {(mask != ~bad).sum()} pixels trusted differently"
+        # what is trusted lies inside [underload_value, saturation_value]
+        good = data[k][mask]
+        assert good.min() >= valid[0] and good.max() <= valid[1]
