@@ -116,8 +116,9 @@ int mg_detopt_build(const mg_detopt *o, mg_detector *det, mg_error *err)
 
 const char *const mg_corropt_names[MG_CORROPT_COUNT] = {
     "calibration", "energy", "wavelength", "type", "keV", "raw-layout", "mask-big",
-    "gap-rows", "gap-cols", "no-flip", "distance", "beam-center", "omega", "calibration-store", "max-age", "runtime-pedestal"};
-const int mg_corropt_has_arg[MG_CORROPT_COUNT] = {1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1};
+    "gap-rows", "gap-cols", "no-flip", "distance", "beam-center", "omega", "calibration-store", "max-age", "runtime-pedestal",
+    "sample", "source"};
+const int mg_corropt_has_arg[MG_CORROPT_COUNT] = {1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1};
 
 void mg_corropt_init(mg_corropt *o)
 {
@@ -179,7 +180,35 @@ int mg_corropt_take(mg_corropt *o, const char *cmd, int i, const char *v)
             return -1;
         }
         return 0;
+    case 16: o->sample = v; return 0;
+    case 17: o->source = v; return 0;
     default: return -1;
+    }
+}
+
+void mg_cli_command_line(int argc, char **argv, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (!cap)
+        return;
+    out[0] = 0;
+    for (int i = -1; i < argc && n + 1 < cap; i++) {
+        const char *a = i < 0 ? "morgul" : argv[i];
+        int quote = !*a || strpbrk(a, " \t\n'\"\\$`*?[]()<>|&;#~") != NULL;
+        int w;
+        if (!quote)
+            w = snprintf(out + n, cap - n, "%s%s", n ? " " : "", a);
+        else { /* single quotes; a quote inside becomes '\'' */
+            w = snprintf(out + n, cap - n, "%s'", n ? " " : "");
+            for (const char *c = a; *c && w >= 0 && n + (size_t)w + 5 < cap; c++)
+                w += *c == '\'' ? snprintf(out + n + w, cap - n - (size_t)w, "'\\''")
+                                : snprintf(out + n + w, cap - n - (size_t)w, "%c", *c);
+            if (w >= 0 && n + (size_t)w + 1 < cap)
+                w += snprintf(out + n + w, cap - n - (size_t)w, "'");
+        }
+        if (w < 0 || n + (size_t)w >= cap)
+            break;
+        n += (size_t)w;
     }
 }
 

@@ -162,6 +162,7 @@ static void usage(FILE *out)
             "  --distance MM               sample to detector distance (default 100 mm)\n"
             "  --beam-center X,Y           beam centre in pixels (default: the image centre)\n"
             "  --omega START,INCREMENT     a rotation series: omega of the first frame and per frame, degrees\n"
+            "  --sample NAME --source NAME NXmx sample name (default: the output's name) and X-ray source\n"
             "                              (default: stills, no goniometer axis)\n"
             "  --calibration-store DIR     instead of -c: the store's constants valid when the raw data were taken\n"
             "                              at their exposure (morgul calib add); --max-age S: warn if older\n"
@@ -175,6 +176,22 @@ static void usage(FILE *out)
 }
 
 enum { O_FPF = 1000, O_OVER, O_CONFIG, O_NAMES, O_THREADS, O_CORR /* + mg_corropt index */ };
+
+/* Each module's id from the raw records against the name that picked its
+ * calibration: a module whose headers name another module is reported (its
+ * constants may be another module's). */
+static void check_module_ids(mg_rawread *in, const mg_detector *det)
+{
+    const size_t nframes = mg_rawread_frames(in);
+    for (int m = 0; m < det->nmodules; m++) {
+        uint16_t id = 0;
+        for (size_t i = 0; i < nframes && !id; i++)
+            id = mg_rawread_records(in, i)[m].packets ? mg_rawread_records(in, i)[m].module_id : 0;
+        if (mg_module_id_fits(det->modules[m].name, id) == 0)
+            fprintf(stderr, "warning: module %s's packet headers say module id %u: check that the calibration of %s "
+                            "is this module's\n", det->modules[m].name, (unsigned)id, det->modules[m].name);
+    }
+}
 
 int mg_cmd_correct(int argc, char **argv)
 {
@@ -192,6 +209,8 @@ int mg_cmd_correct(int argc, char **argv)
     int overwrite = 0, c;
     uint64_t fpf = 0, threads = 0;
     optind = 1;
+    static char command_line[8192]; /* as typed: getopt reorders argv */
+    mg_cli_command_line(argc, argv, command_line, sizeof command_line);
     while ((c = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': co.calibration = optarg; break;
@@ -341,15 +360,21 @@ int mg_cmd_correct(int argc, char **argv)
         .runtime_onset = runtime_onset,
         .runtime_p0 = (const float *const *)runtime_p0,
         .runtime_cells = runtime_cells,
+        .sample_name = co.sample ? co.sample : mg_nxmx_default_sample(out),
+        .source_name = co.source,
     };
     mg_frame_layout layout;
     mg_nxmx_layout(&info, &layout);
-    mg_rawfile_config rcfg = {.prefix = out, .det = det, .frames_per_file = fpf, .overwrite = overwrite,
-                              .layout = &layout};
+    mg_rawfile_config rcfg = {.prefix = out, .det = det, .command_line = command_line, .frames_per_file = fpf,
+                              .overwrite = overwrite, .layout = &layout};
     if (!(o = mg_rawfile_create(&rcfg, &err))) {
         rc = err.code;
         goto done;
     }
+    /* the data were taken when the raw run says, not now */
+    mg_rawfile_time(o, mg_rawread_start(in));
+    mg_rawfile_time(o, mg_rawread_end(in));
+    check_module_ids(in, det);
     if (!threads) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         threads = ncpu > 0 ? (uint64_t)ncpu : 1;
@@ -367,9 +392,20 @@ int mg_cmd_correct(int argc, char **argv)
     /* close the files whatever happened: what was written stays readable */
     written = mg_rawfile_frames(o);
     {
-        mg_counter counters[] = {{"frames_written", written}, {"module_frames_uncalibrated_cell", uncalibrated}};
+        /* this run's counters, and the raw run's (its losses) carried as raw_NAME */
+        mg_counter counters[2 + 64];
+        char names[64][80];
+        int n = 0;
+        counters[n++] = (mg_counter){"frames_written", written};
+        counters[n++] = (mg_counter){"module_frames_uncalibrated_cell", uncalibrated};
+        const mg_counter *rawc;
+        int nraw = mg_rawread_counters(in, &rawc);
+        for (int i = 0; i < nraw && i < 64; i++) {
+            snprintf(names[i], sizeof names[i], "raw_%s", rawc[i].name);
+            counters[n++] = (mg_counter){names[i], rawc[i].value};
+        }
         mg_error cerr = {0};
-        if (mg_rawfile_close(o, counters, 2, &cerr) && !rc) {
+        if (mg_rawfile_close(o, counters, n, &cerr) && !rc) {
             rc = cerr.code;
             err = cerr;
         }

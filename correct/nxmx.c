@@ -122,17 +122,52 @@ static void axis(hid_t g, const char *name, double value, const char *depends_on
     H5Dclose(d);
 }
 
-static int write_master(int64_t file, uint64_t frames, void *ctx)
+/* Unix s as NXmx's ISO 8601 (UTC, with the fraction of a second) */
+static void iso_time(double t, char *out, size_t cap)
+{
+    time_t sec = (time_t)floor(t);
+    int ms = (int)((t - (double)sec) * 1000 + 0.5);
+    if (ms >= 1000) {
+        sec++;
+        ms -= 1000;
+    }
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char day[32];
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, cap, "%s.%03dZ", day, ms);
+}
+
+static int write_master(int64_t file, const mg_master_facts *facts, void *ctx)
 {
     const mg_nxmx_info *in = ctx;
     hid_t f = (hid_t)file;
     const mg_geometry *g = in->geom;
+    const uint64_t frames = facts->frames;
     hid_t entry = group(f, "entry", "NXentry");
     if (entry < 0)
         return -1;
     mg_h5_attr_str(entry, "default", "data");
     put_str(entry, "definition", "NXmx");
-    put_str(entry, "start_time", in->start_time);
+    /* times from the data: the first frame's arrival (the capture's record time in a replay, the raw run's
+     * for correct); until a frame came, when the files began */
+    char start[40], end[40];
+    if (facts->start > 0)
+        iso_time(facts->start, start, sizeof start);
+    else
+        snprintf(start, sizeof start, "%s", in->start_time);
+    put_str(entry, "start_time", start);
+    /* NXmx requires an estimate of the end; while the run goes on it is the latest frame's arrival */
+    if (facts->end > 0)
+        iso_time(facts->end, end, sizeof end);
+    else
+        snprintf(end, sizeof end, "%s", start);
+    put_str(entry, "end_time_estimated", end);
+    if (facts->ended && facts->end > 0)
+        put_str(entry, "end_time", end);
+    hid_t src = group(f, "entry/source", "NXsource");
+    put_str(src, "name", in->source_name && *in->source_name ? in->source_name : "unknown");
+    H5Gclose(src);
     hid_t data = group(f, "entry/data", "NXdata");
     mg_h5_attr_str(data, "signal", "data");
     H5Gclose(data);
@@ -154,8 +189,9 @@ static int write_master(int64_t file, uint64_t frames, void *ctx)
     put_f64(det, "sensor_thickness", in->sensor_thickness_m, "m");
     put_f64(det, "x_pixel_size", PIXEL_M, "m");
     put_f64(det, "y_pixel_size", PIXEL_M, "m");
-    put_f64(det, "count_time", in->count_time, "s");
-    put_f64(det, "frame_time", in->frame_time, "s");
+    /* given (correct: from the raw run's records), else from the frames' headers as they were written */
+    put_f64(det, "count_time", in->count_time > 0 ? in->count_time : facts->count_time, "s");
+    put_f64(det, "frame_time", in->frame_time > 0 ? in->frame_time : facts->frame_time, "s");
     put_f64(det, "beam_center_x", in->beam_x, "pixel");
     put_f64(det, "beam_center_y", in->beam_y, "pixel");
     put_f64(det, "distance", in->distance_m, "m");
@@ -257,6 +293,7 @@ static int write_master(int64_t file, uint64_t frames, void *ctx)
     H5Gclose(det);
 
     hid_t sample = group(f, "entry/sample", "NXsample");
+    put_str(sample, "name", in->sample_name && *in->sample_name ? in->sample_name : "unknown");
     if (in->rotation) { /* (with no frame yet: an empty omega whose start morgul repair can extend) */
         put_str(sample, "depends_on", "/entry/sample/transformations/omega");
         hid_t tr2 = group(f, "entry/sample/transformations", "NXtransformations");
@@ -293,6 +330,14 @@ static int write_master(int64_t file, uint64_t frames, void *ctx)
     return bad ? -1 : 0;
 }
 
+const char *mg_nxmx_default_sample(const char *prefix)
+{
+    if (!prefix)
+        return NULL;
+    const char *slash = strrchr(prefix, '/');
+    return slash ? slash + 1 : prefix;
+}
+
 void mg_nxmx_layout(mg_nxmx_info *info, mg_frame_layout *layout)
 {
     time_t now = time(NULL);
@@ -306,6 +351,11 @@ void mg_nxmx_layout(mg_nxmx_info *info, mg_frame_layout *layout)
     layout->dims[0] = (uint64_t)info->geom->height;
     layout->dims[1] = (uint64_t)info->geom->width;
     layout->elem = info->type == MG_OUT_INT16 ? MG_ELEM_I16 : info->type == MG_OUT_INT32 ? MG_ELEM_I32 : MG_ELEM_F32;
+    layout->description = info->type == MG_OUT_INT16
+                              ? (info->kev ? "keV; -32768 invalid, 32767 saturated" : "photons; -32768 invalid, 32767 saturated")
+                          : info->type == MG_OUT_INT32
+                              ? (info->kev ? "keV; -1 invalid, 2147483647 saturated" : "photons; -1 invalid, 2147483647 saturated")
+                              : (info->kev ? "keV; NaN invalid, +inf saturated" : "photons; NaN invalid, +inf saturated");
     layout->link_files = 1;
     layout->master_extra = write_master;
     layout->ctx = info;

@@ -51,6 +51,7 @@ typedef struct outbuf {
     mg_module_frame *modules; /* the frame's records */
     int64_t n;                /* chunk bytes; 0: nothing to write (failed) */
     int64_t index;
+    uint64_t arrival_ns;      /* its first packet's arrival (0: none came) */
     int acq;                  /* the frame's acquisition */
     uint64_t seq;
     _Atomic int busy;         /* posted and not yet written */
@@ -250,6 +251,8 @@ static void write_one(mg_pipeline *p, outbuf *b)
             fail(p, &e);
     }
     if (b->n > 0 && !atomic_load(&p->failed)) {
+        if (p->cfg.out && b->arrival_ns)
+            mg_rawfile_time(p->cfg.out, (double)b->arrival_ns * 1e-9);
         if (p->cfg.out && mg_rawfile_write(p->cfg.out, b->index, b->modules, b->chunk, (size_t)b->n, &e))
             fail(p, &e);
         else {
@@ -391,6 +394,7 @@ static void *worker_main(void *arg)
         }
         b->n = n > 0 ? n : 0;
         b->index = f.index;
+        b->arrival_ns = f.arrival_ns;
         b->acq = f.acquisition;
         b->seq = seq;
         atomic_store(&b->busy, 1);

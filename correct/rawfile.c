@@ -6,6 +6,8 @@
 #include <dirent.h>
 #include <hdf5.h>
 #include <libgen.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,22 +25,80 @@
  * loses at most the last second. */
 #define SYNC_NS 500000000ull
 
-enum { M_INDEX, M_FN, M_PACKETS, M_MASK, M_BUNCH, M_TS, M_EXP, M_DAQ, M_COUNT };
+enum { M_INDEX, M_FN, M_PACKETS, M_MASK, M_BUNCH, M_TS, M_EXP, M_DAQ, M_MODID, M_COUNT };
 
 static const struct meta_def {
     const char *path;
     int per_module; /* 0: (frames), 1: (frames, modules), 16: (frames, modules, 16) */
     size_t size;    /* bytes per element */
+    const char *units, *description; /* written as attributes of the dataset */
 } META[M_COUNT] = {
-    [M_INDEX] = {"index", 0, 8},
-    [M_FN] = {"frame_number", 1, 8},
-    [M_PACKETS] = {"packets_received", 1, 2},
-    [M_MASK] = {"packet_mask", 16, 1},
-    [M_BUNCH] = {"bunch_id", 1, 8},
-    [M_TS] = {"timestamp", 1, 8},
-    [M_EXP] = {"exposure_length", 1, 4},
-    [M_DAQ] = {"daq_info", 1, 4},
+    [M_INDEX] = {"index", 0, 8, NULL, "image number within the acquisition (0 = its first frame)"},
+    [M_FN] = {"frame_number", 1, 8, NULL, "each module's frame number from its packet headers"},
+    [M_PACKETS] = {"packets_received", 1, 2, NULL, "packets of the module that arrived, of 128"},
+    [M_MASK] = {"packet_mask", 16, 1, NULL,
+                "bit q%8 of byte q/8: the module's packet q (rows 4q..4q+3) arrived; missing rows read 0xFFFF"},
+    [M_BUNCH] = {"bunch_id", 1, 8, NULL, "bunch id from the packet headers"},
+    [M_TS] = {"timestamp", 1, 8, "1e-7 s", "the detector's time stamp from the packet headers (10 MHz clock)"},
+    [M_EXP] = {"exposure_length", 1, 4, "1e-7 s", "exposure time from the packet headers"},
+    [M_DAQ] = {"daq_info", 1, 4, NULL,
+               "DAQ info from the packet headers: gain settings, storage cell (bits 8-11), event code"},
+    [M_MODID] = {"module_id", 1, 2, NULL, "module id from the packet headers (0: no packet came)"},
 };
+
+/* units and description attributes of the dataset at `path` of `loc` */
+static int describe(hid_t loc, const char *path, const char *units, const char *description)
+{
+    hid_t d = H5Dopen2(loc, path, H5P_DEFAULT);
+    if (d < 0)
+        return -1;
+    int bad = (units && mg_h5_attr_str(d, "units", units) < 0) ||
+              (description && mg_h5_attr_str(d, "description", description) < 0);
+    H5Dclose(d);
+    return bad ? -1 : 0;
+}
+
+/* Unix seconds as ISO 8601 UTC with microseconds: 2026-12-07T06:20:01.123456Z */
+static void iso8601(double t, char *out, size_t cap)
+{
+    time_t sec = (time_t)floor(t);
+    long us = (long)((t - (double)sec) * 1e6 + 0.5);
+    if (us >= 1000000) {
+        sec++;
+        us -= 1000000;
+    }
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char day[32];
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, cap, "%s.%06ldZ", day, us);
+}
+
+static double unix_now(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (double)now.tv_sec + now.tv_nsec * 1e-9;
+}
+
+/* A scalar string dataset at `name` of `loc`, replacing one of that name. */
+static int put_string(hid_t loc, const char *name, const char *v, const char *description)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) > 0)
+        H5Ldelete(loc, name, H5P_DEFAULT);
+    hid_t s = H5Screate(H5S_SCALAR), t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    hid_t d = H5Dcreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int bad = d < 0 || H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0 ||
+              (description && mg_h5_attr_str(d, "description", description) < 0);
+    if (d >= 0)
+        H5Dclose(d);
+    H5Tclose(t);
+    H5Sclose(s);
+    return bad ? -1 : 0;
+}
+
+static void note_records(mg_rawfile *f, int64_t index, const mg_module_frame *mods);
 
 static hid_t meta_type(int i)
 {
@@ -53,7 +113,14 @@ static hid_t meta_type(int i)
 #define RESERVE_BYTES (8u << 20) /* room kept back to close the files on a full disk */
 
 struct mg_rawfile {
-    double start; /* Unix s when created: the run's start, attribute start_time */
+    double t_created; /* Unix s when the writer (or the acquisition's files) began */
+    /* the current acquisition as the data tell it (mg_rawfile_time, the records) */
+    double t_first, t_last;      /* Unix s of its first and last frame's arrival, 0: not known */
+    uint64_t ts_first, ts_last;  /* detector time stamps (0.1 us) of the first and last frame that had one */
+    int64_t ts_first_i, ts_last_i; /* their image numbers */
+    uint32_t exposure;           /* exposure length (0.1 us) of the first frame that had a packet */
+    uint16_t module_id[MG_MAX_MODULES]; /* the first id each module's headers gave, 0: none yet */
+    int id_pending;              /* a module's id became known after the master was written */
     mg_rawfile_config cfg;
     mg_frame_layout lay;     /* the layout in use (raw unless given) */
     char meta_path[M_COUNT][256];
@@ -134,7 +201,9 @@ static hid_t create_extendable(hid_t loc, const char *path, hid_t type, int rank
     return d;
 }
 
-static int write_detector(hid_t loc, const char *path, const mg_detector *det)
+/* The module description at `path`; with module_id (per module, from the
+ * packet headers) also that. */
+static int write_detector(hid_t loc, const char *path, const mg_detector *det, const uint16_t *module_id)
 {
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
@@ -153,6 +222,16 @@ static int write_detector(hid_t loc, const char *path, const mg_detector *det)
     snprintf(name, sizeof name, "%s", det->name);
     H5Awrite(a, str, name);
     H5Aclose(a);
+    /* the description as text, as morgul plan prints it: modules, places, interfaces, addresses, ports */
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *mem = open_memstream(&text, &text_len);
+    if (mem) {
+        mg_detector_print(det, mem);
+        fclose(mem);
+    }
+    int text_bad = text && put_string(g, "description", text, "the detector description the run used") < 0;
+    free(text);
     char(*names)[MG_NAME_MAX] = calloc((size_t)n, MG_NAME_MAX);
     int32_t *rows = calloc((size_t)n, 4), *cols = calloc((size_t)n, 4), *ifs = calloc((size_t)n, 4);
     int32_t *ports = calloc((size_t)n * 2, 4);
@@ -185,6 +264,14 @@ static int write_detector(hid_t loc, const char *path, const mg_detector *det)
                 H5Dclose(d);
         }
         H5Sclose(sp);
+        if (module_id) {
+            hid_t d = H5Dcreate2(g, "module_id", H5T_STD_U16LE, sn, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            if (d < 0 || H5Dwrite(d, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, module_id) < 0 ||
+                mg_h5_attr_str(d, "description", "each module's id from its packet headers (0: no packet came)") < 0)
+                rc = -1;
+            if (d >= 0)
+                H5Dclose(d);
+        }
     }
     (void)one;
     free(names);
@@ -196,7 +283,7 @@ static int write_detector(hid_t loc, const char *path, const mg_detector *det)
     H5Sclose(sn);
     H5Tclose(str);
     H5Gclose(g);
-    return rc;
+    return rc || text_bad ? -1 : 0;
 }
 
 /* Sets aside disk space, so that when the disk fills up the data file's
@@ -269,9 +356,12 @@ static int open_data_file(mg_rawfile *f, mg_error *err)
         f->meta[i] = create_extendable(f->file, f->meta_path[i], meta_type(i), rank, t, META_BLOCK, NULL);
         bad |= f->meta[i] < 0;
     }
-    bad |= write_detector(f->file, f->det_path, f->cfg.det) < 0;
+    for (int i = 0; i < M_COUNT && !bad; i++)
+        bad |= describe(f->file, f->meta_path[i], META[i].units, META[i].description) < 0;
+    bad |= describe(f->file, f->lay.data_path, NULL, f->lay.description) < 0;
+    bad |= write_detector(f->file, f->det_path, f->cfg.det, NULL) < 0;
     bad |= mg_h5_attr_str(f->file, "morgul_version", MG_VERSION) < 0;
-    bad |= mg_h5_attr_double(f->file, "start_time", f->start) < 0;
+    bad |= mg_h5_attr_double(f->file, "file_created", unix_now()) < 0;
     bad |= !bad && H5Fstart_swmr_write(f->file) < 0;
     f->in_file = f->meta_written = 0;
     if (bad)
@@ -488,9 +578,7 @@ mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
         return NULL;
     }
     f->cfg = *cfg;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    f->start = (double)now.tv_sec + now.tv_nsec * 1e-9;
+    f->t_created = unix_now();
     f->file = -1;
     f->dirfd = -1;
     if (cfg->layout)
@@ -503,6 +591,8 @@ mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err)
         f->lay.dims[1] = MG_MODULE_ROWS;
         f->lay.dims[2] = MG_MODULE_COLS;
         f->lay.elem = MG_ELEM_U16;
+        f->lay.description = "raw detector words, modules in /detector order: bits 15-14 gain (00 G0, 01 G1, "
+                             "11 G2), bits 13-0 ADC; 0xFFFF where a packet did not arrive (see frames/packet_mask)";
     }
     f->frank = f->lay.rank;
     for (int i = 0; i < 3; i++)
@@ -628,7 +718,13 @@ static int write_frame(mg_rawfile *f, int64_t index, const mg_module_frame *mods
         ((uint64_t *)f->mbuf[M_TS])[at] = mods[m].timestamp;
         ((uint32_t *)f->mbuf[M_EXP])[at] = mods[m].exposure_length;
         ((uint32_t *)f->mbuf[M_DAQ])[at] = mods[m].daq_info;
+        ((uint16_t *)f->mbuf[M_MODID])[at] = mods[m].module_id;
+        if (mods[m].packets && !f->module_id[m] && mods[m].module_id) {
+            f->module_id[m] = mods[m].module_id;
+            f->id_pending = 1;
+        }
     }
+    note_records(f, index, mods);
     f->mbuf_n++;
     f->in_file++;
     f->total++;
@@ -747,6 +843,59 @@ static void sync_path(const char *path, int dirfd)
         fsync(dirfd);
 }
 
+/* What the data told of the current acquisition. */
+static void master_facts(const mg_rawfile *f, int live, mg_master_facts *x)
+{
+    memset(x, 0, sizeof *x);
+    x->frames = f->total;
+    x->start = f->t_first;
+    x->end = f->t_last;
+    x->count_time = f->exposure * 1e-7;
+    if (f->ts_last_i > f->ts_first_i && f->ts_last > f->ts_first)
+        x->frame_time = (double)(f->ts_last - f->ts_first) * 1e-7 / (double)(f->ts_last_i - f->ts_first_i);
+    x->ended = !live;
+    x->module_id = f->module_id;
+}
+
+/* The records' facts: exposure and the detector's time stamps (of the first
+ * module that has them), and the master rewritten when a module's id
+ * became known. */
+static void note_records(mg_rawfile *f, int64_t index, const mg_module_frame *mods)
+{
+    for (int m = 0; m < f->nmod; m++) {
+        if (!mods[m].packets)
+            continue;
+        if (!f->exposure)
+            f->exposure = mods[m].exposure_length;
+        if (mods[m].timestamp) {
+            if (!f->ts_first) {
+                f->ts_first = mods[m].timestamp;
+                f->ts_first_i = index;
+            } else if (index > f->ts_last_i && mods[m].timestamp > f->ts_first) {
+                f->ts_last = mods[m].timestamp;
+                f->ts_last_i = index;
+            }
+        }
+        break;
+    }
+    if (f->id_pending) {
+        f->id_pending = 0;
+        f->master_files = -1; /* rewritten at the next sync */
+    }
+}
+
+void mg_rawfile_time(mg_rawfile *f, double t)
+{
+    if (!(t > 0))
+        return;
+    if (!(f->t_first > 0)) {
+        f->t_first = t;
+        f->master_files = -1; /* the start is known: the master says it at the next sync */
+    }
+    if (t > f->t_last)
+        f->t_last = t;
+}
+
 /* Writes the current acquisition's master file, whole, under a temporary
  * name, and renames it over the one before: a reader, or a crash, finds the
  * old master or the new one, never half of one.  `live`: the run goes on -
@@ -771,9 +920,15 @@ static int write_master(mg_rawfile *f, int live, const char *status, const mg_co
         int rank = META[i].per_module == 0 ? 1 : META[i].per_module == 1 ? 2 : 3;
         bad |= make_vds(f, m, f->meta_path[i], meta_type(i), rank, t, live);
     }
-    bad |= write_detector(m, f->det_path, f->cfg.det) < 0;
+    for (int i = 0; i < M_COUNT && !bad; i++)
+        bad |= describe(m, f->meta_path[i], META[i].units, META[i].description) < 0;
+    bad |= describe(m, f->lay.data_path, NULL, f->lay.description) < 0;
+    bad |= write_detector(m, f->det_path, f->cfg.det, f->module_id) < 0;
     bad |= mg_h5_attr_str(m, "morgul_version", MG_VERSION) < 0;
-    bad |= mg_h5_attr_double(m, "start_time", f->start) < 0;
+    /* when the data were taken: the first frame's arrival (until one came, when the files began) */
+    bad |= mg_h5_attr_double(m, "start_time", f->t_first > 0 ? f->t_first : f->t_created) < 0;
+    if (f->t_last > 0)
+        bad |= mg_h5_attr_double(m, "end_time", f->t_last) < 0;
     bad |= mg_h5_attr_str(m, "morgul_status", status) < 0;
     bad |= mg_h5_attr_str(m, "morgul_data_path", f->lay.data_path) < 0;
     bad |= mg_h5_attr_str(m, "morgul_records", f->meta_path[0]) < 0;
@@ -788,7 +943,27 @@ static int write_master(mg_rawfile *f, int live, const char *status, const mg_co
     H5Sclose(s1);
     if (g >= 0)
         H5Gclose(g);
-    if (f->lay.master_extra && f->lay.master_extra((int64_t)m, f->total, f->lay.ctx))
+    /* what the run was, as text: times from the data, the command, the software (/run holds numbers only) */
+    g = H5Gcreate2(m, "metadata", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    bad |= g < 0;
+    if (g >= 0) {
+        char iso[64];
+        if (f->t_first > 0) {
+            iso8601(f->t_first, iso, sizeof iso);
+            bad |= put_string(g, "start_time", iso, "arrival of the first frame (UTC)") < 0;
+        }
+        if (f->t_last > 0 && !live) {
+            iso8601(f->t_last, iso, sizeof iso);
+            bad |= put_string(g, "end_time", iso, "arrival of the last frame (UTC)") < 0;
+        }
+        if (f->cfg.command_line)
+            bad |= put_string(g, "command_line", f->cfg.command_line, "the command that wrote the files") < 0;
+        bad |= put_string(g, "software", "morgul " MG_VERSION, NULL) < 0;
+        H5Gclose(g);
+    }
+    mg_master_facts facts;
+    master_facts(f, live, &facts);
+    if (f->lay.master_extra && f->lay.master_extra((int64_t)m, &facts, f->lay.ctx))
         bad = 1;
     bad |= H5Fclose(m) < 0;
     if (!bad) {
@@ -1140,9 +1315,12 @@ int mg_rawfile_next_acquisition(mg_rawfile *f, const mg_counter *counters, int n
     f->total = f->bytes = 0;
     if (f->file_frames)
         memset(f->file_frames, 0, sizeof(uint64_t) * (size_t)f->files_cap);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    f->start = (double)now.tv_sec + now.tv_nsec * 1e-9;
+    f->t_created = unix_now();
+    f->t_first = f->t_last = 0;
+    f->ts_first = f->ts_last = 0;
+    f->ts_first_i = f->ts_last_i = 0;
+    f->exposure = 0;
+    memset(f->module_id, 0, sizeof f->module_id);
     if (!rc)
         rc = open_data_file(f, err);
     if (!rc)
@@ -1181,3 +1359,4 @@ int mg_rawfile_acquisition(const mg_rawfile *f) { return f->acq; }
 uint64_t mg_rawfile_set_frames(const mg_rawfile *f) { return f->total; }
 uint64_t mg_rawfile_bytes(const mg_rawfile *f) { return f->bytes; }
 const char *mg_rawfile_master_path(const mg_rawfile *f) { return f->master; }
+const uint16_t *mg_rawfile_module_ids(const mg_rawfile *f) { return f->module_id; }

@@ -47,7 +47,10 @@ struct mg_rawread {
     mg_module_frame *recs; /* nframes x nmod */
     int64_t *index;
     int gain;
-    double start, exposure;
+    double start, end, exposure;
+    mg_counter counters[64]; /* the raw run's /run counters */
+    char counter_names[64][64];
+    int ncounters;
     /* the direct path (morgul files): each frame's chunk read as stored and
      * decompressed by the caller, outside HDF5 (mg_rawread_fetch) */
     source *src;
@@ -412,6 +415,35 @@ static long source_of(mg_rawread *r, size_t i)
     return r->src_d < 0 ? -2 : r->src_direct ? k : -1;
 }
 
+/* The raw run's counters: every unsigned scalar of /run (at most 64). */
+static void read_counters(mg_rawread *r, hid_t f)
+{
+    hid_t g = H5Lexists(f, "run", H5P_DEFAULT) > 0 ? H5Gopen2(f, "run", H5P_DEFAULT) : -1;
+    if (g < 0)
+        return;
+    H5G_info_t gi;
+    for (hsize_t i = 0; H5Gget_info(g, &gi) >= 0 && i < gi.nlinks && r->ncounters < 64; i++) {
+        char name[64];
+        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) <= 0)
+            continue;
+        hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+        if (d < 0)
+            continue;
+        hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
+        uint64_t v = 0;
+        if (H5Tget_class(t) == H5T_INTEGER && H5Sget_simple_extent_type(sp) == H5S_SCALAR &&
+            H5Dread(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0) {
+            int k = r->ncounters++;
+            snprintf(r->counter_names[k], sizeof r->counter_names[k], "%s", name);
+            r->counters[k] = (mg_counter){r->counter_names[k], v};
+        }
+        H5Sclose(sp);
+        H5Tclose(t);
+        H5Dclose(d);
+    }
+    H5Gclose(g);
+}
+
 static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
 {
     const char *in = r->paths[0];
@@ -442,8 +474,24 @@ static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
         H5Tclose(st);
         if (bad)
             rc = mg_error_set(err, MG_EFORMAT, "%s has no /detector description for its %zu module(s)", in, r->nmod);
-        else if (H5Aexists(f, "detector") > 0)
-            mg_h5_attr_get_str(f, "detector", r->det.name, sizeof r->det.name);
+        else {
+            /* the run's detector as it was described: its name, interfaces and ports */
+            hid_t g = H5Gopen2(f, "detector", H5P_DEFAULT);
+            if (g >= 0) {
+                if (H5Aexists(g, "name") > 0)
+                    mg_h5_attr_get_str(g, "name", r->det.name, sizeof r->det.name);
+                H5Gclose(g);
+            }
+            int ifs[MG_MAX_MODULES], ports[2 * MG_MAX_MODULES];
+            if (!read_all(f, "detector/module_interfaces", H5T_NATIVE_INT, ifs, r->nmod))
+                for (size_t m = 0; m < r->nmod; m++)
+                    r->det.modules[m].interfaces = ifs[m] == 2 ? 2 : 1;
+            if (!read_all(f, "detector/module_ports", H5T_NATIVE_INT, ports, r->nmod * 2))
+                for (size_t m = 0; m < r->nmod; m++)
+                    for (int i = 0; i < 2; i++)
+                        r->det.modules[m].ports[i] = ports[2 * m + i] > 0 && ports[2 * m + i] < 65536
+                                                         ? (uint16_t)ports[2 * m + i] : 0;
+        }
     }
     for (size_t m = 0; m < r->nmod && !rc; m++) {
         snprintf(r->det.modules[m].name, MG_NAME_MAX, "%s", names[m]);
@@ -465,6 +513,7 @@ static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
     REC("frames/exposure_length", exposure_length, H5T_NATIVE_UINT32, uint32_t)
     REC("frames/daq_info", daq_info, H5T_NATIVE_UINT32, uint32_t)
     REC("frames/packets_received", packets, H5T_NATIVE_UINT16, uint16_t)
+    REC("frames/module_id", module_id, H5T_NATIVE_UINT16, uint16_t)
 #undef REC
     if (have && !read_all(f, "frames/packet_mask", H5T_NATIVE_UINT8, buf, n * 16))
         for (size_t i = 0; i < n; i++)
@@ -476,6 +525,8 @@ static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
                 r->recs[i * r->nmod + m].packets = MG_PACKETS_PER_MODULE;
         }
     r->start = mg_h5_attr_get_double(f, "start_time", 0);
+    r->end = mg_h5_attr_get_double(f, "end_time", 0);
+    read_counters(r, f);
     r->exposure = r->nframes && r->recs && r->recs[0].exposure_length ? r->recs[0].exposure_length * 1e-7 : NAN;
     free(names), free(rows), free(cols), free(buf);
     if (!rc) {
@@ -561,10 +612,13 @@ mg_rawread *mg_rawread_open(const char *const *paths, int npaths, const mg_rawre
                                            "or (frames, 512, 1024) from the original morgul): not a raw file", paths[0]);
     if (!rc) {
         r->det.nmodules = (int)r->nmod;
-        for (size_t m = 0; m < r->nmod; m++) {
-            r->det.modules[m].interfaces = 1;
-            r->det.modules[m].ports[0] = (uint16_t)(1 + m);
-        }
+        /* the run's own interfaces and ports when the files say (morgul's do), else stand-ins that pass
+         * validation (original files: there is no network here) */
+        for (size_t m = 0; m < r->nmod; m++)
+            if (!r->det.modules[m].interfaces || !r->det.modules[m].ports[0]) {
+                r->det.modules[m].interfaces = 1;
+                r->det.modules[m].ports[0] = (uint16_t)(1 + m);
+            }
         rc = mg_detector_validate(&r->det, err);
     }
     if (rc) {
@@ -604,6 +658,12 @@ const mg_module_frame *mg_rawread_records(const mg_rawread *r, size_t i) { retur
 int64_t mg_rawread_index(const mg_rawread *r, size_t i) { return r->index[i]; }
 int mg_rawread_gain(const mg_rawread *r) { return r->gain; }
 double mg_rawread_start(const mg_rawread *r) { return r->start; }
+double mg_rawread_end(const mg_rawread *r) { return r->end; }
+int mg_rawread_counters(const mg_rawread *r, const mg_counter **counters)
+{
+    *counters = r->counters;
+    return r->ncounters;
+}
 double mg_rawread_exposure(const mg_rawread *r) { return r->exposure; }
 
 int mg_rawread_complete(const mg_rawread *r, size_t i)

@@ -46,6 +46,7 @@ typedef struct link_frame {
     uint64_t mask[2];
     uint64_t frame_number, bunch_id, timestamp;
     uint32_t exposure_length, daq_info;
+    uint16_t module_id;
     uint64_t t_open;    /* arrival of the link's first packet of the frame */
 } link_frame;
 
@@ -444,6 +445,7 @@ static int accept(mg_assembler *a, int l, int64_t kk, const mg_jf_header *h, con
         lf->timestamp = h->timestamp;
         lf->exposure_length = h->exposure_length;
         lf->daq_info = h->daq_info;
+        lf->module_id = h->module_id;
         lf->t_open = t;
         /* the frame's first packet anywhere: what other modules are paired with */
         int64_t tf = atomic_load_explicit(&s->tframe, memory_order_acquire);
@@ -1002,6 +1004,7 @@ static void build_frame(mg_assembler *a, int64_t k, const acq *q, slot *s, mg_fr
             mf->timestamp = lf->timestamp;
             mf->exposure_length = lf->exposure_length;
             mf->daq_info = lf->daq_info;
+            mf->module_id = lf->module_id;
         }
         for (unsigned p = 0; p < lk->ppi; p++) {
             unsigned qn = (unsigned)lk->iface * lk->ppi + p;
@@ -1102,6 +1105,7 @@ int mg_asm_next_frame(mg_assembler *a, mg_frame *f)
                 }
             if (hi > lo && hi - lo > a->tot.max_skew_ns)
                 a->tot.max_skew_ns = hi - lo;
+            f->arrival_ns = lo == UINT64_MAX ? 0 : lo;
         }
         f->index = k - q->k0;
         f->acquisition = a->cur;

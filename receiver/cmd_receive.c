@@ -64,6 +64,7 @@ static const char *const run_help =
     "      --raw-layout | --mask-big | --no-flip | --gap-rows N | --gap-cols N   image layout (see morgul correct)\n"
     "      --distance MM  --beam-center X,Y   for the NXmx master (default 100 mm, image centre)\n"
     "      --omega START,INCREMENT   a rotation series (degrees; default stills)\n"
+    "      --sample NAME  --source NAME   NXmx sample name (default: the output's name) and X-ray source\n"
     "      --runtime-pedestal N|auto[:MAX]  the G0 pedestal from the run's first N frames, or from the frames\n"
     "                          before signal shows (auto: searched in the first MAX, default 200); those\n"
     "                          frames are held, then written like all others; recorded in the output\n"
@@ -181,6 +182,8 @@ static int dark_run(which w, mg_run_config *cfg, const char *cal, const mg_darko
 
 static int run_cmd(which w, int argc, char **argv)
 {
+    static char command_line[8192]; /* as typed: getopt reorders argv */
+    mg_cli_command_line(argc, argv, command_line, sizeof command_line);
     const char *cmd = w == CMD_RECEIVE ? "receive" : w == CMD_REPLAY ? "replay" : "plan";
     mg_run_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -290,6 +293,9 @@ static int run_cmd(which w, int argc, char **argv)
     cfg.rotation = co.rotation;
     cfg.omega_start = co.omega_start;
     cfg.omega_increment = co.omega_increment;
+    cfg.sample_name = co.sample;
+    cfg.source_name = co.source;
+    cfg.command_line = command_line;
     cfg.runtime = co.runtime;
     cfg.runtime_frames = co.runtime_frames;
     cfg.runtime_max = co.runtime_max;

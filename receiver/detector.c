@@ -11,6 +11,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The digits of a module name as a number (-1: none, or too large for an id). */
+static long name_digits(const char *name)
+{
+    long v = -1;
+    for (const char *c = name; *c; c++)
+        if (isdigit((unsigned char)*c)) {
+            v = (v < 0 ? 0 : v) * 10 + (*c - '0');
+            if (v > 65535)
+                return -1;
+        }
+    return v;
+}
+
+int mg_module_id_fits(const char *name, uint16_t id)
+{
+    long digits = name_digits(name);
+    if (!id || digits < 0)
+        return -1;
+    return digits == id;
+}
+
+uint16_t mg_module_id_of(const char *name, uint16_t fallback)
+{
+    long digits = name_digits(name);
+    return digits < 0 ? fallback : (uint16_t)digits;
+}
+
 int mg_detector_links(const mg_detector *d)
 {
     int n = 0;

@@ -84,6 +84,8 @@ static int setup_correction(run *r, const mg_run_config *cfg, mg_error *err)
         .rotation = cfg->rotation,
         .omega_start = cfg->omega_start,
         .omega_increment = cfg->omega_increment,
+        .sample_name = cfg->sample_name ? cfg->sample_name : mg_nxmx_default_sample(cfg->output),
+        .source_name = cfg->source_name,
     };
     mg_nxmx_layout(&r->nx, &r->layout);
     return 0;
@@ -265,7 +267,8 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         return STOPPED_IN_SETUP(err);
     /* the files last: a run that cannot start leaves nothing behind */
     if (cfg->output) {
-        mg_rawfile_config rc = {.prefix = cfg->output, .det = &cfg->det, .frames_per_file = cfg->frames_per_file,
+        mg_rawfile_config rc = {.prefix = cfg->output, .det = &cfg->det, .command_line = cfg->command_line,
+                                .frames_per_file = cfg->frames_per_file,
                                 .overwrite = cfg->overwrite, .layout = cfg->calibration ? &r->layout : NULL};
         r->out = mg_rawfile_create(&rc, err);
         if (!r->out)
@@ -536,6 +539,13 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
             mg_asm_acquisition(r->a, last, &qi);
         mg_counter c[40];
         int n = run_counters(r, sum, &qi, last, c);
+        /* the modules' ids from their headers against the names that picked their constants */
+        const uint16_t *ids = mg_rawfile_module_ids(r->out);
+        for (int m = 0; r->cfg->calibration && m < r->cfg->det.nmodules; m++)
+            if (mg_module_id_fits(r->cfg->det.modules[m].name, ids[m]) == 0 && r->log)
+                fprintf(r->log, "warning: module %s's packet headers say module id %u: check that the calibration "
+                                "of %s is this module's\n", r->cfg->det.modules[m].name, (unsigned)ids[m],
+                        r->cfg->det.modules[m].name);
         mg_error ferr = {0};
         int frc = mg_rawfile_close(r->out, c, n, &ferr);
         r->out = NULL;

@@ -317,7 +317,7 @@ int mg_simulate(const mg_sim_config *cfg, mg_sim_stats *stats, mg_error *err)
                 h.packet_number = p;
                 h.bunch_id = cfg->bunch_id + k;
                 h.timestamp = cfg->timestamp + k * period_ticks;
-                h.module_id = (uint16_t)m;
+                h.module_id = mg_module_id_of(d->modules[m].name, (uint16_t)m);
                 h.row = (uint16_t)s.lrow[l];
                 h.column = (uint16_t)s.lcol[l];
                 h.daq_info = cfg->daq_info | daq[m];

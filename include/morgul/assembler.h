@@ -135,6 +135,7 @@ typedef struct mg_module_frame {
     uint64_t timestamp;
     uint32_t exposure_length;
     uint32_t daq_info;
+    uint16_t module_id;       /* the header's module id (0 if no packet came) */
     uint16_t packets;         /* packets received, of 128 */
     uint8_t mask[16];         /* bit q%8 of byte q/8: module packet q arrived (rows 4q..4q+3) */
 } mg_module_frame;
@@ -146,6 +147,7 @@ typedef struct mg_frame {
     int slot;
     int complete;             /* every expected packet of every module arrived */
     int missing;              /* not a packet arrived (handed on to keep its place) */
+    uint64_t arrival_ns;      /* when its first packet arrived, on the clock of mg_asm_push (0: none did) */
     uint16_t *data;           /* nmodules x 512 x 1024 words, module by module; NULL with by_reference, or
                                  when the modules' rows live on different NUMA nodes (see module_data) */
     uint16_t *const *module_data; /* each module's 512 x 1024 words (NULL entries with by_reference) */

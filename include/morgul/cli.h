@@ -63,16 +63,22 @@ extern const char *const mg_detopt_help;
 #define MG_DETOPT_COUNT 7
 extern const char *const mg_detopt_names[MG_DETOPT_COUNT];
 
+/* The command as typed ("morgul receive -o ..."), arguments with spaces or
+ * quotes quoted for a shell, cut to `cap`; for the files' record of it.
+ * argv[0] is the subcommand's name. */
+void mg_cli_command_line(int argc, char **argv, char *out, size_t cap);
+
 /* The correction options `morgul correct`, `receive` and `replay` share:
  *   --calibration FILE --energy KEV | --wavelength A --type T --keV
  *   --raw-layout --mask-big --gap-rows N --gap-cols N --no-flip
  *   --distance MM --beam-center X,Y --omega START,INCREMENT
  *   --calibration-store DIR --max-age S --runtime-pedestal N|auto[:MAX]
+ *   --sample NAME --source NAME
  * mg_corropt_names[i] is option i's name, mg_corropt_has_arg[i] whether it
  * takes a value; mg_corropt_take(o, cmd, i, val) parses it (0, or -1 after
  * printing why not).  mg_corropt_energy turns a wavelength into the energy
  * and refuses both at once (-1 with a message). */
-#define MG_CORROPT_COUNT 16
+#define MG_CORROPT_COUNT 18
 extern const char *const mg_corropt_names[MG_CORROPT_COUNT];
 extern const int mg_corropt_has_arg[MG_CORROPT_COUNT];
 
@@ -90,6 +96,7 @@ typedef struct mg_corropt {
     uint64_t runtime_frames; /* --runtime-pedestal N; 0 with runtime_auto */
     int runtime;             /* a run-time pedestal was asked for */
     uint64_t runtime_max;    /* auto: search at most this many frames (0: default) */
+    const char *sample, *source; /* NXmx /entry/sample/name, /entry/source/name; NULL: not given */
 } mg_corropt;
 
 void mg_corropt_init(mg_corropt *o);

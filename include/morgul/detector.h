@@ -69,6 +69,15 @@ int mg_detector_simple(mg_detector *d, const char *name, int nmodules, int inter
  * address). */
 int mg_detector_validate(const mg_detector *d, mg_error *err);
 
+/* Whether module id `id` from the packet headers fits the module name that
+ * picks its calibration: the name's digits ("M420" -> 420) against the id.
+ * 1 they agree, 0 they do not, -1 nothing to compare (id 0: no packet, or
+ * a name without digits). */
+int mg_module_id_fits(const char *name, uint16_t id);
+/* The id a module named `name` sends (the simulator's): its digits
+ * ("M420" -> 420), or `fallback` for a name without digits. */
+uint16_t mg_module_id_of(const char *name, uint16_t fallback);
+
 /* Number of links (module interfaces). */
 int mg_detector_links(const mg_detector *d);
 

@@ -28,7 +28,9 @@
 
 typedef struct mg_pipeline_config {
     mg_assembler *assembler;
-    mg_rawfile *out;             /* NULL: compress and count, write nothing */
+    mg_rawfile *out;             /* NULL: compress and count, write nothing.  Each frame's arrival_ns,
+                                    taken as Unix ns (the kernel's receive time stamps and a capture's
+                                    record times are), goes to mg_rawfile_time */
     int no_compress;             /* with out NULL: not even compress (receiving alone, for comparisons) */
     /* the first frame of acquisition `acq` (> 0) is about to be written: called by the writing worker,
      * in order, after every frame of the acquisitions before; returns 0 or an error (which stops the run) */

@@ -8,11 +8,14 @@
  *       /frames/frame_number      uint64 (frames, modules) the module's own
  *       /frames/packets_received  uint16 (frames, modules) of 128
  *       /frames/packet_mask       uint8  (frames, modules, 16) bit q%8 of byte q/8
- *       /frames/bunch_id, timestamp (uint64), exposure_length, daq_info (uint32)
- *       /detector/...             names and positions of the modules
+ *       /frames/bunch_id, timestamp (uint64), exposure_length, daq_info (uint32),
+ *               module_id (uint16)  from the packet headers (units, description attributes)
+ *       /detector/...             names, positions, ports of the modules and the description
+ *                                 as text; in the master also module_id from the headers
  *   <prefix>_master.h5
  *       the same paths as virtual datasets over all data files, plus /run
- *       (counters of the run) and /detector.
+ *       (counters of the run, start_time and end_time in ISO 8601 from the
+ *       data, the command line, the software) and /detector.
  *
  * A run may hold several acquisitions (a detector whose frame counter was
  * reset): the first one's files are named as above, acquisition n (n >= 2)
@@ -48,6 +51,16 @@
 /* Element types of the frames. */
 enum { MG_ELEM_U16 = 0, MG_ELEM_I16, MG_ELEM_I32, MG_ELEM_F32 };
 
+/* What the data told of an acquisition so far, for its master file. */
+typedef struct mg_master_facts {
+    uint64_t frames;        /* written */
+    double start, end;      /* Unix s: arrival of its first and last frame (mg_rawfile_time); 0: not known */
+    double count_time;      /* s: the first frame's exposure length from its headers; 0: not known */
+    double frame_time;      /* s: from the detector time stamps of the frames written; 0: not known */
+    int ended;              /* the files are complete (not the master of a run that goes on) */
+    const uint16_t *module_id; /* per module: the first id its headers gave (0: none) */
+} mg_master_facts;
+
 /* Where and what the frames are, for files other than the raw layout above
  * (the NXmx files of corrected data use this). */
 typedef struct mg_frame_layout {
@@ -57,17 +70,19 @@ typedef struct mg_frame_layout {
     int rank;               /* of one frame: 2 or 3 */
     uint64_t dims[3];
     int elem;               /* MG_ELEM_* */
+    const char *description; /* of the frames dataset (attribute "description"); NULL: none */
     int link_files;         /* the master also links each data file's frames as DATA_PATH_NNNNNN (NNNNNN the
                                file's number): the Eiger layout XDS's plugin Neggia reads frames from */
-    /* called with the open master file (an HDF5 hid_t) and the number of
-     * frames written, before the master is closed */
-    int (*master_extra)(int64_t master, uint64_t frames, void *ctx);
+    /* called with the open master file (an HDF5 hid_t) and what the data
+     * told of the acquisition (mg_master_facts), before the master is closed */
+    int (*master_extra)(int64_t master, const struct mg_master_facts *facts, void *ctx);
     void *ctx;
 } mg_frame_layout;
 
 typedef struct mg_rawfile_config {
     const char *prefix;         /* "/data/run1/lyso" -> lyso_master.h5, lyso_data_000001.h5 */
     const mg_detector *det;
+    const char *command_line;   /* recorded in the master (/run/command_line); NULL: none */
     uint64_t frames_per_file;   /* 0 = 1000 */
     int overwrite;
     const mg_frame_layout *layout; /* NULL: raw frames as above */
@@ -102,6 +117,13 @@ int mg_rawfile_next_acquisition(mg_rawfile *f, const mg_counter *counters, int n
  * this writer created (nothing that existed before).  Frees f. */
 void mg_rawfile_abandon(mg_rawfile *f);
 
+/* The Unix time (s) at which a frame of the current acquisition arrived
+ * (its first packet; for a replay, the capture's record time; for correct,
+ * the raw run's times): the first such time is the acquisition's start
+ * (the master's start_time, rewritten at the next sync when it becomes
+ * known), the latest its end. */
+void mg_rawfile_time(mg_rawfile *f, double unix_s);
+
 /* Appends one frame: its compressed chunk (all modules) and its records. */
 int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *modules, const void *chunk,
                      size_t chunk_bytes, mg_error *err);
@@ -126,6 +148,9 @@ uint64_t mg_rawfile_frames(const mg_rawfile *f); /* written in all acquisitions 
 int mg_rawfile_acquisition(const mg_rawfile *f); /* the current one, 0-based */
 uint64_t mg_rawfile_set_frames(const mg_rawfile *f); /* written in the current acquisition */
 uint64_t mg_rawfile_bytes(const mg_rawfile *f);
+/* Each module's first id from its packet headers in the current
+ * acquisition (0: none yet), valid until close. */
+const uint16_t *mg_rawfile_module_ids(const mg_rawfile *f);
 /* Path of the current acquisition's master file (valid until close). */
 const char *mg_rawfile_master_path(const mg_rawfile *f);
 

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "morgul/assembler.h"
+#include "morgul/rawfile.h"
 #include "morgul/detector.h"
 #include "morgul/error.h"
 
@@ -89,6 +90,11 @@ int mg_rawread_gain(const mg_rawread *r);
  * (NaN if unknown). */
 double mg_rawread_start(const mg_rawread *r);
 double mg_rawread_exposure(const mg_rawread *r);
+/* End of the run (its last frame's arrival), Unix s (0 if unknown). */
+double mg_rawread_end(const mg_rawread *r);
+/* The raw run's counters (its master's /run integers), valid while r is
+ * open; returns how many. */
+int mg_rawread_counters(const mg_rawread *r, const mg_counter **counters);
 
 /* 1 if the file at path starts with the HDF5 signature, 0 otherwise
  * (a pcap capture, say). */

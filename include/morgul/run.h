@@ -80,6 +80,8 @@ typedef struct mg_run_config {
     double beam_x, beam_y;      /* NaN: the image centre */
     int rotation;               /* omega per frame: start + i * increment (degrees) */
     double omega_start, omega_increment;
+    const char *sample_name, *source_name; /* NXmx sample and source names; NULL: the output's name, "unknown" */
+    const char *command_line;   /* recorded in the master files; NULL: none */
     /* run-time pedestal (morgul/runped.h), with a calibration: the G0 pedestal
      * from the run's first runtime_frames frames, or (0) from the frames before
      * signal shows, searched in the first runtime_max (0: 200) */
