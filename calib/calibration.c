@@ -409,8 +409,27 @@ static int read_ds(hid_t loc, const char *file, const char *path, int rank, cons
             snprintf(want + strlen(want), sizeof want - strlen(want), "%s%llu", i ? " x " : "", (unsigned long long)dims[i]);
         rc = mg_error_set(err, MG_EFORMAT, "%s: %s has shape (%s), expected (%s)", file, path, have, want);
     }
-    else if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        rc = mg_error_set(err, MG_EIO, "%s: reading %s failed", file, path);
+    else if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        /* read again without the checksum: if that works, the checksum was what failed */
+        hid_t dx = H5Pcreate(H5P_DATASET_XFER);
+        H5Pset_edc_check(dx, H5Z_DISABLE_EDC);
+        int sum_failed = H5Dread(d, mtype, H5S_ALL, H5S_ALL, dx, buf) >= 0;
+        H5Pclose(dx);
+        hid_t dcpl = H5Dget_create_plist(d);
+        int summed = 0;
+        for (int k = 0, n = dcpl >= 0 ? H5Pget_nfilters(dcpl) : 0; k < n; k++) {
+            unsigned flags, cd[8];
+            size_t ncd = 8;
+            summed |= H5Pget_filter2(dcpl, (unsigned)k, &flags, &ncd, cd, 0, NULL, NULL) == H5Z_FILTER_FLETCHER32;
+        }
+        if (dcpl >= 0)
+            H5Pclose(dcpl);
+        rc = sum_failed ? mg_error_set(err, MG_EDATA, "%s is damaged: %s does not match the checksum recorded when it "
+                                       "was written; restore the file from a copy or make it again", file, path)
+             : summed   ? mg_error_set(err, MG_EDATA, "%s is damaged: %s does not read (a chunk is corrupt or does not "
+                                       "match its checksum); restore the file from a copy or make it again", file, path)
+                        : mg_error_set(err, MG_EIO, "%s: reading %s failed (damaged file?)", file, path);
+    }
     H5Dclose(d);
     return rc;
 }
@@ -631,6 +650,9 @@ static int write_ds(hid_t g, const char *name, int rank, const hsize_t *dims, hi
     unsigned cd[5];
     mg_bshuf_cd_values(H5Tget_size(ftype), cd);
     H5Pset_filter(dcpl, MG_BSHUF_FILTER_ID, H5Z_FLAG_MANDATORY, 5, cd);
+    /* and a checksum of every chunk as stored (HDF5's Fletcher-32, which every HDF5 reader checks): a
+     * flipped byte that would still decode gives an error, never other constants */
+    H5Pset_fletcher32(dcpl);
     hid_t d = H5Dcreate2(g, name, ftype, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     int rc = d < 0 || H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0 ? -1 : 0;
     if (d >= 0)

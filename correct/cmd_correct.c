@@ -12,6 +12,7 @@
 
 #include "morgul/bitshuffle.h"
 #include "morgul/calibration.h"
+#include "morgul/checksum.h"
 #include "morgul/cli.h"
 #include "morgul/convert.h"
 #include "morgul/geometry.h"
@@ -103,12 +104,13 @@ static void *correct_frames(void *arg)
         const int64_t n = mg_bshuf_compress(bs, img, c->img_px, chunk, c->cap, &e);
         if (n < 0)
             r = e.code ? e.code : MG_EINVAL;
+        const uint32_t crc = n > 0 ? mg_crc32c(0, chunk, (size_t)n) : 0; /* before the turn: in parallel */
         pthread_mutex_lock(&c->io);
         while (c->turn != i && i < c->stop)
             pthread_cond_wait(&c->turn_cv, &c->io);
         if (i >= c->stop)
             break;
-        if (!r && mg_rawfile_write(c->out, index, rec, chunk, (size_t)n, &e))
+        if (!r && mg_rawfile_write(c->out, index, rec, chunk, crc, (size_t)n, &e))
             r = e.code ? e.code : MG_EIO;
         if (r) {
             stop_at(c, i, r, &e);

@@ -27,6 +27,7 @@
 #include "morgul/darkrun.h"
 #include "morgul/geometry.h"
 #include "morgul/jungfrau.h"
+#include "morgul/checksum.h"
 #include "morgul/pedestal.h"
 #include "morgul/ring.h"
 #include "morgul/runped.h"
@@ -52,6 +53,7 @@ typedef struct outbuf {
     int64_t n;                /* chunk bytes; 0: nothing to write (failed) */
     int64_t index;
     uint64_t arrival_ns;      /* its first packet's arrival (0: none came) */
+    uint32_t crc;             /* CRC-32C of the chunk */
     int acq;                  /* the frame's acquisition */
     uint64_t seq;
     _Atomic int busy;         /* posted and not yet written */
@@ -253,7 +255,7 @@ static void write_one(mg_pipeline *p, outbuf *b)
     if (b->n > 0 && !atomic_load(&p->failed)) {
         if (p->cfg.out && b->arrival_ns)
             mg_rawfile_time(p->cfg.out, (double)b->arrival_ns * 1e-9);
-        if (p->cfg.out && mg_rawfile_write(p->cfg.out, b->index, b->modules, b->chunk, (size_t)b->n, &e))
+        if (p->cfg.out && mg_rawfile_write(p->cfg.out, b->index, b->modules, b->chunk, b->crc, (size_t)b->n, &e))
             fail(p, &e);
         else {
             atomic_fetch_add(&p->written, 1);
@@ -393,6 +395,7 @@ static void *worker_main(void *arg)
             fail(p, &e);
         }
         b->n = n > 0 ? n : 0;
+        b->crc = n > 0 && p->cfg.out ? mg_crc32c(0, b->chunk, (size_t)n) : 0;
         b->index = f.index;
         b->arrival_ns = f.arrival_ns;
         b->acq = f.acquisition;

@@ -25,7 +25,7 @@
  * loses at most the last second. */
 #define SYNC_NS 500000000ull
 
-enum { M_INDEX, M_FN, M_PACKETS, M_MASK, M_BUNCH, M_TS, M_EXP, M_DAQ, M_MODID, M_COUNT };
+enum { M_INDEX, M_FN, M_PACKETS, M_MASK, M_BUNCH, M_TS, M_EXP, M_DAQ, M_MODID, M_CRC, M_COUNT };
 
 static const struct meta_def {
     const char *path;
@@ -44,6 +44,9 @@ static const struct meta_def {
     [M_DAQ] = {"daq_info", 1, 4, NULL,
                "DAQ info from the packet headers: gain settings, storage cell (bits 8-11), event code"},
     [M_MODID] = {"module_id", 1, 2, NULL, "module id from the packet headers (0: no packet came)"},
+    [M_CRC] = {"chunk_crc32c", 0, 4, NULL,
+               "CRC-32C of the frame's chunk as stored (the compressed bytes), taken when it was written: "
+               "morgul verify checks it"},
 };
 
 /* units and description attributes of the dataset at `path` of `loc` */
@@ -155,6 +158,10 @@ struct mg_rawfile {
     uint64_t run_total;    /* every acquisition's */
     uint64_t *file_frames; /* frames per file */
     int files_cap;
+    int pending[4096];     /* closed data files of the set still to be converted to the 1.8 format */
+    int npending;
+    int unconverted;       /* the set's data files left in the 1.10 format (a reader held them open) */
+    int unconverted_over;  /* of those, the ones past the pending list */
 };
 
 static void data_path(const mg_rawfile *f, int no, char *out, size_t cap)
@@ -379,14 +386,44 @@ static int open_data_file(mg_rawfile *f, mg_error *err)
 }
 
 /* A closed data file in the format HDF5 1.8 reads too (readers built with
- * it: the SWMR format's chunk indexes and superblock are 1.10's). */
+ * it: the SWMR format's chunk indexes and superblock are 1.10's).  Returns
+ * 0 when converted, 1 when the file does not open for writing - a reader
+ * holds it open (HDF5's file lock), as readers may while the run goes on -
+ * and -1 when the conversion failed. */
 static int to_18_format(const char *path)
 {
     hid_t fid = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     if (fid < 0)
-        return -1;
+        return 1;
     int rc = H5Fformat_convert(fid) < 0 ? -1 : 0;
     return H5Fclose(fid) < 0 ? -1 : rc;
+}
+
+/* Converts the data files a reader held open when they closed.  Never
+ * waits while the run goes on (the writer must keep up); at the end of a
+ * set (`final`) tries for up to a second.  What still cannot be converted
+ * stays in the 1.10 format - complete and valid, read by HDF5 1.10 and
+ * later - and is counted in the master (/run/data_files_1_10_format). */
+static int convert_pending(mg_rawfile *f, int final, mg_error *err)
+{
+    for (int tries = 0; f->npending; tries++) {
+        int kept = 0;
+        for (int k = 0; k < f->npending; k++) {
+            char path[4200];
+            data_path(f, f->pending[k], path, sizeof path);
+            int r = to_18_format(path);
+            if (r < 0)
+                return mg_error_set(err, MG_EIO, "cannot finish data file %s (disk full?)", path);
+            if (r > 0)
+                f->pending[kept++] = f->pending[k];
+        }
+        f->npending = kept;
+        if (!final || !kept || tries == 40)
+            break;
+        struct timespec ts = {0, 25000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
 }
 
 static int flush_meta(mg_rawfile *f, mg_error *err)
@@ -428,10 +465,14 @@ static int close_data_file(mg_rawfile *f, mg_error *err)
         rc = mg_error_set(err, MG_EIO, "closing data file %d failed (disk full?)", f->file_no);
     f->file_frames[f->file_no - 1] = f->in_file;
     f->file = -1;
-    char path[4200];
-    data_path(f, f->file_no, path, sizeof path);
-    if (!rc && to_18_format(path))
-        rc = mg_error_set(err, MG_EIO, "cannot finish data file %s (disk full?)", path);
+    if (!rc && f->npending == (int)(sizeof f->pending / sizeof *f->pending))
+        rc = convert_pending(f, 1, err); /* make room: wait for the readers */
+    if (!rc && f->npending < (int)(sizeof f->pending / sizeof *f->pending))
+        f->pending[f->npending++] = f->file_no;
+    else if (!rc)
+        f->unconverted_over++; /* readers hold 4096 files open: this one stays as it is */
+    if (!rc)
+        rc = convert_pending(f, 0, err);
     return rc;
 }
 
@@ -672,7 +713,7 @@ fail:
     return NULL;
 }
 
-static int write_frame(mg_rawfile *f, int64_t index, const mg_module_frame *mods, const void *chunk,
+static int write_frame(mg_rawfile *f, int64_t index, const mg_module_frame *mods, const void *chunk, uint32_t crc,
                        size_t chunk_bytes, mg_error *err)
 {
     if (f->in_file == f->per_file) {
@@ -709,6 +750,7 @@ static int write_frame(mg_rawfile *f, int64_t index, const mg_module_frame *mods
     }
     uint64_t r = f->mbuf_n;
     ((uint64_t *)f->mbuf[M_INDEX])[r] = (uint64_t)index;
+    ((uint32_t *)f->mbuf[M_CRC])[r] = crc;
     for (int m = 0; m < f->nmod; m++) {
         size_t at = r * (size_t)f->nmod + (size_t)m;
         ((uint64_t *)f->mbuf[M_FN])[at] = mods[m].frame_number;
@@ -735,10 +777,10 @@ static int write_frame(mg_rawfile *f, int64_t index, const mg_module_frame *mods
     return mg_rawfile_sync(f, 0, err);
 }
 
-int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *mods, const void *chunk,
+int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *mods, const void *chunk, uint32_t crc,
                      size_t chunk_bytes, mg_error *err)
 {
-    int rc = write_frame(f, index, mods, chunk, chunk_bytes, err);
+    int rc = write_frame(f, index, mods, chunk, crc, chunk_bytes, err);
     /* Writers run on worker threads.  With the thread-safe HDF5 (Debian's)
      * the error stack is the calling thread's, and HDF5 1.10 frees a
      * thread's stack at its exit without its entries: cleared here once the
@@ -940,6 +982,13 @@ static int write_master(mg_rawfile *f, int live, const char *status, const mg_co
         if (d >= 0)
             H5Dclose(d);
     }
+    if (g >= 0 && f->unconverted) {
+        uint64_t v = (uint64_t)f->unconverted;
+        hid_t d = H5Dcreate2(g, "data_files_1_10_format", H5T_STD_U64LE, s1, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        bad |= d < 0 || H5Dwrite(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0;
+        if (d >= 0)
+            H5Dclose(d);
+    }
     H5Sclose(s1);
     if (g >= 0)
         H5Gclose(g);
@@ -1006,8 +1055,13 @@ static int finish_set(mg_rawfile *f, const mg_counter *counters, int n, mg_error
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     int rc = close_data_file(f, err);
+    if (!rc)
+        rc = convert_pending(f, 1, err);
+    f->unconverted = f->npending + f->unconverted_over; /* left in the 1.10 format: said in /run */
+    f->npending = f->unconverted_over = 0;
     mg_error e2 = {0};
     int mrc = write_master(f, 0, "complete", counters, n, rc ? &e2 : err);
+    f->unconverted = 0;
     return rc ? rc : mrc;
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "morgul/bitshuffle.h"
+#include "morgul/checksum.h"
 #include "morgul/h5filter.h"
 #include "morgul/h5util.h"
 #include "morgul/jungfrau.h"
@@ -33,6 +34,8 @@ struct mg_rawread_buf {
     size_t frame;
     char path[1024];
     mg_bshuf_ctx *ctx; /* element size 2 */
+    int have_crc;      /* the chunk's CRC-32C was recorded when it was written: checked before decoding */
+    uint32_t crc;
 };
 enum { BUF_EMPTY, BUF_CHUNK, BUF_PLAIN, BUF_DONE };
 
@@ -45,6 +48,7 @@ struct mg_rawread {
     char paths[MG_MAX_MODULES][1024];
     size_t nframes, nmod;
     mg_module_frame *recs; /* nframes x nmod */
+    uint32_t *crc;         /* per frame, CRC-32C of its stored chunk; NULL: not recorded (older files) */
     int64_t *index;
     int gain;
     double start, end, exposure;
@@ -524,6 +528,11 @@ static int open_morgul(mg_rawread *r, const hsize_t *dims, mg_error *err)
             for (size_t m = 0; m < r->nmod; m++)
                 r->recs[i * r->nmod + m].packets = MG_PACKETS_PER_MODULE;
         }
+    r->crc = have ? malloc((r->nframes + 1) * sizeof *r->crc) : NULL;
+    if (r->crc && read_all(f, "frames/chunk_crc32c", H5T_NATIVE_UINT32, r->crc, r->nframes)) {
+        free(r->crc);
+        r->crc = NULL;
+    }
     r->start = mg_h5_attr_get_double(f, "start_time", 0);
     r->end = mg_h5_attr_get_double(f, "end_time", 0);
     read_counters(r, f);
@@ -647,6 +656,7 @@ void mg_rawread_close(mg_rawread *r)
             H5Fclose(r->f[m]);
     }
     free(r->recs);
+    free(r->crc);
     free(r->index);
     free(r);
 }
@@ -734,6 +744,7 @@ int mg_rawread_fetch(mg_rawread *r, size_t i, mg_rawread_buf *b, uint16_t *raw, 
         return mg_error_set(err, MG_EINVAL, "frame %zu is past the end (%zu frames)", i, r->nframes);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* per thread where HDF5 is thread-safe: errors come back as mg_error */
     b->frame = i;
+    b->have_crc = 0;
     b->want = r->nmod * P * sizeof(uint16_t);
     const long k = r->original || !r->nsrc ? -1 : source_of(r, i);
     if (k == -2) {
@@ -762,6 +773,8 @@ int mg_rawread_fetch(mg_rawread *r, size_t i, mg_rawread_buf *b, uint16_t *raw, 
                 return read_failed(err, i, b->path, "corrupt or truncated file?");
             b->len = size;
             b->state = skipped & 1 ? BUF_PLAIN : BUF_CHUNK; /* the filter skipped: stored as they are */
+            b->have_crc = r->crc != NULL;
+            b->crc = r->crc ? r->crc[i] : 0;
             return 0;
         }
     }
@@ -781,6 +794,10 @@ int mg_rawread_decode(mg_rawread_buf *b, uint16_t *raw, mg_error *err)
         memcpy(raw, b->bytes, b->want);
         return 0;
     }
+    if (b->have_crc && (state == BUF_PLAIN || state == BUF_CHUNK) && mg_crc32c(0, b->bytes, b->len) != b->crc)
+        return mg_error_set(err, MG_EDATA, "frame %zu of %s is damaged: its stored chunk does not match the CRC-32C "
+                            "recorded when it was written (morgul verify lists every damaged frame)", b->frame,
+                            b->path);
     mg_error e = {0};
     if (state == BUF_CHUNK && mg_bshuf_decompress(b->ctx, b->bytes, b->len, raw, b->want, &e) == (int64_t)b->want)
         return 0;

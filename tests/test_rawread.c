@@ -12,6 +12,7 @@
 #include "morgul/bitshuffle.h"
 #include "morgul/detector.h"
 #include "morgul/jungfrau.h"
+#include "morgul/checksum.h"
 #include "morgul/rawfile.h"
 #include "morgul/rawread.h"
 
@@ -45,7 +46,7 @@ static void write_run(const char *prefix)
             raw[p] = word(k, p);
         int64_t n = mg_bshuf_compress(bs, raw, 2 * P, chunk, cap, &e);
         CHECK(n > 0);
-        CHECK_EQ(mg_rawfile_write(f, (int64_t)k, rec, chunk, (size_t)n, &e), 0);
+        CHECK_EQ(mg_rawfile_write(f, (int64_t)k, rec, chunk, mg_crc32c(0, chunk, (size_t)n), (size_t)n, &e), 0);
     }
     CHECK_EQ(f ? mg_rawfile_close(f, NULL, 0, &e) : -1, 0);
     mg_bshuf_ctx_free(bs);

@@ -8,6 +8,7 @@
  *       /frames/frame_number      uint64 (frames, modules) the module's own
  *       /frames/packets_received  uint16 (frames, modules) of 128
  *       /frames/packet_mask       uint8  (frames, modules, 16) bit q%8 of byte q/8
+ *       /frames/chunk_crc32c      uint32 (frames)          CRC-32C of the stored chunk
  *       /frames/bunch_id, timestamp (uint64), exposure_length, daq_info (uint32),
  *               module_id (uint16)  from the packet headers (units, description attributes)
  *       /detector/...             names, positions, ports of the modules and the description
@@ -124,8 +125,10 @@ void mg_rawfile_abandon(mg_rawfile *f);
  * known), the latest its end. */
 void mg_rawfile_time(mg_rawfile *f, double unix_s);
 
-/* Appends one frame: its compressed chunk (all modules) and its records. */
-int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *modules, const void *chunk,
+/* Appends one frame: its compressed chunk (all modules), the chunk's
+ * CRC-32C (mg_crc32c of its chunk_bytes: taken by the caller, on the thread
+ * that compressed it) and its records. */
+int mg_rawfile_write(mg_rawfile *f, int64_t index, const mg_module_frame *modules, const void *chunk, uint32_t crc,
                      size_t chunk_bytes, mg_error *err);
 
 /* Closes the data file and writes the master file with `n` run counters.

@@ -155,3 +155,40 @@ def test_read_while_the_run_goes_on(tmp, port):
     with h5py.File(tmp / "run_master.h5", "r") as f:
         assert f.attrs["morgul_status"] == b"complete"
     assert len(read_run(prefix)["index"]) == 300
+
+
+HOLD = textwrap.dedent("""
+    import sys, time, h5py
+    while True:
+        try:
+            f = h5py.File(sys.argv[1], "r", swmr=True)
+            break
+        except OSError:
+            time.sleep(0.01)
+    print("open", flush=True)
+    sys.stdin.read()
+""")
+
+
+def test_reader_holding_a_data_file(tmp, port):
+    """A reader that keeps a data file open while the writer closes it (its
+    file lock keeps the writer from converting it to the 1.8 format) neither
+    stops nor slows the run: the file stays in the 1.10 format, complete,
+    and the master counts it."""
+    script = tmp / "hold.py"
+    script.write_text(HOLD)
+    rx = Receiver("--port", port, "-o", tmp / "run", "--frames-per-file", 10, "-n", 30).start()
+    holder = subprocess.Popen(["/usr/bin/python3", str(script), str(tmp / "run_data_000001.h5")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "open"
+    morgul("simulate", "--port", port, "-n", 30, "--rate", 100)
+    assert rx.wait() == OK, rx.output
+    holder.stdin.close()
+    holder.wait()
+    with h5py.File(tmp / "run_master.h5", "r") as f:
+        assert f["run/data_files_1_10_format"][()] == 1 and f["run/frames_written"][()] == 30
+    out = read_run(tmp / "run")
+    assert out["data"].shape[0] == 30
+    for i, fn in enumerate(out["frame_number"][:, 0]):
+        np.testing.assert_array_equal(out["data"][i, 0], pattern(0, int(fn)))
+    assert "intact" in morgul("verify", tmp / "run").stdout
