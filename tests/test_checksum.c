@@ -1,6 +1,7 @@
 /* test_checksum.c - CRC-32C: the standard check value, chaining, every
- * length and alignment against a bit-at-a-time reference, and a single
- * flipped bit always caught. */
+ * length and alignment against a bit-at-a-time reference (short buffers,
+ * and long ones through the three joined streams), the portable version
+ * equal, and a single flipped bit always caught. */
 #include <stdint.h>
 #include <string.h>
 
@@ -55,9 +56,29 @@ static void test_lengths_and_alignment(void)
     }
 }
 
+/* past three 8 KiB streams: the joined streams against the one-stream definition */
+static void test_long_buffers(void)
+{
+    static uint8_t buf[100000];
+    uint32_t x = 777;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    const size_t lengths[] = {24575, 24576, 24577, 49152, 49159, 73727, 99990};
+    for (size_t off = 0; off < 4; off++)
+        for (size_t k = 0; k < sizeof lengths / sizeof *lengths; k++) {
+            CHECK_EQ(mg_crc32c(0, buf + off, lengths[k]), reference(buf + off, lengths[k]));
+            CHECK_EQ(mg_crc32c(0, buf + off, lengths[k]), mg_crc32c_portable(0, buf + off, lengths[k]));
+        }
+    uint32_t c = mg_crc32c(0, buf, 30000);
+    CHECK_EQ(mg_crc32c(c, buf + 30000, 70000), mg_crc32c(0, buf, 100000));
+}
+
 int main(void)
 {
     RUN(test_check_value);
     RUN(test_lengths_and_alignment);
+    RUN(test_long_buffers);
     return CHECK_DONE();
 }
