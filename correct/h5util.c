@@ -5,6 +5,8 @@
 #include "morgul/h5filter.h"
 
 #include <errno.h>
+#include <math.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <signal.h>
@@ -77,6 +79,29 @@ void mg_h5_attr_get_str(hid_t loc, const char *name, char *dst, size_t cap)
     }
     H5Tclose(ft);
     H5Aclose(a);
+}
+
+void mg_h5_time_iso(double t, int decimals, char *out, size_t cap)
+{
+    static const long scale[7] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    if (decimals < 0)
+        decimals = 0;
+    if (decimals > 6)
+        decimals = 6;
+    time_t sec = (time_t)floor(t);
+    long frac = (long)((t - (double)sec) * (double)scale[decimals] + 0.5);
+    if (frac >= scale[decimals]) {
+        sec++;
+        frac -= scale[decimals];
+    }
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char day[32];
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (decimals)
+        snprintf(out, cap, "%s.%0*ldZ", day, decimals, frac);
+    else
+        snprintf(out, cap, "%sZ", day);
 }
 
 /* ---- the probe: walk a file in a child process (see the header) ---- */

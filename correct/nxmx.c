@@ -122,22 +122,6 @@ static void axis(hid_t g, const char *name, double value, const char *depends_on
     H5Dclose(d);
 }
 
-/* Unix s as NXmx's ISO 8601 (UTC, with the fraction of a second) */
-static void iso_time(double t, char *out, size_t cap)
-{
-    time_t sec = (time_t)floor(t);
-    int ms = (int)((t - (double)sec) * 1000 + 0.5);
-    if (ms >= 1000) {
-        sec++;
-        ms -= 1000;
-    }
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    char day[32];
-    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, cap, "%s.%03dZ", day, ms);
-}
-
 static int write_master(int64_t file, const mg_master_facts *facts, void *ctx)
 {
     const mg_nxmx_info *in = ctx;
@@ -153,13 +137,13 @@ static int write_master(int64_t file, const mg_master_facts *facts, void *ctx)
      * for correct); until a frame came, when the files began */
     char start[40], end[40];
     if (facts->start > 0)
-        iso_time(facts->start, start, sizeof start);
+        mg_h5_time_iso(facts->start, 3, start, sizeof start);
     else
         snprintf(start, sizeof start, "%s", in->start_time);
     put_str(entry, "start_time", start);
     /* NXmx requires an estimate of the end; while the run goes on it is the latest frame's arrival */
     if (facts->end > 0)
-        iso_time(facts->end, end, sizeof end);
+        mg_h5_time_iso(facts->end, 3, end, sizeof end);
     else
         snprintf(end, sizeof end, "%s", start);
     put_str(entry, "end_time_estimated", end);

@@ -61,22 +61,6 @@ static int describe(hid_t loc, const char *path, const char *units, const char *
     return bad ? -1 : 0;
 }
 
-/* Unix seconds as ISO 8601 UTC with microseconds: 2026-12-07T06:20:01.123456Z */
-static void iso8601(double t, char *out, size_t cap)
-{
-    time_t sec = (time_t)floor(t);
-    long us = (long)((t - (double)sec) * 1e6 + 0.5);
-    if (us >= 1000000) {
-        sec++;
-        us -= 1000000;
-    }
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    char day[32];
-    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, cap, "%s.%06ldZ", day, us);
-}
-
 static double unix_now(void)
 {
     struct timespec now;
@@ -998,11 +982,11 @@ static int write_master(mg_rawfile *f, int live, const char *status, const mg_co
     if (g >= 0) {
         char iso[64];
         if (f->t_first > 0) {
-            iso8601(f->t_first, iso, sizeof iso);
+            mg_h5_time_iso(f->t_first, 6, iso, sizeof iso);
             bad |= put_string(g, "start_time", iso, "arrival of the first frame (UTC)") < 0;
         }
         if (f->t_last > 0 && !live) {
-            iso8601(f->t_last, iso, sizeof iso);
+            mg_h5_time_iso(f->t_last, 6, iso, sizeof iso);
             bad |= put_string(g, "end_time", iso, "arrival of the last frame (UTC)") < 0;
         }
         if (f->cfg.command_line)

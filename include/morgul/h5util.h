@@ -25,6 +25,10 @@ int mg_h5_attr_double(hid_t loc, const char *name, double v);
 double mg_h5_attr_get_double(hid_t loc, const char *name, double dflt);
 void mg_h5_attr_get_str(hid_t loc, const char *name, char *dst, size_t cap);
 
+/* Unix seconds as the files write times: ISO 8601 UTC with `decimals`
+ * (0..6) digits of the second, "2026-12-07T06:20:01.123456Z". */
+void mg_h5_time_iso(double t, int decimals, char *out, size_t cap);
+
 /* Whether reading the HDF5 file at `path` is safe.  The HDF5 library
  * trusts the structure of the files it reads: some damaged files (bytes
  * overwritten in a header, a B-tree, a heap) make it read out of bounds and

@@ -5,6 +5,8 @@ in a child process first (mg_h5_probe) and names a damaged one in a clear
 error: calibration files (show, import, correct, replay, the store) and raw
 runs (correct, pedestal). A store with a damaged file still serves the
 others."""
+import os
+import pathlib
 import random
 import re
 import shutil
@@ -19,6 +21,16 @@ GAIN = np.stack([np.full(P, 41.0), np.full(P, -1.44), np.full(P, -0.115)])
 PED = np.stack([np.full(P, 3000.0), np.full(P, 14000.0), np.full(P, 15000.0)])
 # a chunked layout message (version 3, class chunked, rank 3 + 1) with chunks of (1, 512, 1024)
 LAYOUT = re.compile(rb"\x03\x02\x04.{8}\x01\x00\x00\x00\x00\x02\x00\x00\x00\x04\x00\x00", re.S)
+
+
+# HDF5's own leaks on damaged files are not morgul's (see the file); the sanitizer build checks the rest
+SUPP = pathlib.Path(__file__).with_name("hdf5-damaged.supp")
+ENV = dict(os.environ, LSAN_OPTIONS=f"suppressions={SUPP}:" + os.environ.get("LSAN_OPTIONS", ""))
+
+
+def damaged(*args):
+    """morgul on a damaged file: any exit status, its output."""
+    return morgul(*args, check=False, env=ENV)
 
 
 def calibration(d, name="cal.h5"):
@@ -50,16 +62,16 @@ def refused(p, name):
 def test_damaged_calibration_named_not_crashing(tmp):
     cal = calibration(tmp)
     bad = chunk_dims_overwritten(cal, tmp / "bad.h5")
-    refused(morgul("calib", "show", bad, check=False), "bad.h5")
-    refused(morgul("calib", "import", "-c", bad, "--module", "M420", "--pedestal", tmp / "ped.h5", check=False),
+    refused(damaged("calib", "show", bad), "bad.h5")
+    refused(damaged("calib", "import", "-c", bad, "--module", "M420", "--pedestal", tmp / "ped.h5"),
             "bad.h5")
     morgul("simulate", "-n", 3, "--module-names", "M420", "--pcap", tmp / "c.pcap")
-    p = morgul("replay", tmp / "c.pcap", "--module-names", "M420", "-o", tmp / "r", "--calibration", bad,
-               "--energy", 12.4, check=False)
+    p = damaged("replay", tmp / "c.pcap", "--module-names", "M420", "-o", tmp / "r", "--calibration", bad,
+                "--energy", 12.4)
     refused(p, "bad.h5")
     assert not list(tmp.glob("r_*"))  # nothing written
     morgul("replay", tmp / "c.pcap", "--module-names", "M420", "-o", tmp / "raw", "-q")
-    p = morgul("correct", tmp / "raw_master.h5", "-c", bad, "--energy", 12.4, "-o", tmp / "x", check=False)
+    p = damaged("correct", tmp / "raw_master.h5", "-c", bad, "--energy", 12.4, "-o", tmp / "x")
     refused(p, "bad.h5")
     assert not list(tmp.glob("x_*"))
     # the undamaged file still works, and the store serves it beside the damaged one
@@ -67,9 +79,10 @@ def test_damaged_calibration_named_not_crashing(tmp):
     s = tmp / "store"
     morgul("calib", "add", s, cal, "--taken", "2026-11-20T08:00:00Z", "--exposure", 1e-5)
     shutil.copy(bad, s / "jungfrau_20261120T060000Z_10us.h5")
-    listing = morgul("calib", "list", s).stdout
+    listing = damaged("calib", "list", s).stdout
     assert "080000Z" in listing and "060000Z" in listing and "UNUSABLE" in listing
-    p = morgul("calib", "find", s, "--time", "2026-11-20T09:00:00Z", "--module-names", "M420", "--exposure", 1e-5)
+    p = damaged("calib", "find", s, "--time", "2026-11-20T09:00:00Z", "--module-names", "M420", "--exposure", 1e-5)
+    assert p.returncode == 0, p.stdout
     assert p.stdout.strip().endswith("jungfrau_20261120T080000Z_10us.h5")
 
 
@@ -93,7 +106,7 @@ def test_damaged_raw_files_never_crash(tmp):
         (d / "raw_data_000001.h5").write_bytes(x)
         for args in (("correct", d / "raw_master.h5", "-c", cal, "--energy", 12.4, "-o", d / "x"),
                      ("pedestal", "-c", d / "p.h5", "--g0", d / "raw_master.h5", "--module-names", "M420")):
-            p = morgul(*args, check=False)
+            p = damaged(*args)
             assert 0 <= p.returncode <= 4, f"case {case} {args[0]}: exit {p.returncode}\n{p.stdout}"
             if p.returncode:
                 assert "raw_" in p.stdout, p.stdout
@@ -101,5 +114,5 @@ def test_damaged_raw_files_never_crash(tmp):
     d.mkdir()
     (d / "raw_master.h5").write_bytes(master)
     (d / "raw_data_000001.h5").write_bytes(data[: len(data) // 2])
-    p = morgul("correct", d / "raw_master.h5", "-c", cal, "--energy", 12.4, "-o", d / "x", check=False)
+    p = damaged("correct", d / "raw_master.h5", "-c", cal, "--energy", 12.4, "-o", d / "x")
     assert p.returncode == 1 and "raw_data_000001.h5" in p.stdout, p.stdout
