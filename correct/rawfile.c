@@ -999,8 +999,10 @@ static int write_master(mg_rawfile *f, int live, const char *status, const mg_co
     if (f->lay.master_extra && f->lay.master_extra((int64_t)m, &facts, f->lay.ctx))
         bad = 1;
     bad |= H5Fclose(m) < 0;
+    /* renamed first, synced after: readers and a run killed from here on see the new master at once,
+     * however long the disk takes to sync (seconds, on a busy machine: an fsync waits for the journal,
+     * which carries the data files' pages too); on ext4 the rename itself flushes the file's data */
     if (!bad) {
-        sync_path(tmp, -1);
         bad = rename(tmp, f->master) != 0;
         if (!bad)
             sync_path(f->master, f->dirfd);
