@@ -1091,35 +1091,26 @@ static int64_t repair_data_file(const char *path, const char *data, const char *
         hsize_t nobj = 0;
         if (g >= 0)
             H5Gget_num_objs(g, &nobj);
-        for (hsize_t i = 0; g >= 0 && i < nobj; i++) {
-            char name[128];
-            H5Gget_objname_by_idx(g, i, name, sizeof name);
-            hid_t r = H5Dopen2(g, name, H5P_DEFAULT);
-            if (r < 0)
-                continue;
-            hid_t rs = H5Dget_space(r);
-            hsize_t rd[3] = {0};
-            H5Sget_simple_extent_dims(rs, rd, NULL);
-            H5Sclose(rs);
-            if ((int64_t)rd[0] < n)
-                n = (int64_t)rd[0];
-            H5Dclose(r);
-        }
-        for (hsize_t i = 0; g >= 0 && i < nobj; i++) {
-            char name[128];
-            H5Gget_objname_by_idx(g, i, name, sizeof name);
-            hid_t r = H5Dopen2(g, name, H5P_DEFAULT);
-            if (r < 0)
-                continue;
-            hid_t rs = H5Dget_space(r);
-            hsize_t rd[3] = {0};
-            int rr = H5Sget_simple_extent_dims(rs, rd, NULL);
-            H5Sclose(rs);
-            rd[0] = (hsize_t)n;
-            if (rr > 0)
-                H5Dset_extent(r, rd);
-            H5Dclose(r);
-        }
+        /* two passes over the records: the fewest frames any holds, then each cut to that */
+        for (int cut = 0; cut < 2; cut++)
+            for (hsize_t i = 0; g >= 0 && i < nobj; i++) {
+                char name[128];
+                H5Gget_objname_by_idx(g, i, name, sizeof name);
+                hid_t r = H5Dopen2(g, name, H5P_DEFAULT);
+                if (r < 0)
+                    continue;
+                hid_t rs = H5Dget_space(r);
+                hsize_t rd[3] = {0};
+                int rr = H5Sget_simple_extent_dims(rs, rd, NULL);
+                H5Sclose(rs);
+                if (!cut && (int64_t)rd[0] < n)
+                    n = (int64_t)rd[0];
+                if (cut && rr > 0) {
+                    rd[0] = (hsize_t)n;
+                    H5Dset_extent(r, rd);
+                }
+                H5Dclose(r);
+            }
         if (g >= 0)
             H5Gclose(g);
         dims[0] = (hsize_t)n;
