@@ -416,12 +416,7 @@ static int read_ds(hid_t loc, const char *file, const char *path, int rank, cons
         int sum_failed = H5Dread(d, mtype, H5S_ALL, H5S_ALL, dx, buf) >= 0;
         H5Pclose(dx);
         hid_t dcpl = H5Dget_create_plist(d);
-        int summed = 0;
-        for (int k = 0, n = dcpl >= 0 ? H5Pget_nfilters(dcpl) : 0; k < n; k++) {
-            unsigned flags, cd[8];
-            size_t ncd = 8;
-            summed |= H5Pget_filter2(dcpl, (unsigned)k, &flags, &ncd, cd, 0, NULL, NULL) == H5Z_FILTER_FLETCHER32;
-        }
+        int summed = mg_h5_has_filter(dcpl, H5Z_FILTER_FLETCHER32);
         if (dcpl >= 0)
             H5Pclose(dcpl);
         rc = sum_failed ? mg_error_set(err, MG_EDATA, "%s is damaged: %s does not match the checksum recorded when it "

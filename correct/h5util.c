@@ -81,6 +81,33 @@ void mg_h5_attr_get_str(hid_t loc, const char *name, char *dst, size_t cap)
     H5Aclose(a);
 }
 
+int mg_h5_put_string(hid_t loc, const char *name, const char *v, const char *description)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) > 0)
+        H5Ldelete(loc, name, H5P_DEFAULT);
+    hid_t s = H5Screate(H5S_SCALAR), t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    hid_t d = H5Dcreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int bad = d < 0 || H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0 ||
+              (description && mg_h5_attr_str(d, "description", description) < 0);
+    if (d >= 0)
+        H5Dclose(d);
+    H5Tclose(t);
+    H5Sclose(s);
+    return bad ? -1 : 0;
+}
+
+int mg_h5_has_filter(hid_t dcpl, H5Z_filter_t id)
+{
+    for (int k = 0, n = dcpl >= 0 ? H5Pget_nfilters(dcpl) : 0; k < n; k++) {
+        unsigned flags, cd[8];
+        size_t ncd = 8;
+        if (H5Pget_filter2(dcpl, (unsigned)k, &flags, &ncd, cd, 0, NULL, NULL) == id)
+            return 1;
+    }
+    return 0;
+}
+
 void mg_h5_time_iso(double t, int decimals, char *out, size_t cap)
 {
     static const long scale[7] = {1, 10, 100, 1000, 10000, 100000, 1000000};

@@ -80,19 +80,6 @@ static void put_u64(hid_t g, const char *name, uint64_t v)
     put_scalar(g, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
 }
 
-static void put_str(hid_t g, const char *name, const char *v)
-{
-    hid_t s = H5Screate(H5S_SCALAR), t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v) + 1);
-    hid_t d = H5Dcreate2(g, name, t, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (d >= 0) {
-        H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
-        H5Dclose(d);
-    }
-    H5Tclose(t);
-    H5Sclose(s);
-}
-
 static void put_i32_vec(hid_t g, const char *name, const int *v, int n)
 {
     hsize_t d = (hsize_t)n;
@@ -132,7 +119,7 @@ static int write_master(int64_t file, const mg_master_facts *facts, void *ctx)
     if (entry < 0)
         return -1;
     mg_h5_attr_str(entry, "default", "data");
-    put_str(entry, "definition", "NXmx");
+    mg_h5_put_string(entry, "definition", "NXmx", NULL);
     /* times from the data: the first frame's arrival (the capture's record time in a replay, the raw run's
      * for correct); until a frame came, when the files began */
     char start[40], end[40];
@@ -140,23 +127,23 @@ static int write_master(int64_t file, const mg_master_facts *facts, void *ctx)
         mg_h5_time_iso(facts->start, 3, start, sizeof start);
     else
         snprintf(start, sizeof start, "%s", in->start_time);
-    put_str(entry, "start_time", start);
+    mg_h5_put_string(entry, "start_time", start, NULL);
     /* NXmx requires an estimate of the end; while the run goes on it is the latest frame's arrival */
     if (facts->end > 0)
         mg_h5_time_iso(facts->end, 3, end, sizeof end);
     else
         snprintf(end, sizeof end, "%s", start);
-    put_str(entry, "end_time_estimated", end);
+    mg_h5_put_string(entry, "end_time_estimated", end, NULL);
     if (facts->ended && facts->end > 0)
-        put_str(entry, "end_time", end);
+        mg_h5_put_string(entry, "end_time", end, NULL);
     hid_t src = group(f, "entry/source", "NXsource");
-    put_str(src, "name", in->source_name && *in->source_name ? in->source_name : "unknown");
+    mg_h5_put_string(src, "name", in->source_name && *in->source_name ? in->source_name : "unknown", NULL);
     H5Gclose(src);
     hid_t data = group(f, "entry/data", "NXdata");
     mg_h5_attr_str(data, "signal", "data");
     H5Gclose(data);
     hid_t instr = group(f, "entry/instrument", "NXinstrument");
-    put_str(instr, "name", "JUNGFRAU (morgul)");
+    mg_h5_put_string(instr, "name", "JUNGFRAU (morgul)", NULL);
     H5Gclose(instr);
     hid_t beam = group(f, "entry/instrument/beam", "NXbeam");
     put_f64(beam, "incident_wavelength", 12.398419843320026 / in->energy_kev, "angstrom");
@@ -166,10 +153,10 @@ static int write_master(int64_t file, const mg_master_facts *facts, void *ctx)
     char desc[128];
     snprintf(desc, sizeof desc, "JUNGFRAU %d module%s (%s)", in->det->nmodules, in->det->nmodules == 1 ? "" : "s",
              in->det->name);
-    put_str(det, "description", desc);
-    put_str(det, "type", "pixel");
-    put_str(det, "depends_on", "/" DET "/transformations/translation");
-    put_str(det, "sensor_material", "Si");
+    mg_h5_put_string(det, "description", desc, NULL);
+    mg_h5_put_string(det, "type", "pixel", NULL);
+    mg_h5_put_string(det, "depends_on", "/" DET "/transformations/translation", NULL);
+    mg_h5_put_string(det, "sensor_material", "Si", NULL);
     put_f64(det, "sensor_thickness", in->sensor_thickness_m, "m");
     put_f64(det, "x_pixel_size", PIXEL_M, "m");
     put_f64(det, "y_pixel_size", PIXEL_M, "m");
@@ -244,15 +231,15 @@ static int write_master(int64_t file, const mg_master_facts *facts, void *ctx)
     H5Gclose(mod);
 
     hid_t jf = group(f, DET "/jungfrau", "NXcollection");
-    put_str(jf, "calibration_file", in->calibration_file ? in->calibration_file : "");
+    mg_h5_put_string(jf, "calibration_file", in->calibration_file ? in->calibration_file : "", NULL);
     put_f64(jf, "photon_energy", in->energy_kev, "keV");
-    put_str(jf, "values", in->kev ? "keV" : "photons");
-    put_str(jf, "layout", g->cfg.raw_layout ? "raw: modules stacked, 512 x 1024 each"
+    mg_h5_put_string(jf, "values", in->kev ? "keV" : "photons", NULL);
+    mg_h5_put_string(jf, "layout", g->cfg.raw_layout ? "raw: modules stacked, 512 x 1024 each"
                           : g->cfg.mask_big ? "expanded 514 x 1030, big pixels masked"
-                                            : "expanded 514 x 1030, big pixels split");
+                                            : "expanded 514 x 1030, big pixels split", NULL);
     if (in->runtime_mode) {
         hid_t rp = group(f, DET "/jungfrau/runtime_pedestal", "NXcollection");
-        put_str(rp, "mode", in->runtime_mode);
+        mg_h5_put_string(rp, "mode", in->runtime_mode, NULL);
         put_i64(rp, "frames", (long long)in->runtime_frames);
         put_i64(rp, "onset", (long long)in->runtime_onset);
         /* per module (cells, 512, 1024) with storage cells, else (512, 1024) */
@@ -277,9 +264,9 @@ static int write_master(int64_t file, const mg_master_facts *facts, void *ctx)
     H5Gclose(det);
 
     hid_t sample = group(f, "entry/sample", "NXsample");
-    put_str(sample, "name", in->sample_name && *in->sample_name ? in->sample_name : "unknown");
+    mg_h5_put_string(sample, "name", in->sample_name && *in->sample_name ? in->sample_name : "unknown", NULL);
     if (in->rotation) { /* (with no frame yet: an empty omega whose start morgul repair can extend) */
-        put_str(sample, "depends_on", "/entry/sample/transformations/omega");
+        mg_h5_put_string(sample, "depends_on", "/entry/sample/transformations/omega", NULL);
         hid_t tr2 = group(f, "entry/sample/transformations", "NXtransformations");
         hsize_t n = (hsize_t)frames;
         hid_t sp = H5Screate_simple(1, &n, NULL);
@@ -308,7 +295,7 @@ static int write_master(int64_t file, const mg_master_facts *facts, void *ctx)
         H5Sclose(sp);
         H5Gclose(tr2);
     } else
-        put_str(sample, "depends_on", ".");
+        mg_h5_put_string(sample, "depends_on", ".", NULL);
     H5Gclose(sample);
     H5Gclose(entry);
     return bad ? -1 : 0;

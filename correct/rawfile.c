@@ -68,23 +68,6 @@ static double unix_now(void)
     return (double)now.tv_sec + now.tv_nsec * 1e-9;
 }
 
-/* A scalar string dataset at `name` of `loc`, replacing one of that name. */
-static int put_string(hid_t loc, const char *name, const char *v, const char *description)
-{
-    if (H5Lexists(loc, name, H5P_DEFAULT) > 0)
-        H5Ldelete(loc, name, H5P_DEFAULT);
-    hid_t s = H5Screate(H5S_SCALAR), t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v) + 1);
-    hid_t d = H5Dcreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    int bad = d < 0 || H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0 ||
-              (description && mg_h5_attr_str(d, "description", description) < 0);
-    if (d >= 0)
-        H5Dclose(d);
-    H5Tclose(t);
-    H5Sclose(s);
-    return bad ? -1 : 0;
-}
-
 static void note_records(mg_rawfile *f, int64_t index, const mg_module_frame *mods);
 
 static hid_t meta_type(int i)
@@ -221,7 +204,7 @@ static int write_detector(hid_t loc, const char *path, const mg_detector *det, c
         mg_detector_print(det, mem);
         fclose(mem);
     }
-    int text_bad = text && put_string(g, "description", text, "the detector description the run used") < 0;
+    int text_bad = text && mg_h5_put_string(g, "description", text, "the detector description the run used") < 0;
     free(text);
     char(*names)[MG_NAME_MAX] = calloc((size_t)n, MG_NAME_MAX);
     int32_t *rows = calloc((size_t)n, 4), *cols = calloc((size_t)n, 4), *ifs = calloc((size_t)n, 4);
@@ -983,15 +966,15 @@ static int write_master(mg_rawfile *f, int live, const char *status, const mg_co
         char iso[64];
         if (f->t_first > 0) {
             mg_h5_time_iso(f->t_first, 6, iso, sizeof iso);
-            bad |= put_string(g, "start_time", iso, "arrival of the first frame (UTC)") < 0;
+            bad |= mg_h5_put_string(g, "start_time", iso, "arrival of the first frame (UTC)") < 0;
         }
         if (f->t_last > 0 && !live) {
             mg_h5_time_iso(f->t_last, 6, iso, sizeof iso);
-            bad |= put_string(g, "end_time", iso, "arrival of the last frame (UTC)") < 0;
+            bad |= mg_h5_put_string(g, "end_time", iso, "arrival of the last frame (UTC)") < 0;
         }
         if (f->cfg.command_line)
-            bad |= put_string(g, "command_line", f->cfg.command_line, "the command that wrote the files") < 0;
-        bad |= put_string(g, "software", "morgul " MG_VERSION, NULL) < 0;
+            bad |= mg_h5_put_string(g, "command_line", f->cfg.command_line, "the command that wrote the files") < 0;
+        bad |= mg_h5_put_string(g, "software", "morgul " MG_VERSION, NULL) < 0;
         H5Gclose(g);
     }
     mg_master_facts facts;

@@ -162,12 +162,7 @@ static herr_t verify_object(hid_t root, const char *name, const H5O_info_t *info
         return 0;
     }
     hid_t dcpl = H5Dget_create_plist(d), t = H5Dget_type(d), s = H5Dget_space(d);
-    int checked = 0;
-    for (int k = 0, n = dcpl >= 0 ? H5Pget_nfilters(dcpl) : 0; k < n; k++) {
-        unsigned flags, cd[8];
-        size_t ncd = 8;
-        checked |= H5Pget_filter2(dcpl, (unsigned)k, &flags, &ncd, cd, 0, NULL, NULL) == H5Z_FILTER_FLETCHER32;
-    }
+    int checked = mg_h5_has_filter(dcpl, H5Z_FILTER_FLETCHER32);
     hssize_t npts = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
     size_t sz = t >= 0 ? H5Tget_size(t) : 0;
     w->res->datasets++;

@@ -25,6 +25,14 @@ int mg_h5_attr_double(hid_t loc, const char *name, double v);
 double mg_h5_attr_get_double(hid_t loc, const char *name, double dflt);
 void mg_h5_attr_get_str(hid_t loc, const char *name, char *dst, size_t cap);
 
+/* A scalar string dataset `name` of loc (exactly as long as v), replacing
+ * one of that name, with a "description" attribute unless description is
+ * NULL.  0 or -1. */
+int mg_h5_put_string(hid_t loc, const char *name, const char *v, const char *description);
+
+/* Whether a dataset creation property list has filter `id`. */
+int mg_h5_has_filter(hid_t dcpl, H5Z_filter_t id);
+
 /* Unix seconds as the files write times: ISO 8601 UTC with `decimals`
  * (0..6) digits of the second, "2026-12-07T06:20:01.123456Z". */
 void mg_h5_time_iso(double t, int decimals, char *out, size_t cap);
