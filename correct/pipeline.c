@@ -266,8 +266,13 @@ static void write_one(mg_pipeline *p, outbuf *b)
         atomic_fetch_add(&p->discarded, 1);
 }
 
+static void drain(mg_pipeline *p);
+
 /* The files synced (mg_rawfile_sync) unless a worker is writing: it syncs
- * as it writes. */
+ * as it writes.  Like every holder of the write lock it drains after
+ * unlocking: a worker that posted its chunk meanwhile found the lock taken
+ * and left the chunk to the holder (a run's last chunks were once left
+ * unwritten this way when the sync came just before them). */
 static void sync_files(mg_pipeline *p)
 {
     if (!p->cfg.out || atomic_load(&p->failed) || pthread_mutex_trylock(&p->write_lock))
@@ -276,12 +281,14 @@ static void sync_files(mg_pipeline *p)
     if (mg_rawfile_sync(p->cfg.out, 0, &e))
         fail(p, &e);
     pthread_mutex_unlock(&p->write_lock);
+    drain(p);
 }
 
-/* Writes every posted chunk from the turn on, in order, if no other worker
+/* Writes every posted chunk from the turn on, in order, if no other thread
  * is doing so.  The check after unlocking closes the race with a chunk
  * posted while the lock was held: its poster failed to take the lock, so the
- * holder must look again. */
+ * holder must look again (every taker of write_lock must drain after
+ * unlocking it). */
 static void drain(mg_pipeline *p)
 {
     for (;;) {
@@ -535,6 +542,7 @@ int mg_pipeline_finish(mg_pipeline *p, mg_pipeline_stats *final_stats, mg_error 
     pthread_join(p->collector, NULL);
     for (int i = 0; i < p->nw; i++)
         pthread_join(p->w[i].th, NULL);
+    drain(p); /* nothing posted may stay behind; the run's outcome counts any frame still missing as lost */
     for (int i = 0; i < p->nw; i++) /* the other workers' dark frames into the configured sums */
         for (int k = 0; p->w[i].own_acc && k < p->nacc; k++)
             mg_pedestal_merge(p->cfg.pedestal[k], p->w[i].acc[k]);

@@ -498,6 +498,9 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
     sum->capture_skipped = r->capture_skipped;
     if (r->a) {
         sum_links(r, sum);
+        /* every image the assembler handed on must be in the files: any fewer is data lost here */
+        if (r->out && sum->frames.images > sum->frames_written)
+            sum->frames_unwritten = sum->frames.images - sum->frames_written;
         /* asked for N frames and the run ended early: the frames never seen at
          * the end are missing too (the detector was told to send them) */
         if (r->cfg->max_frames && ended != MG_END_FRAMES && sum->frames.images < r->cfg->max_frames &&
@@ -594,6 +597,11 @@ int mg_run_outcome(const mg_run_summary *s, int rc, double max_loss, char *why, 
         snprintf(why, cap, "FAILED: the run stopped on an error; the files hold what came before it");
         return MG_EXIT_FAILED;
     }
+    if (s->frames_unwritten) {
+        snprintf(why, cap, "DATA LOST: %llu of the %llu frames received were not written to the files",
+                 (unsigned long long)s->frames_unwritten, (unsigned long long)s->frames.images);
+        return MG_EXIT_LOSS;
+    }
     if (!s->frames.images && !s->frames_dark) {
         snprintf(why, cap, "NO DATA: not one frame was received%s", refused ? " (only datagrams that fit none)" : "");
         return MG_EXIT_LOSS;
@@ -669,6 +677,11 @@ void mg_run_print_summary(const mg_run_summary *s, int rc, double max_loss, FILE
         fprintf(out, "  cause   %llu packets never arrived: lost on the way (cabling, switch, the network card's "
                      "rings) or never sent (in a replay: not in the capture)\n",
                 (unsigned long long)(in_frames - explained));
+    if (s->frames_unwritten)
+        fprintf(out, "  cause   %llu frames were received and assembled but never reached the files (written %llu "
+                     "of %llu): report this as a bug in morgul, with this summary\n",
+                (unsigned long long)s->frames_unwritten, (unsigned long long)s->frames_written,
+                (unsigned long long)s->frames.images);
     if (s->frames_missing_at_end)
         fprintf(out, "  cause   %llu frames asked for never came: the run ended (%s) before the detector sent them\n",
                 (unsigned long long)s->frames_missing_at_end, mg_run_end_reason(s->stopped_by));

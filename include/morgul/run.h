@@ -108,6 +108,7 @@ typedef struct mg_run_summary {
     mg_link_stats total;        /* sums over links */
     mg_asm_totals frames;
     uint64_t frames_written, frames_discarded;
+    uint64_t frames_unwritten;  /* with files: images handed on that did not reach them (a loss, never silent) */
     uint64_t frames_dark;       /* dark runs: complete frames added to the pedestals */
     uint32_t dark_exposure;     /* ... the first one's exposure length (0.1 us), 0 if none */
     uint64_t frames_other_cell; /* dark runs: frames of a storage cell beyond pedestal_cells, left out */
