@@ -19,6 +19,7 @@ static const struct {
     {"correct", mg_cmd_correct, "raw frames to photons in NXmx files, offline"},
     {"pedestal", mg_cmd_pedestal, "pedestals, noise and bad-pixel masks from dark runs"},
     {"repair", mg_cmd_repair, "finish the files of a run that did not end (killed, power lost)"},
+    {"serve", mg_cmd_serve, "a persistent receiver driven over HTTP: arm, disarm, status, metrics, run log"},
     {"verify", mg_cmd_verify, "check files against the checksums recorded when they were written"},
 };
 

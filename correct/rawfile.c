@@ -7,6 +7,7 @@
 #include <hdf5.h>
 #include <libgen.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,7 @@ struct mg_rawfile {
     /* all files of the current acquisition */
     uint64_t total, bytes;
     uint64_t run_total;    /* every acquisition's */
+    _Atomic uint64_t synced; /* run_total at the last sync that succeeded: on disk whatever happens */
     uint64_t *file_frames; /* frames per file */
     int files_cap;
     int pending[4096];     /* closed data files of the set still to be converted to the 1.8 format */
@@ -1014,10 +1016,13 @@ int mg_rawfile_sync(mg_rawfile *f, int force, mg_error *err)
         if (H5Fget_vfd_handle(f->file, H5P_DEFAULT, &h) >= 0 && h)
             fdatasync(*(int *)h);
     }
-    if (f->master_files != f->file_no)
-        return write_master(f, 1, "writing", NULL, 0, err);
+    if (f->master_files != f->file_no && write_master(f, 1, "writing", NULL, 0, err))
+        return err ? err->code : MG_EIO;
+    atomic_store(&f->synced, f->run_total);
     return 0;
 }
+
+uint64_t mg_rawfile_synced(const mg_rawfile *f) { return atomic_load(&((mg_rawfile *)f)->synced); }
 
 /* Closes the current acquisition's data file and writes its final master file. */
 static int finish_set(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err)

@@ -24,6 +24,7 @@ int mg_cmd_correct(int argc, char **argv);
 int mg_cmd_pedestal(int argc, char **argv);
 int mg_cmd_repair(int argc, char **argv);
 int mg_cmd_verify(int argc, char **argv);
+int mg_cmd_serve(int argc, char **argv);
 /* `morgul calib SUB`: mg_cmd_calib dispatches to these */
 int mg_cmd_calib_add(int argc, char **argv);
 int mg_cmd_calib_list(int argc, char **argv);

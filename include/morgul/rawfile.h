@@ -147,7 +147,11 @@ int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error 
  * was something to repair, 0 if not, or an error code. */
 int mg_rawfile_repair(const char *prefix, FILE *log, mg_error *err);
 
-uint64_t mg_rawfile_frames(const mg_rawfile *f); /* written in all acquisitions */
+uint64_t mg_rawfile_frames(const mg_rawfile *f);
+/* Frames of the run on disk as of the last mg_rawfile_sync that succeeded
+ * (flushed and synced, the master over them): what a crash keeps.  May be
+ * called from any thread while another writes. */
+uint64_t mg_rawfile_synced(const mg_rawfile *f); /* written in all acquisitions */
 int mg_rawfile_acquisition(const mg_rawfile *f); /* the current one, 0-based */
 uint64_t mg_rawfile_set_frames(const mg_rawfile *f); /* written in the current acquisition */
 uint64_t mg_rawfile_bytes(const mg_rawfile *f);

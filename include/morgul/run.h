@@ -30,6 +30,8 @@
 #include "morgul/error.h"
 #include "morgul/geometry.h"
 
+struct mg_run_summary;
+
 typedef struct mg_run_config {
     mg_detector det;
     /* assembly (morgul/assembler.h) */
@@ -61,7 +63,15 @@ typedef struct mg_run_config {
     _Atomic int *stop;          /* raised by a signal handler; may be NULL */
     _Atomic int *ready;         /* set once every port listens (may be NULL) */
     const char *ready_file;     /* written (atomically) once every port listens; NULL: none */
+    /* whoever watches a run in progress (the service's status and metrics): called on the run's control
+     * thread about every 100 ms, with the counters so far in the form of the summary (queue_fill_max is the
+     * queue fill now, seconds count from listening, stopped_by is 0); the pointer is valid during the call */
+    void (*observe)(void *ctx, const struct mg_run_summary *now);
+    void *observe_ctx;
     /* live receiving */
+    const int *sockets;         /* bound UDP sockets, one per link in link order, that the caller keeps between
+                                   runs (the service); the run reads them and leaves them open; kernel drops are
+                                   counted from the run's start.  NULL: the run binds its own */
     int rcvbuf_mb;              /* socket receive buffer, MiB; default 256 */
     int batch;                  /* datagrams per recvmmsg; default 64 */
     /* replay */
@@ -108,6 +118,7 @@ typedef struct mg_run_summary {
     mg_link_stats total;        /* sums over links */
     mg_asm_totals frames;
     uint64_t frames_written, frames_discarded;
+    uint64_t frames_synced;     /* with files: frames known to be on disk (a crash keeps them) */
     uint64_t frames_unwritten;  /* with files: images handed on that did not reach them (a loss, never silent) */
     uint64_t frames_dark;       /* dark runs: complete frames added to the pedestals */
     uint32_t dark_exposure;     /* ... the first one's exposure length (0.1 us), 0 if none */
@@ -147,6 +158,12 @@ enum {
  * expected packets that may be lost and still count as complete), and the
  * verdict in words (one line) into `why`. */
 int mg_run_outcome(const mg_run_summary *s, int rc, double max_loss, char *why, size_t cap);
+
+/* Binds link `link`'s UDP socket the way a live run does (address and port
+ * from the detector description, receive buffer cfg->rcvbuf_mb, kernel time
+ * stamps and drop counts, a 2 ms receive timeout); warns on `log` when the
+ * kernel caps the buffer.  For callers that keep sockets (cfg->sockets). */
+int mg_run_bind(const mg_run_config *cfg, int link, FILE *log, int *fd, mg_error *err);
 
 /* Live: receives on the detector's UDP ports. */
 int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err);

@@ -48,6 +48,7 @@ typedef struct rx_link {
     int started;
     _Atomic int *stop;
     _Atomic uint64_t last_ns;
+    uint64_t drops0;           /* the socket's kernel drops before the run (a socket kept between runs) */
 } rx_link;
 
 /* The kernel's drop count of a UDP socket from /proc/net/udp: the cmsg
@@ -74,6 +75,12 @@ static uint64_t socket_drops(int fd)
     }
     fclose(f);
     return drops;
+}
+
+/* The kernel's count (32 bits in the message, wrapping) since the run began. */
+static uint64_t drops_since(const rx_link *x, uint64_t d)
+{
+    return (uint32_t)(d - x->drops0);
 }
 
 static void *rx_main(void *arg)
@@ -142,7 +149,7 @@ static void *rx_main(void *arg)
                     } else if (c->cmsg_type == SO_RXQ_OVFL && i == n - 1) {
                         uint32_t drops;
                         memcpy(&drops, CMSG_DATA(c), sizeof drops);
-                        mg_asm_set_kernel_drops(r->a, x->link, drops);
+                        mg_asm_set_kernel_drops(r->a, x->link, drops_since(x, drops));
                     }
                 }
                 mg_asm_push(r->a, x->link, iov[i].iov_base, len, t);
@@ -155,13 +162,13 @@ static void *rx_main(void *arg)
             last_proc = now;
             uint64_t d = socket_drops(x->fd);
             if (d)
-                mg_asm_set_kernel_drops(r->a, x->link, d);
+                mg_asm_set_kernel_drops(r->a, x->link, drops_since(x, d));
         }
     }
     {
         uint64_t d = socket_drops(x->fd);
         if (d)
-            mg_asm_set_kernel_drops(r->a, x->link, d);
+            mg_asm_set_kernel_drops(r->a, x->link, drops_since(x, d));
     }
 out:
     mg_asm_flush(r->a, x->link);
@@ -172,7 +179,7 @@ out:
     return NULL;
 }
 
-static int open_socket(const mg_run_config *cfg, FILE *log, int link, int *fd_out, mg_error *err)
+int mg_run_bind(const mg_run_config *cfg, int link, FILE *log, int *fd_out, mg_error *err)
 {
     const mg_detector *d = &cfg->det;
     int m, i;
@@ -233,7 +240,10 @@ int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
     /* every socket is bound first: a port in use or a wrong address fails the run before anything is made */
     int rc = mg_detector_validate(&cfg->det, err);
     for (int l = 0; l < nlinks && !rc; l++)
-        rc = open_socket(cfg, log, l, &rx[l].fd, err);
+        if (cfg->sockets) /* kept by the caller between runs: what waits in it from before is the caller's */
+            rx[l].drops0 = socket_drops(rx[l].fd = cfg->sockets[l]);
+        else
+            rc = mg_run_bind(cfg, l, log, &rx[l].fd, err);
     if (!rc)
         rc = run_setup(&r, cfg, 0, 0, err);
     int ended = MG_END_ERROR;
@@ -294,7 +304,7 @@ int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
             pthread_join(rx[l].th, NULL);
         else if (r.a)
             mg_asm_flush(r.a, l);
-    for (int l = 0; l < nlinks; l++)
+    for (int l = 0; l < nlinks && !cfg->sockets; l++)
         if (rx[l].fd >= 0)
             close(rx[l].fd);
     run_progress(&r, 1);

@@ -23,7 +23,8 @@ typedef struct run {
     mg_rawfile *out;
     mg_pipeline *pipe;
     _Atomic int stop_internal; /* raised by the pipeline on a fatal error */
-    uint64_t t0, last_progress, last_bytes;
+    uint64_t t0, last_progress, last_bytes, last_observed;
+    mg_run_summary *live;      /* the counters handed to cfg->observe (made at the first call) */
     uint64_t t_ready;          /* when the sockets listened (live) or replay began (monotonic ns) */
     uint64_t t_data;           /* replay: when its first record was taken (monotonic ns) */
     uint64_t unexpected_port, capture_skipped;

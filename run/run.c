@@ -424,8 +424,44 @@ int run_counters(run *r, mg_run_summary *s, const mg_acq_info *qi, int acq, mg_c
     return n;
 }
 
+/* The counters so far to whoever watches (cfg->observe), at most every 100 ms. */
+static void observe(run *r, int force)
+{
+    const mg_run_config *cfg = r->cfg;
+    uint64_t now = mg_now_ns();
+    if (!cfg || !cfg->observe || !r->a || (!force && now - r->last_observed < 100000000ull))
+        return;
+    if (!r->live && !(r->live = malloc(sizeof *r->live)))
+        return; /* no memory for a snapshot: the watcher waits for the next */
+    r->last_observed = now;
+    mg_run_summary *s = r->live;
+    memset(s, 0, sizeof *s);
+    s->started = r->t_ready != 0;
+    sum_links(r, s);
+    if (r->pipe) {
+        mg_pipeline_stats ps;
+        mg_pipeline_get_stats(r->pipe, &ps);
+        s->frames_written = ps.frames_written;
+        s->frames_dark = ps.frames_dark;
+        s->bytes_raw = ps.bytes_raw;
+        s->bytes_compressed = ps.bytes_compressed;
+        s->queue_fill_max = ps.queue_fill;
+        s->queue_capacity = ps.queue_capacity;
+    }
+    s->unexpected_port = r->unexpected_port;
+    s->capture_skipped = r->capture_skipped;
+    s->seconds = r->t_ready ? (double)(now - r->t_ready) / 1e9 : 0;
+    s->setup_seconds = r->t_ready > r->t0 ? (double)(r->t_ready - r->t0) / 1e9 : 0;
+    if (r->out) {
+        snprintf(s->master, sizeof s->master, "%s", mg_rawfile_master_path(r->out));
+        s->frames_synced = mg_rawfile_synced(r->out);
+    }
+    cfg->observe(cfg->observe_ctx, s);
+}
+
 void run_progress(run *r, int force)
 {
+    observe(r, force);
     if (!r->cfg || !r->cfg->progress || !r->a)
         return;
     uint64_t now = mg_now_ns();
@@ -550,7 +586,10 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
                                 "of %s is this module's\n", r->cfg->det.modules[m].name, (unsigned)ids[m],
                         r->cfg->det.modules[m].name);
         mg_error ferr = {0};
+        uint64_t in_files = mg_rawfile_frames(r->out);
         int frc = mg_rawfile_close(r->out, c, n, &ferr);
+        if (!frc)
+            sum->frames_synced = in_files;
         r->out = NULL;
         if (frc && !rc) {
             rc = frc;
@@ -558,6 +597,8 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
                 *err = ferr;
         }
     }
+    free(r->live);
+    r->live = NULL;
     mg_asm_free(r->a);
     r->a = NULL;
     for (int n = 0; n < MG_MAX_THREADS; n++)

@@ -1,0 +1,56 @@
+/* service_internal.h - private: the service's state, shared by service.c
+ * (runs, run log, watcher), report.c (status, metrics) and http.c. */
+#ifndef MORGUL_SERVICE_INTERNAL_H
+#define MORGUL_SERVICE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "morgul/service.h"
+
+enum { MG_SV_IDLE, MG_SV_ARMED, MG_SV_RECEIVING, MG_SV_ENDING, MG_SV_ERROR };
+
+struct mg_service {
+    mg_service_config cfg;
+    FILE *log;
+    const char *command_line;
+    int nlinks;
+    int fds[MG_MAX_LINKS];     /* bound at open, kept until close */
+    char runlog_path[4200];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;         /* a run became ready or finished */
+    /* under mu: */
+    int state;
+    char error[1200];          /* state error: why the last run failed */
+    uint64_t unarmed;          /* datagrams drained between runs */
+    json_t *runs;              /* every run's record, oldest first */
+    int next_number;
+    /* the current run (under mu) */
+    int running, finished;     /* a thread exists / it has ended (join it: reap) */
+    pthread_t th;
+    json_t *current;           /* its record (held by runs once it listens) */
+    int number_in_use;
+    mg_run_config rc;
+    double max_loss;
+    const char *stop_why;      /* what raised stop: "disarmed", "the service was stopped" */
+    FILE *run_log;
+    char prefix[4200], run_log_path[4300];
+    int setup_rc;
+    mg_error setup_err;
+    mg_run_summary *live;      /* the latest counters (observed, or the last run's final ones) */
+    int have_live;
+    mg_run_summary *final;     /* written by the run's thread only */
+    double rate_t, frames_per_s, bytes_per_s;
+    uint64_t rate_images, rate_bytes;
+    _Atomic int stop, ready, quit;
+    pthread_t watcher;
+    int watching;
+};
+
+mg_reply mg_reply_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int mg_service_name_ok(const char *name);
+void mg_service_disk(mg_service *s, uint64_t *free_bytes, uint64_t *total_bytes);
+json_t *mg_service_counters(const mg_run_summary *m);
+void mg_service_set_command_line(mg_service *s, const char *line);
+
+#endif

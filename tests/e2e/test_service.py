@@ -1,0 +1,293 @@
+"""`morgul serve` driven only through its HTTP API: arming, a simulated
+detector sending over loopback, status and metrics during the run,
+disarming, the files and the run log; runs that end themselves; --auto;
+packets that arrive unarmed; every bad request (refused with its 4xx and
+nothing changed); the token; a service killed mid-run and started again.
+Waiting is always for something the service reports (its readiness line, a
+run's state), with a deadline, never for a guessed time."""
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import MORGUL, morgul, pattern, read_run
+
+_services = []
+
+
+class Service:
+    def __init__(self, tmp, port, *args, modules=2):
+        self.url = f"http://127.0.0.1:{port}"
+        self.data = tmp / "data"
+        self.port = port
+        self.modules = modules
+        self.args = [str(MORGUL), "serve", "--data-dir", str(self.data), "--modules", str(modules),
+                     "--port", str(port), "--http", f"127.0.0.1:{port}", *map(str, args)]
+        self.token = None
+        self.p = None
+        self.output = ""
+        _services.append(self)
+
+    def start(self):
+        self.p = subprocess.Popen(self.args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        for line in self.p.stderr:
+            self.output += line
+            if line.startswith("serve: detector"):
+                return self
+        self.p.wait()
+        raise AssertionError(f"service did not start (exit {self.p.returncode}):\n{self.output}")
+
+    def call(self, method, path, body=None, raw=None, token=None):
+        """(status, decoded JSON or text) of one request."""
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        tok = token if token is not None else self.token
+        if tok:
+            req.add_header("Authorization", f"Bearer {tok}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                status, text, ctype = r.status, r.read().decode(), r.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as e:
+            status, text, ctype = e.code, e.read().decode(), e.headers.get("Content-Type", "")
+        return status, json.loads(text) if ctype.startswith("application/json") else text
+
+    def get(self, path):
+        status, body = self.call("GET", path)
+        assert status == 200, (path, status, body)
+        return body
+
+    def wait_for(self, what, check, timeout=60):
+        """Polls the status until check(status) holds."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            st = self.get("/api/status")
+            if check(st):
+                return st
+            time.sleep(0.05)
+        raise AssertionError(f"service never reached: {what}; last status {json.dumps(st, indent=1)}")
+
+    def wait_run_ended(self, name, timeout=60):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            status, r = self.call("GET", f"/api/runs/{name}")
+            if status == 200 and r["state"] != "running":
+                return r
+            time.sleep(0.05)
+        raise AssertionError(f"run {name} did not end")
+
+    def stop(self):
+        if self.p and self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            _, err = self.p.communicate(timeout=60)
+            self.output += err
+        return self.p.returncode
+
+    def run_log(self):
+        return [json.loads(line) for line in (self.data / "runs.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def _stop_services(request):
+    yield
+    for s in _services:
+        if s.p and s.p.poll() is None:
+            s.p.kill()
+            s.p.wait()
+    _services.clear()
+
+
+def send(port, frames, modules=2, first=1, rate=2000):
+    morgul("simulate", "--modules", modules, "--port", port, "-n", frames, "--first-frame", first, "--rate", rate)
+
+
+def check_files(master_prefix, nmod, first, count):
+    r = read_run(master_prefix)
+    assert r["data"].shape[0] == count
+    for i in range(count):
+        for m in range(nmod):
+            assert r["frame_number"][i, m] == first + i
+            np.testing.assert_array_equal(r["data"][i, m], pattern(m, first + i))
+    return r
+
+
+def test_arm_receive_disarm(tmp, port):
+    s = Service(tmp, port).start()
+    st = s.get("/api/status")
+    assert st["state"] == "idle" and st["run"] is None and st["detector"]["modules"] == 2
+    assert st["disk"]["free_bytes"] > 0
+    status, rec = s.call("POST", "/api/arm", {"name": "lyso1", "sample": "lysozyme"})
+    assert status == 200, rec
+    assert rec["name"] == "lyso1" and rec["state"] == "running"
+    assert s.get("/api/status")["state"] == "armed"
+    send(port, 60)
+    st = s.wait_for("60 frames written", lambda st: st["run"].get("counters", {}).get("written") == 60)
+    assert st["state"] == "receiving"
+    metrics = s.call("GET", "/metrics")[1]
+    assert 'morgul_state{state="receiving"} 1' in metrics
+    for link in (0, 1):
+        assert f'morgul_link_packets_total{{run="lyso1",link="{link}",module="M00{link}",interface="0"}} 7680' \
+            in metrics
+    assert 'morgul_run_frames_total{run="lyso1",kind="written"} 60' in metrics
+    status, rec = s.call("POST", "/api/disarm")
+    assert status == 200, rec
+    assert rec["state"] == "ended" and rec["exit_status"] == 0, rec
+    assert rec["counters"]["complete"] == 60 and rec["counters"]["packets_lost"] == 0
+    assert rec["reason"] == "disarmed"
+    assert s.get("/api/status")["state"] == "idle"
+    r = check_files(s.data / "lyso1", 2, 1, 60)
+    assert r["run"]["packets_lost"] == 0
+    log = s.run_log()
+    assert [(e["event"], e["name"]) for e in log] == [("start", "lyso1"), ("end", "lyso1")]
+    assert log[1]["counters"]["written"] == 60 and log[1]["verdict"].startswith("complete")
+    assert "summary" not in log[1] and (s.data / "lyso1.log").read_text().count("result    complete") == 1
+    assert s.get("/api/runs")["runs"][0]["name"] == "lyso1"
+    assert s.stop() == 0
+
+
+def test_runs_end_themselves_and_are_numbered(tmp, port):
+    """A run armed for N frames ends after them; unnamed runs take the next
+    number; the service is ready for the next run at once."""
+    s = Service(tmp, port, modules=1).start()
+    for k in (1, 2):
+        status, rec = s.call("POST", "/api/arm", {"frames": 40})
+        assert status == 200 and rec["name"] == f"run_{k:06d}", rec
+        send(port, 40, modules=1, first=100 * k)
+        rec = s.wait_run_ended(rec["name"])
+        assert rec["state"] == "ended" and rec["exit_status"] == 0 and rec["counters"]["images"] == 40, rec
+        assert rec["reason"] == "all requested frames done"
+        check_files(s.data / rec["name"], 1, 100 * k, 40)
+    assert len(s.get("/api/runs")["runs"]) == 2
+
+
+def test_unarmed_packets_are_counted_and_kept_out(tmp, port):
+    """What arrives between runs is thrown away and counted: the next run
+    holds only its own frames."""
+    s = Service(tmp, port, modules=1).start()
+    send(port, 10, modules=1, first=500)
+    s.wait_for("1280 unarmed packets", lambda st: st["packets_unarmed"] == 1280)
+    status, rec = s.call("POST", "/api/arm", {"frames": 20})
+    assert status == 200
+    send(port, 20, modules=1, first=1)
+    rec = s.wait_run_ended(rec["name"])
+    assert rec["counters"]["images"] == 20 and rec["counters"]["stray"] == 0, rec
+    check_files(s.data / rec["name"], 1, 1, 20)
+
+
+def test_bad_requests_change_nothing(tmp, port):
+    s = Service(tmp, port, modules=1).start()
+    status, rec = s.call("POST", "/api/arm", {"name": "taken", "frames": 5})
+    assert status == 200
+    send(port, 5, modules=1)
+    s.wait_run_ended("taken")
+    before = sorted(os.listdir(s.data))
+    cases = [
+        ("POST", "/api/arm", b'{"frames": ', 400, "not JSON"),
+        ("POST", "/api/arm", b'[1, 2]', 400, "JSON object"),
+        ("POST", "/api/arm", b'{"frames": 1, "frames": 2}', 400, "not JSON"),
+        ("POST", "/api/arm", b'{"exposure": 1}', 400, "unknown setting 'exposure'"),
+        ("POST", "/api/arm", b'{"frames": -1}', 400, "frames"),
+        ("POST", "/api/arm", b'{"frames": "10"}', 400, "frames"),
+        ("POST", "/api/arm", b'{"name": "a/b"}', 400, "name"),
+        ("POST", "/api/arm", b'{"name": ".."}', 400, "name"),
+        ("POST", "/api/arm", b'{"name": "../../etc/x"}', 400, "name"),
+        ("POST", "/api/arm", b'{"type": "int8"}', 400, "type"),
+        ("POST", "/api/arm", b'{"corrected": true}', 400, "calibration"),
+        ("POST", "/api/arm", b'{"calibration": "/x.h5"}', 400, "energy"),
+        ("POST", "/api/arm", b'{"name": "taken"}', 409, "exists"),
+        ("POST", "/api/arm", b'{"frames": 100000000000}', 507, "free space"),
+        ("POST", "/api/arm", json.dumps({"calibration": str(tmp / "none.h5"), "energy_kev": 12}).encode(), 422,
+         "cannot open calibration"),
+        ("POST", "/api/arm", b'{"sample": "' + b"x" * 70000 + b'"}', 413, "larger than"),
+        ("GET", "/api/arm", None, 405, "use POST"),
+        ("POST", "/api/status", b"{}", 405, "use GET"),
+        ("POST", "/api/disarm", None, 409, "no run is on"),
+        ("GET", "/api/nothing", None, 404, "openapi"),
+        ("GET", "/api/runs/..", None, 400, "not a run name"),
+        ("GET", "/api/runs/nosuch", None, 404, "no run named"),
+    ]
+    for method, path, raw, want, words in cases:
+        status, body = s.call(method, path, raw=raw)
+        assert status == want, (path, raw[:80] if raw else None, status, body)
+        assert words in body["error"], (raw[:80] if raw else path, body)
+    assert sorted(os.listdir(s.data)) == before
+    assert len(s.get("/api/runs")["runs"]) == 1 and s.get("/api/status")["state"] == "idle"
+    # arming while armed
+    assert s.call("POST", "/api/arm", {"name": "second"})[0] == 200
+    status, body = s.call("POST", "/api/arm", {"name": "third"})
+    assert status == 409 and "disarm it first" in body["error"]
+    assert s.call("POST", "/api/disarm")[0] == 200
+    assert not (s.data / "third_master.h5").exists()
+
+
+def test_token(tmp, port):
+    tok = tmp / "token"
+    tok.write_text("s3cret-token-0123456789\n")
+    s = Service(tmp, port, "--token-file", tok, modules=1).start()
+    assert s.call("GET", "/api/status")[0] == 401
+    assert s.call("GET", "/metrics")[0] == 401
+    assert s.call("POST", "/api/arm", {})[0] == 401
+    assert s.call("GET", "/api/status", token="wrong-token-0123456789")[0] == 401
+    s.token = "s3cret-token-0123456789"
+    assert s.call("GET", "/api/status")[0] == 200
+    assert s.call("GET", "/api/status?token=s3cret-token-0123456789", token="")[0] == 200  # the web page's way
+    assert s.call("POST", "/api/disarm?token=s3cret-token-0123456789", token="")[0] == 401  # never to change
+    # listening beyond loopback without a token is refused before anything binds
+    p = morgul("serve", "--data-dir", tmp / "d2", "--port", port + 4, "--http", f"0.0.0.0:{port + 4}",
+               check=False)
+    assert p.returncode == 1 and "token-file" in p.stdout
+
+
+def test_auto_three_acquisitions(tmp, port):
+    """--auto: three bursts from the detector, three runs, no request."""
+    s = Service(tmp, port, "--auto", "--auto-idle", 0.4, modules=1).start()
+    for k in range(1, 4):
+        send(port, 30, modules=1, first=1)
+        rec = s.wait_run_ended(f"run_{k:06d}")
+        assert rec["auto"] is True and rec["counters"]["images"] == 30 and rec["exit_status"] == 0, rec
+        check_files(s.data / f"run_{k:06d}", 1, 1, 30)
+    assert [e["name"] for e in s.run_log() if e["event"] == "end"] == [f"run_{k:06d}" for k in (1, 2, 3)]
+
+
+def test_restart_after_kill(tmp, port):
+    """kill -9 mid-run: started again, the service finishes the run's files,
+    logs it as interrupted, and arms the next run."""
+    s = Service(tmp, port, modules=1).start()
+    assert s.call("POST", "/api/arm", {"name": "killed"})[0] == 200
+    send(port, 50, modules=1)
+    s.wait_for("50 frames synced", lambda st: st["run"].get("counters", {}).get("synced") == 50)
+    s.p.kill()
+    s.p.wait()
+    s2 = Service(tmp, port, modules=1).start()
+    assert "run killed was interrupted" in s2.output
+    rec = s2.get("/api/runs/killed")
+    assert rec["state"] == "interrupted" and rec["exit_status"] == 1
+    with h5py.File(s.data / "killed_master.h5") as f:
+        n = f["data"].shape[0]
+    assert n == 50  # every frame the service said was on disk
+    assert s2.call("POST", "/api/arm", {"frames": 10})[0] == 200
+    send(port, 10, modules=1)
+    assert s2.wait_run_ended("run_000001")["exit_status"] == 0
+    assert [(e["event"], e["name"]) for e in s2.run_log()] == [
+        ("start", "killed"), ("end", "killed"), ("start", "run_000001"), ("end", "run_000001")]
+
+
+def test_openapi_document(tmp, port):
+    s = Service(tmp, port, modules=1).start()
+    doc = s.get("/openapi.json")
+    assert doc["openapi"].startswith("3.")
+    for path in ("/api/status", "/api/arm", "/api/disarm", "/api/runs", "/api/runs/{name}", "/metrics"):
+        assert path in doc["paths"], path
+    allowed = set(doc["components"]["schemas"]["ArmSettings"]["properties"])
+    # every setting the document names is accepted by the service, and nothing else
+    status, body = s.call("POST", "/api/arm", {"nonsense": 1})
+    for name in allowed:
+        assert name in body["error"], name
