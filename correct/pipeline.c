@@ -261,6 +261,10 @@ static void write_one(mg_pipeline *p, outbuf *b)
             atomic_fetch_add(&p->written, 1);
             atomic_fetch_add(&p->raw, p->img_px * p->es);
             atomic_fetch_add(&p->comp, (uint64_t)b->n);
+            if (p->cfg.written) {
+                mg_image_written w = {b->acq, b->index, b->chunk, (size_t)b->n, b->modules, p->nmod, b->arrival_ns};
+                p->cfg.written(p->cfg.written_ctx, &w);
+            }
         }
     } else
         atomic_fetch_add(&p->discarded, 1);

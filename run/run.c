@@ -298,6 +298,8 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         .runped_hold = hold,
         .runped_ready = runtime_ready,
         .runped_ctx = r,
+        .written = cfg->written,
+        .written_ctx = cfg->written_ctx,
     };
     r->pipe = mg_pipeline_start(&pc, err);
     if (!r->pipe || stop_asked(cfg)) {
@@ -314,6 +316,19 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         return err ? err->code : MG_ESYS;
     }
     r->last_progress = r->t0;
+    /* before any packet is taken: the images' shape goes out ahead of the first image */
+    if (cfg->on_images && !cfg->pedestal) {
+        mg_run_images im = {.corrected = cfg->calibration != NULL, .type = cfg->out_type};
+        if (im.corrected) {
+            im.width = r->geom.width;
+            im.height = r->geom.height;
+            im.pixel_mask = r->pixel_mask;
+        } else {
+            im.width = MG_MODULE_COLS;
+            im.height = MG_MODULE_ROWS * cfg->det.nmodules;
+        }
+        cfg->on_images(cfg->written_ctx, &im);
+    }
     return 0;
 }
 

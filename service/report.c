@@ -65,6 +65,15 @@ mg_reply mg_service_status(mg_service *s)
                             "auto", s->cfg.auto_arm, "version", MG_VERSION);
     if (v.error[0])
         json_object_set_new(out, "error", json_string(v.error));
+    if (s->stream) {
+        mg_stream_counts sc;
+        mg_stream_get_counts(s->stream, &sc);
+        json_object_set_new(out, "stream", json_pack("{s:s,s:i,s:I,s:I,s:I}", "endpoint", s->cfg.stream,
+                                                     "consumers", sc.consumers, "sent", (json_int_t)sc.sent,
+                                                     "not_streamed", (json_int_t)sc.not_streamed, "bytes",
+                                                     (json_int_t)sc.bytes));
+    } else
+        json_object_set_new(out, "stream", json_null());
     if (v.current) {
         json_t *run = v.current;
         v.current = NULL;
@@ -158,6 +167,18 @@ char *mg_service_metrics(mg_service *s)
     put(&t, "morgul_disk_free_bytes %llu\n", (unsigned long long)free_b);
     head(&t, "morgul_disk_size_bytes", "gauge", "size of the data directory's file system");
     put(&t, "morgul_disk_size_bytes %llu\n", (unsigned long long)total_b);
+    if (s->stream) {
+        mg_stream_counts sc;
+        mg_stream_get_counts(s->stream, &sc);
+        head(&t, "morgul_stream_consumers", "gauge", "ZeroMQ consumers connected to the image stream");
+        put(&t, "morgul_stream_consumers %d\n", sc.consumers);
+        head(&t, "morgul_stream_messages_total", "counter", "stream messages sent (start, image, end)");
+        put(&t, "morgul_stream_messages_total %llu\n", (unsigned long long)sc.sent);
+        head(&t, "morgul_stream_not_streamed_total", "counter", "messages not sent: no consumer or all queues full");
+        put(&t, "morgul_stream_not_streamed_total %llu\n", (unsigned long long)sc.not_streamed);
+        head(&t, "morgul_stream_bytes_total", "counter", "bytes sent on the stream");
+        put(&t, "morgul_stream_bytes_total %llu\n", (unsigned long long)sc.bytes);
+    }
     char run[256] = "";
     if (v.current)
         label(run, sizeof run, json_string_value(json_object_get(v.current, "name")) ?: "");

@@ -215,12 +215,39 @@ json_t *mg_service_counters(const mg_run_summary *m)
                      "seconds", m->seconds);
 }
 
+/* The run's images: the stream's start message (on the run's thread, before any image). */
+static void on_images(void *ctx, const mg_run_images *shape)
+{
+    mg_service *s = ctx;
+    if (!s->stream)
+        return;
+    const mg_run_config *rc = &s->rc;
+    mg_stream_series ser = {.id = (uint64_t)(s->number_in_use > 0 ? s->number_in_use : 0),
+                            .unique_id = s->run_name, .arm_time = s->arm_time, .images = shape,
+                            .nmodules = rc->det.nmodules, .detector = rc->det.name,
+                            .energy_kev = rc->calibration ? rc->energy_kev : 0, .distance_mm = rc->distance_mm,
+                            .beam_x = rc->beam_x, .beam_y = rc->beam_y, .number_of_images = rc->max_frames};
+    mg_stream_start(s->stream, &ser);
+}
+
+static void on_written(void *ctx, const mg_image_written *w)
+{
+    mg_service *s = ctx;
+    if (s->stream)
+        mg_stream_image(s->stream, w);
+}
+
 static void *run_main(void *arg)
 {
     mg_service *s = arg;
     mg_error err = {0};
     int rc = mg_run_receive(&s->rc, s->final, &err);
     const mg_run_summary *sum = s->final;
+    mg_stream_counts sc0 = s->stream_at_arm, sc1 = {0};
+    if (s->stream && sum->started) {
+        mg_stream_end(s->stream);
+        mg_stream_get_counts(s->stream, &sc1);
+    }
     char why[512] = "";
     int status = sum->started ? mg_run_outcome(sum, rc, s->max_loss, why, sizeof why) : MG_EXIT_FAILED;
     if (sum->started)
@@ -245,6 +272,10 @@ static void *run_main(void *arg)
         json_object_set_new(rec, "counters", mg_service_counters(sum));
         if (rc)
             json_object_set_new(rec, "error", json_string(err.message));
+        if (s->stream)
+            json_object_set_new(rec, "stream", json_pack("{s:I,s:I}", "sent", (json_int_t)(sc1.sent - sc0.sent),
+                                                         "not_streamed",
+                                                         (json_int_t)(sc1.not_streamed - sc0.not_streamed)));
         mg_error lerr = {0};
         if (log_append(s, "end", rec, &lerr))
             fprintf(s->log, "serve: %s\n", lerr.message);
@@ -423,6 +454,9 @@ static mg_reply start_run(mg_service *s, const json_t *settings, int automatic)
     rc.observe = observe;
     rc.observe_ctx = s;
     rc.sockets = s->fds;
+    rc.on_images = on_images;
+    rc.written = on_written;
+    rc.written_ctx = s;
     rc.ready_file = NULL;
     rc.progress = 0;
     rc.quiet = 0;
@@ -443,6 +477,11 @@ static mg_reply start_run(mg_service *s, const json_t *settings, int automatic)
     if (json_object_get(own, "calibration") && s->rc.calibration)
         s->rc.calibration = json_string_value(json_object_get(own, "calibration"));
     s->current = rec;
+    snprintf(s->run_name, sizeof s->run_name, "%s", name);
+    s->arm_time = wall_now();
+    if (s->stream)
+        mg_stream_get_counts(s->stream, &s->stream_at_arm);
+    s->number_in_use = number;
     s->finished = 0;
     s->have_live = 0;
     s->rate_t = 0;
@@ -654,6 +693,8 @@ mg_service *mg_service_open(const mg_service_config *cfg, mg_error *err)
                 fprintf(s->log, "serve: %s\n", lerr.message);
         }
     }
+    if (!rc && cfg->stream && !(s->stream = mg_stream_open(cfg->stream, err)))
+        rc = err ? err->code : MG_ESYS;
     if (!rc && pthread_create(&s->watcher, NULL, watch_main, s))
         rc = mg_error_set(err, MG_ESYS, "cannot start the service's watcher thread");
     else if (!rc)
@@ -687,6 +728,7 @@ void mg_service_close(mg_service *s)
     for (int l = 0; l < MG_MAX_LINKS; l++)
         if (s->fds[l] >= 0)
             close(s->fds[l]);
+    mg_stream_close(s->stream);
     json_decref(s->runs);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "morgul/service.h"
+#include "morgul/stream.h"
 
 enum { MG_SV_IDLE, MG_SV_ARMED, MG_SV_RECEIVING, MG_SV_ENDING, MG_SV_ERROR };
 
@@ -30,6 +31,8 @@ struct mg_service {
     pthread_t th;
     json_t *current;           /* its record (held by runs once it listens) */
     int number_in_use;
+    char run_name[128];
+    double arm_time;
     mg_run_config rc;
     double max_loss;
     const char *stop_why;      /* what raised stop: "disarmed", "the service was stopped" */
@@ -45,6 +48,8 @@ struct mg_service {
     _Atomic int stop, ready, quit;
     pthread_t watcher;
     int watching;
+    mg_stream *stream;         /* or NULL */
+    mg_stream_counts stream_at_arm; /* its counts when the current run was armed */
 };
 
 mg_reply mg_reply_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -26,6 +26,17 @@
 #include "morgul/rawfile.h"
 #include "morgul/topology.h"
 
+/* An image as written (see mg_pipeline_config.written). */
+typedef struct mg_image_written {
+    int acquisition;             /* 0, 1, ... (counter restarts) */
+    int64_t index;               /* image index within its acquisition */
+    const void *chunk;           /* the bitshuffle/LZ4 chunk (HDF5 filter framing) */
+    size_t bytes;
+    const mg_module_frame *modules; /* per module: frame number, packets, bunch id, exposure, ... */
+    int nmodules;
+    uint64_t arrival_ns;         /* the frame's first packet (Unix ns), 0 if unknown */
+} mg_image_written;
+
 typedef struct mg_pipeline_config {
     mg_assembler *assembler;
     mg_rawfile *out;             /* NULL: compress and count, write nothing.  Each frame's arrival_ns,
@@ -36,6 +47,11 @@ typedef struct mg_pipeline_config {
      * in order, after every frame of the acquisitions before; returns 0 or an error (which stops the run) */
     int (*acquisition)(void *ctx, int acq, mg_error *err);
     void *acquisition_ctx;
+    /* every image once its chunk is in the files (or, with out NULL, compressed): called in image order by
+     * the writing worker, holding the write turn, so it must not block (the stream hands the chunk on or
+     * counts it as not streamed); `chunk` is valid during the call only */
+    void (*written)(void *ctx, const struct mg_image_written *w);
+    void *written_ctx;
     int workers;                 /* compression threads, default 1 */
     int queue_depth;             /* frames per worker queue, default 4 */
     mg_bshuf_impl impl;

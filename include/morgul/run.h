@@ -31,6 +31,15 @@
 #include "morgul/geometry.h"
 
 struct mg_run_summary;
+struct mg_image_written;
+
+/* The images a run writes (see mg_run_config.on_images). */
+typedef struct mg_run_images {
+    int corrected;              /* 0: raw frames, modules stacked (uint16) */
+    int type;                   /* corrected: mg_out_type */
+    int width, height;          /* of one image: raw 1024 x 512 per module */
+    const uint32_t *pixel_mask; /* corrected: width x height NXmx mask bits; valid during the call */
+} mg_run_images;
 
 typedef struct mg_run_config {
     mg_detector det;
@@ -68,6 +77,12 @@ typedef struct mg_run_config {
      * queue fill now, seconds count from listening, stopped_by is 0); the pointer is valid during the call */
     void (*observe)(void *ctx, const struct mg_run_summary *now);
     void *observe_ctx;
+    /* whoever takes the images as they are written (the service's stream): on_images once, when the run
+     * listens, with their shape; written for every image after its chunk is in the files, in order, on the
+     * writing thread - it must not block (morgul/pipeline.h) */
+    void (*on_images)(void *ctx, const struct mg_run_images *shape);
+    void (*written)(void *ctx, const struct mg_image_written *w);
+    void *written_ctx;
     /* live receiving */
     const int *sockets;         /* bound UDP sockets, one per link in link order, that the caller keeps between
                                    runs (the service); the run reads them and leaves them open; kernel drops are

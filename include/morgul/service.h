@@ -39,6 +39,7 @@ typedef struct mg_service_config {
     const char *data_dir;  /* made if missing */
     int auto_arm;          /* a run starts when data arrives unarmed */
     double auto_idle;      /* seconds of silence that end an automatic run; 0: 2 */
+    const char *stream;    /* ZeroMQ endpoint of the image stream (morgul/stream.h), NULL: none */
     FILE *log;             /* the service's own messages (arming, ending, refusals); stderr if NULL */
 } mg_service_config;
 
@@ -72,7 +73,8 @@ mg_reply mg_service_arm(mg_service *s, const json_t *settings);
 mg_reply mg_service_disarm(mg_service *s);
 
 /* State (idle, armed, receiving, ending, error), the current run and its
- * counters and rates, unarmed packets, free disk space, settings in use. */
+ * counters and rates, unarmed packets, free disk space, settings in use,
+ * the stream's consumers and counts. */
 mg_reply mg_service_status(mg_service *s);
 
 /* The runs of the run log, oldest first (200), or one by name (404 if
