@@ -30,7 +30,8 @@ static int chunk(FILE *fp, const char *type, const uint8_t *data, uint32_t len)
                : -1;
 }
 
-int mg_png_write_rgb(const char *path, int w, int h, const uint8_t *rgb, mg_error *err)
+/* The PNG of w x h RGB pixels onto fp; `what` names it in errors. */
+static int png_to(FILE *fp, const char *what, int w, int h, const uint8_t *rgb, mg_error *err)
 {
     if (w <= 0 || h <= 0)
         return mg_error_set(err, MG_EINVAL, "an empty picture (%d x %d)", w, h);
@@ -48,11 +49,8 @@ int mg_png_write_rgb(const char *path, int w, int h, const uint8_t *rgb, mg_erro
     }
     int rc = 0;
     if (compress2(z, &zlen, raw, (uLong)raw_len, 6) != Z_OK)
-        rc = mg_error_set(err, MG_ENOMEM, "compressing %s failed", path);
-    FILE *fp = rc ? NULL : fopen(path, "wb");
-    if (!rc && !fp)
-        rc = mg_error_set(err, MG_EIO, "cannot create %s: %s", path, strerror(errno));
-    if (fp) {
+        rc = mg_error_set(err, MG_ENOMEM, "compressing %s failed", what);
+    if (!rc) {
         static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
         uint8_t ihdr[13];
         be32(ihdr, (uint32_t)w);
@@ -60,13 +58,42 @@ int mg_png_write_rgb(const char *path, int w, int h, const uint8_t *rgb, mg_erro
         ihdr[8] = 8;  /* bit depth */
         ihdr[9] = 2;  /* RGB */
         ihdr[10] = ihdr[11] = ihdr[12] = 0;
-        int bad = fwrite(sig, 1, 8, fp) != 8 || chunk(fp, "IHDR", ihdr, 13) || chunk(fp, "IDAT", z, (uint32_t)zlen) ||
-                  chunk(fp, "IEND", NULL, 0);
-        if (fclose(fp) || bad)
-            rc = mg_error_set(err, MG_EIO, "writing %s failed (disk full?)", path);
+        if (fwrite(sig, 1, 8, fp) != 8 || chunk(fp, "IHDR", ihdr, 13) || chunk(fp, "IDAT", z, (uint32_t)zlen) ||
+            chunk(fp, "IEND", NULL, 0))
+            rc = mg_error_set(err, MG_EIO, "writing %s failed (disk full?)", what);
     }
     free(raw), free(z);
     return rc;
+}
+
+int mg_png_write_rgb(const char *path, int w, int h, const uint8_t *rgb, mg_error *err)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp)
+        return mg_error_set(err, MG_EIO, "cannot create %s: %s", path, strerror(errno));
+    int rc = png_to(fp, path, w, h, rgb, err);
+    if (fclose(fp) && !rc)
+        rc = mg_error_set(err, MG_EIO, "writing %s failed (disk full?)", path);
+    return rc;
+}
+
+int mg_png_encode_rgb(int w, int h, const uint8_t *rgb, uint8_t **out, size_t *len, mg_error *err)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *fp = open_memstream(&buf, &n);
+    if (!fp)
+        return mg_error_set(err, MG_ENOMEM, "out of memory for a picture");
+    int rc = png_to(fp, "a picture", w, h, rgb, err);
+    if (fclose(fp) && !rc)
+        rc = mg_error_set(err, MG_ENOMEM, "out of memory for a picture");
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *out = (uint8_t *)buf;
+    *len = n;
+    return 0;
 }
 
 void mg_png_colour(double t, uint8_t *rgb)

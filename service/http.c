@@ -147,6 +147,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             return send_json(c, mg_reply_error(503, "out of memory"));
         return send_text(c, 200, "text/plain; version=0.0.4; charset=utf-8", m, strlen(m));
     }
+    if (!strcmp(url, "/") || !strcmp(url, "/index.html"))
+        return get ? send_static(c, "text/html; charset=utf-8", mg_service_page) : wrong_method(c, "GET");
+    if (!strcmp(url, "/api/preview.png")) {
+        if (!get)
+            return wrong_method(c, "GET");
+        uint8_t *png = NULL;
+        size_t n = 0;
+        mg_error e = {0};
+        if (mg_service_preview(h->s, &png, &n, &e))
+            return send_json(c, mg_reply_error(e.code == MG_EDATA ? 404 : 503, "%s", e.message));
+        return send_text(c, 200, "image/png", (char *)png, n);
+    }
     if (!strcmp(url, "/openapi.json"))
         return get ? send_static(c, "application/json", mg_service_openapi) : wrong_method(c, "GET");
     if (!strcmp(url, "/api/runs"))

@@ -81,7 +81,7 @@ mg_reply mg_service_status(mg_service *s)
             json_object_set_new(run, "counters", mg_service_counters(v.m));
             json_object_set_new(run, "rates", json_pack("{s:f,s:f}", "frames_per_s", v.frames_per_s,
                                                         "gbytes_per_s", v.bytes_per_s / 1e9));
-            json_object_set_new(run, "queue", json_pack("{s:i,s:i}", "fill", (int)v.m->queue_fill_max, "capacity",
+            json_object_set_new(run, "queue", json_pack("{s:i,s:i}", "fill", v.running ? (int)v.m->queue_fill_max : 0, "capacity",
                                                         (int)v.m->queue_capacity));
         }
         json_object_set_new(out, "run", run);

@@ -219,6 +219,7 @@ json_t *mg_service_counters(const mg_run_summary *m)
 static void on_images(void *ctx, const mg_run_images *shape)
 {
     mg_service *s = ctx;
+    mg_preview_shape(s->preview, shape, s->run_name);
     if (!s->stream)
         return;
     const mg_run_config *rc = &s->rc;
@@ -233,6 +234,7 @@ static void on_images(void *ctx, const mg_run_images *shape)
 static void on_written(void *ctx, const mg_image_written *w)
 {
     mg_service *s = ctx;
+    mg_preview_offer(s->preview, w);
     if (s->stream)
         mg_stream_image(s->stream, w);
 }
@@ -574,6 +576,11 @@ mg_reply mg_service_disarm(mg_service *s)
     return r;
 }
 
+int mg_service_preview(mg_service *s, uint8_t **png, size_t *len, mg_error *err)
+{
+    return mg_preview_png(s->preview, png, len, err);
+}
+
 mg_reply mg_service_runs(mg_service *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -646,10 +653,11 @@ mg_service *mg_service_open(const mg_service_config *cfg, mg_error *err)
     pthread_cond_init(&s->cv, NULL);
     s->runs = json_array();
     s->next_number = 1;
+    s->preview = mg_preview_new();
     atomic_init(&s->stop, 0);
     atomic_init(&s->ready, 0);
     atomic_init(&s->quit, 0);
-    int rc = mg_detector_validate(&cfg->run.det, err);
+    int rc = s->preview ? mg_detector_validate(&cfg->run.det, err) : mg_error_set(err, MG_ENOMEM, "out of memory");
     if (!rc && mkdir(cfg->data_dir, 0755) && errno != EEXIST)
         rc = mg_error_set(err, MG_EIO, "cannot make the data directory %s: %s", cfg->data_dir, strerror(errno));
     if (!rc) {
@@ -729,6 +737,7 @@ void mg_service_close(mg_service *s)
         if (s->fds[l] >= 0)
             close(s->fds[l]);
     mg_stream_close(s->stream);
+    mg_preview_free(s->preview);
     json_decref(s->runs);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

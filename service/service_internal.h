@@ -9,6 +9,8 @@
 #include "morgul/service.h"
 #include "morgul/stream.h"
 
+typedef struct mg_preview mg_preview;
+
 enum { MG_SV_IDLE, MG_SV_ARMED, MG_SV_RECEIVING, MG_SV_ENDING, MG_SV_ERROR };
 
 struct mg_service {
@@ -49,8 +51,17 @@ struct mg_service {
     pthread_t watcher;
     int watching;
     mg_stream *stream;         /* or NULL */
+    mg_preview *preview;
     mg_stream_counts stream_at_arm; /* its counts when the current run was armed */
 };
+
+/* The live preview (preview.c): the latest image's chunk, drawn on request. */
+mg_preview *mg_preview_new(void);
+void mg_preview_free(mg_preview *p);
+void mg_preview_shape(mg_preview *p, const mg_run_images *im, const char *run);
+void mg_preview_offer(mg_preview *p, const mg_image_written *w); /* never waits */
+/* The PNG (malloc'ed); MG_EDATA when no run has written an image yet. */
+int mg_preview_png(mg_preview *p, uint8_t **png, size_t *len, mg_error *err);
 
 mg_reply mg_reply_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int mg_service_name_ok(const char *name);

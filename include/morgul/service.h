@@ -82,6 +82,11 @@ mg_reply mg_service_status(mg_service *s);
 mg_reply mg_service_runs(mg_service *s);
 mg_reply mg_service_run(mg_service *s, const char *name);
 
+/* The latest image as a PNG (malloc'ed into *png): binned to at most 512
+ * pixels a side by the maximum, coloured with a scale bar, captioned with
+ * the run and image.  MG_EDATA when no image has been written yet. */
+int mg_service_preview(mg_service *s, uint8_t **png, size_t *len, mg_error *err);
+
 /* The counters in Prometheus' text exposition format (version 0.0.4),
  * malloc'ed; NULL when out of memory. */
 char *mg_service_metrics(mg_service *s);
@@ -90,8 +95,12 @@ char *mg_service_metrics(mg_service *s);
  * frees everything. */
 void mg_service_close(mg_service *s);
 
-/* The OpenAPI 3 document of the HTTP API (a static JSON text). */
+/* The OpenAPI 3 document of the HTTP API (a static JSON text), and the web
+ * page served at / (HTML and JavaScript, no other resources: it polls
+ * /api/status every second, plots rates and loss, shows the preview and the
+ * runs; ?token=TOKEN passes the token on). */
 extern const char mg_service_openapi[];
+extern const char mg_service_page[];
 
 /* The HTTP server in front of a service: listens on `addr` ("HOST:PORT"),
  * one thread per connection.  With `token` (non-NULL) every request needs
