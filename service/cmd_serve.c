@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "morgul/cli.h"
@@ -178,10 +179,28 @@ int mg_cmd_serve(int argc, char **argv)
             sc.auto_arm ? " (runs start when data arrives)" : "");
     if (ready_file && write_ready(ready_file, http))
         fprintf(stderr, "serve: warning: cannot write the ready file %s: %s\n", ready_file, strerror(errno));
+    /* systemd (Type=notify): ready now; with WatchdogSec, a ping at half the interval as long as the
+     * service's watcher thread goes round (a service stuck on its lock is restarted, not pinged for) */
+    sd_notifyf(0, "READY=1\nSTATUS=listening on %s, runs in %s", http, sc.data_dir);
+    uint64_t wd_usec = 0;
+    int watchdog = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
+    uint64_t beat = mg_service_heartbeat(s), waited_ms = 0;
     while (!atomic_load(stop)) {
         struct timespec ts = {0, 50000000};
         nanosleep(&ts, NULL);
+        waited_ms += 50;
+        if (watchdog && waited_ms * 1000 >= wd_usec / 2) {
+            uint64_t b = mg_service_heartbeat(s);
+            if (b != beat)
+                sd_notify(0, "WATCHDOG=1");
+            else
+                fprintf(stderr, "serve: the service's watcher has not gone round for %.1f s: no watchdog ping\n",
+                        (double)waited_ms / 1000);
+            beat = b;
+            waited_ms = 0;
+        }
     }
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping: the current run ends with valid files");
     fprintf(stderr, "serve: stopping: the current run, if any, ends with valid files\n");
     mg_http_stop(h);
     mg_service_close(s);

@@ -606,6 +606,7 @@ static void *watch_main(void *arg)
     struct pollfd pf[MG_MAX_LINKS];
     while (!atomic_load(&s->quit)) {
         pthread_mutex_lock(&s->mu);
+        atomic_fetch_add(&s->heartbeat, 1);
         reap(s);
         if (!s->running) {
             if (s->cfg.auto_arm) {
@@ -715,6 +716,8 @@ mg_service *mg_service_open(const mg_service_config *cfg, mg_error *err)
 }
 
 void mg_service_set_command_line(mg_service *s, const char *line) { s->command_line = line; }
+
+uint64_t mg_service_heartbeat(mg_service *s) { return atomic_load(&s->heartbeat); }
 
 void mg_service_close(mg_service *s)
 {

@@ -48,6 +48,7 @@ struct mg_service {
     double rate_t, frames_per_s, bytes_per_s;
     uint64_t rate_images, rate_bytes;
     _Atomic int stop, ready, quit;
+    _Atomic uint64_t heartbeat; /* the watcher's rounds, with the lock taken: the service is not stuck */
     pthread_t watcher;
     int watching;
     mg_stream *stream;         /* or NULL */

@@ -91,6 +91,11 @@ int mg_service_preview(mg_service *s, uint8_t **png, size_t *len, mg_error *err)
  * malloc'ed; NULL when out of memory. */
 char *mg_service_metrics(mg_service *s);
 
+/* Goes up by one each time the service's watcher has gone round (every
+ * 20 ms, taking the service's lock): a caller that sees it stand still for
+ * seconds knows the service is stuck (the systemd watchdog ping uses it). */
+uint64_t mg_service_heartbeat(mg_service *s);
+
 /* Ends the current run (as disarm), stops the watcher, closes the sockets,
  * frees everything. */
 void mg_service_close(mg_service *s);
