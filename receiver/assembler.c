@@ -183,7 +183,7 @@ void mg_asm_free(mg_assembler *a)
     if (!a)
         return;
     free_slots(a);
-    if (a->pool)
+    if (a->pool && a->pool != a->cfg.pool)
         mg_numa_free(a->cfg.topo, a->pool, a->pool_bytes);
     for (int m = 0; m < MG_MAX_MODULES; m++)
         if (a->mpool[m])
@@ -265,7 +265,9 @@ mg_assembler *mg_asm_new(const mg_asm_config *cfg, mg_error *err)
     } else {
         a->pool_bytes = cfg->by_reference ? 4096 : (size_t)a->S * a->frame_words * 2;
         int node = cfg->module_node ? cfg->module_node[0] : cfg->numa_node;
-        if (!(a->pool = mg_numa_alloc_until(cfg->topo, a->pool_bytes, node, cfg->stop)) && !stopped(cfg))
+        if (cfg->pool && !cfg->by_reference && cfg->pool_bytes >= a->pool_bytes)
+            a->pool = cfg->pool; /* kept by the caller: ready, nothing to touch */
+        else if (!(a->pool = mg_numa_alloc_until(cfg->topo, a->pool_bytes, node, cfg->stop)) && !stopped(cfg))
             goto nomem;
     }
     if (stopped(cfg)) {

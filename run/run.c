@@ -162,18 +162,11 @@ static int next_acquisition(void *ctx, int acq, mg_error *err)
     return 0;
 }
 
-int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, mg_error *err)
+/* The thread plan for cfg's links (receivers near their NICs, workers on the other cores). */
+static int thread_plan(mg_topology *topo, const mg_run_config *cfg, mg_thread_plan *plan, int *workers, mg_error *err)
 {
-    memset(r, 0, sizeof *r);
-    r->cfg = cfg;
-    r->log = cfg->log ? cfg->log : stderr;
-    r->t0 = mg_now_ns();
-    atomic_init(&r->stop_internal, 0);
-    r->topo = mg_topology_open(cfg->topology, err);
-    if (!r->topo)
-        return err ? err->code : MG_ESYS;
     int nlinks = mg_detector_links(&cfg->det);
-    int workers = cfg->workers > 0 ? cfg->workers : mg_topology_default_workers(r->topo, cfg->pcap ? 0 : nlinks);
+    *workers = cfg->workers > 0 ? cfg->workers : mg_topology_default_workers(topo, cfg->pcap ? 0 : nlinks);
     char ifn[MG_MAX_LINKS][32];
     const char *ifp[MG_MAX_LINKS];
     for (int l = 0; l < nlinks; l++) {
@@ -182,7 +175,76 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         mg_interface_of_address(cfg->pcap ? NULL : cfg->det.modules[m].bind, ifn[l], sizeof ifn[l]);
         ifp[l] = ifn[l];
     }
-    if (mg_topology_plan(r->topo, nlinks, ifp, workers, cfg->cpus, &r->plan, err))
+    return mg_topology_plan(topo, nlinks, ifp, *workers, cfg->cpus, plan, err);
+}
+
+/* The frame buffers: frames stay open for a lagging link up to the frame timeout, so the detector's rate x
+ * the timeout of them, plus 64 for compression and writing - or what --buffer-frames says. */
+static int frame_slots(const mg_run_config *cfg, double *rate, double *timeout_ms)
+{
+    *rate = cfg->rate_hz > 0 ? cfg->rate_hz : cfg->det.rate_hz > 0 ? cfg->det.rate_hz : 2000;
+    *timeout_ms = cfg->frame_timeout_ms > 0 ? cfg->frame_timeout_ms : 100;
+    return cfg->buffer_frames > 0 ? cfg->buffer_frames : 64 + (int)ceil(*rate * *timeout_ms / 1000);
+}
+
+int mg_run_keep(const mg_run_config *cfg, mg_run_kept *k, mg_error *err)
+{
+    memset(k, 0, sizeof *k);
+    if (!(k->topo = mg_topology_open(cfg->topology, err)))
+        return err ? err->code : MG_ESYS;
+    mg_thread_plan plan;
+    int workers;
+    if (thread_plan(k->topo, cfg, &plan, &workers, err)) {
+        mg_run_kept_free(k);
+        return err ? err->code : MG_EINVAL;
+    }
+    /* one pool, on the node of the first link's receiver (modules received on other nodes get buffers of
+     * their own at each run, on their node) */
+    double rate, timeout_ms;
+    int slots = frame_slots(cfg, &rate, &timeout_ms);
+    k->pool_bytes = (size_t)slots * (size_t)cfg->det.nmodules * MG_MODULE_BYTES;
+    uint64_t avail = mem_available();
+    if (avail && k->pool_bytes > avail) {
+        mg_error_set(err, MG_ENOMEM, "%d frame buffers of %d module(s) need %.1f GiB and this machine has %.1f GiB "
+                     "available: lower --buffer-frames, --frame-timeout (%g ms) or --rate (%g Hz)", slots,
+                     cfg->det.nmodules, (double)k->pool_bytes / (1 << 30), (double)avail / (1 << 30), timeout_ms, rate);
+        mg_run_kept_free(k);
+        return MG_ENOMEM;
+    }
+    int node = mg_detector_links(&cfg->det) ? plan.link_node[0] : -1;
+    if (!(k->pool = mg_numa_alloc_until(k->topo, k->pool_bytes, node, cfg->stop))) {
+        int stopped = stop_asked(cfg);
+        mg_run_kept_free(k);
+        return stopped ? STOPPED_IN_SETUP(err)
+                       : mg_error_set(err, MG_ENOMEM, "out of memory for %.0f MiB of frame buffers",
+                                      (double)(slots * cfg->det.nmodules));
+    }
+    return 0;
+}
+
+void mg_run_kept_free(mg_run_kept *k)
+{
+    if (k->pool)
+        mg_numa_free(k->topo, k->pool, k->pool_bytes);
+    mg_topology_close(k->topo);
+    memset(k, 0, sizeof *k);
+}
+
+int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, mg_error *err)
+{
+    memset(r, 0, sizeof *r);
+    r->cfg = cfg;
+    r->log = cfg->log ? cfg->log : stderr;
+    r->t0 = mg_now_ns();
+    atomic_init(&r->stop_internal, 0);
+    const mg_run_kept *kept = cfg->kept;
+    r->topo = kept && kept->topo ? kept->topo : mg_topology_open(cfg->topology, err);
+    if (!r->topo)
+        return err ? err->code : MG_ESYS;
+    r->topo_kept = kept && r->topo == kept->topo;
+    int nlinks = mg_detector_links(&cfg->det);
+    int workers;
+    if (thread_plan(r->topo, cfg, &r->plan, &workers, err))
         return err ? err->code : MG_EINVAL;
     r->pin = !cfg->no_pin && mg_topology_is_this_system(r->topo);
     if (!cfg->quiet) {
@@ -204,11 +266,8 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         hold = cfg->runtime_frames ? (int)(cfg->runtime_frames < 100000 ? cfg->runtime_frames : 100000) + 16
                                    : (int)(cfg->runtime_max ? (cfg->runtime_max < 100000 ? cfg->runtime_max : 100000)
                                                             : 200);
-    /* The frame buffers: frames stay open for a lagging link up to the frame timeout, so the detector's
-     * rate x the timeout of them, plus 64 for compression and writing - or what --buffer-frames says. */
-    double rate = cfg->rate_hz > 0 ? cfg->rate_hz : cfg->det.rate_hz > 0 ? cfg->det.rate_hz : 2000;
-    double timeout_ms = cfg->frame_timeout_ms > 0 ? cfg->frame_timeout_ms : 100;
-    int base_slots = cfg->buffer_frames > 0 ? cfg->buffer_frames : 64 + (int)ceil(rate * timeout_ms / 1000);
+    double rate, timeout_ms;
+    int base_slots = frame_slots(cfg, &rate, &timeout_ms);
     int slots = base_slots + hold;
     uint64_t need = (uint64_t)slots * (uint64_t)cfg->det.nmodules * MG_MODULE_BYTES;
     uint64_t avail = mem_available();
@@ -248,6 +307,8 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         .lossless = lossless,
         .by_reference = by_reference,
         .stop = cfg->stop,
+        .pool = kept ? kept->pool : NULL,
+        .pool_bytes = kept ? kept->pool_bytes : 0,
     };
     r->a = mg_asm_new(&ac, err);
     if (!r->a)
@@ -632,7 +693,8 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
     }
     free(r->pixel_mask);
     r->pixel_mask = NULL;
-    mg_topology_close(r->topo);
+    if (!r->topo_kept)
+        mg_topology_close(r->topo);
     r->topo = NULL;
     return rc;
 }

@@ -17,6 +17,7 @@ typedef struct run {
     const mg_run_config *cfg;
     FILE *log;
     mg_topology *topo;
+    int topo_kept;             /* the caller's (cfg->kept): not closed at the end */
     mg_thread_plan plan;
     int pin;
     mg_assembler *a;

@@ -456,6 +456,7 @@ static mg_reply start_run(mg_service *s, const json_t *settings, int automatic)
     rc.observe = observe;
     rc.observe_ctx = s;
     rc.sockets = s->fds;
+    rc.kept = &s->kept;
     rc.on_images = on_images;
     rc.written = on_written;
     rc.written_ctx = s;
@@ -671,6 +672,9 @@ mg_service *mg_service_open(const mg_service_config *cfg, mg_error *err)
         rc = log_load(s, err);
     for (int l = 0; l < s->nlinks && !rc; l++)
         rc = mg_run_bind(&cfg->run, l, s->log, &s->fds[l], err);
+    /* the topology and the frame buffers, made once: a run then starts in milliseconds */
+    if (!rc && !(rc = mg_run_keep(&cfg->run, &s->kept, err)))
+        fprintf(s->log, "serve: %.0f MiB of frame buffers kept for every run\n", (double)s->kept.pool_bytes / (1 << 20));
     if (!rc) {
         size_t i;
         json_t *r;
@@ -741,6 +745,7 @@ void mg_service_close(mg_service *s)
             close(s->fds[l]);
     mg_stream_close(s->stream);
     mg_preview_free(s->preview);
+    mg_run_kept_free(&s->kept);
     json_decref(s->runs);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

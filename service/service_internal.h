@@ -19,6 +19,7 @@ struct mg_service {
     const char *command_line;
     int nlinks;
     int fds[MG_MAX_LINKS];     /* bound at open, kept until close */
+    mg_run_kept kept;          /* topology and frame buffers, made at open, kept until close */
     char runlog_path[4200];
     pthread_mutex_t mu;
     pthread_cond_t cv;         /* a run became ready or finished */

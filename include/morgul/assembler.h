@@ -108,6 +108,11 @@ typedef struct mg_asm_config {
     int lossless;           /* offline sources: wait for buffers instead of counting overruns */
     int by_reference;       /* offline sources whose packets stay in memory: keep pointers, copy nothing */
     _Atomic int *stop;      /* may be NULL: raised, mg_asm_new stops touching memory and fails */
+    /* frame buffers the caller keeps between assemblers (NULL: made and freed here): used when they hold
+     * slots x modules x 1 MiB and the modules share one node (module_node all equal or NULL); left as
+     * they are at mg_asm_free.  Their old contents do no harm: every packet a frame lacks is overwritten */
+    void *pool;
+    size_t pool_bytes;
 } mg_asm_config;
 
 /* Per-link counters.  Written only by the link's thread; read by others as a

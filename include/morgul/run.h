@@ -32,6 +32,19 @@
 
 struct mg_run_summary;
 struct mg_image_written;
+struct mg_topology;
+
+/* What a caller keeps between runs (the service) so that a run starts in
+ * milliseconds: the machine's topology, and the frame buffers, made and
+ * touched once on the node of the first link's receiving thread.  A run
+ * given them (cfg->kept) uses them when they are large enough and its
+ * modules share one node (else it makes its own, as without), and leaves
+ * them for the next. */
+typedef struct mg_run_kept {
+    struct mg_topology *topo;
+    void *pool;
+    size_t pool_bytes;
+} mg_run_kept;
 
 /* The images a run writes (see mg_run_config.on_images). */
 typedef struct mg_run_images {
@@ -83,6 +96,7 @@ typedef struct mg_run_config {
     void (*on_images)(void *ctx, const struct mg_run_images *shape);
     void (*written)(void *ctx, const struct mg_image_written *w);
     void *written_ctx;
+    const mg_run_kept *kept;    /* NULL: the run opens the topology and makes its frame buffers */
     /* live receiving */
     const int *sockets;         /* bound UDP sockets, one per link in link order, that the caller keeps between
                                    runs (the service); the run reads them and leaves them open; kernel drops are
@@ -179,6 +193,12 @@ int mg_run_outcome(const mg_run_summary *s, int rc, double max_loss, char *why, 
  * stamps and drop counts, a 2 ms receive timeout); warns on `log` when the
  * kernel caps the buffer.  For callers that keep sockets (cfg->sockets). */
 int mg_run_bind(const mg_run_config *cfg, int link, FILE *log, int *fd, mg_error *err);
+
+/* Makes k for runs of cfg's detector, rate, frame timeout and buffer count
+ * (the frame buffers cfg's runs would make; refused when beyond the
+ * machine's available memory).  mg_run_kept_free gives them back. */
+int mg_run_keep(const mg_run_config *cfg, mg_run_kept *k, mg_error *err);
+void mg_run_kept_free(mg_run_kept *k);
 
 /* Live: receives on the detector's UDP ports. */
 int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err);
