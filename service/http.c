@@ -171,7 +171,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             return send_json(c, mg_reply_error(400, "'%.200s' is not a run name", name));
         return send_json(c, mg_service_run(h->s, name));
     }
-    if (!strcmp(url, "/api/arm")) {
+    if (!strcmp(url, "/api/arm") || !strcmp(url, "/api/pedestal")) {
         if (!post)
             return wrong_method(c, "POST");
         json_t *settings = NULL;
@@ -182,7 +182,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 return send_json(c, mg_reply_error(400, "the body is not JSON (line %d, column %d): %s", je.line,
                                                    je.column, je.text));
         }
-        mg_reply r = mg_service_arm(h->s, settings);
+        mg_reply r = url[5] == 'a' ? mg_service_arm(h->s, settings) : mg_service_pedestal(h->s, settings);
         json_decref(settings);
         return send_json(c, r);
     }

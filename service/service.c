@@ -20,7 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "morgul/darkrun.h"
 #include "morgul/h5util.h"
+#include "morgul/pedestal.h"
 #include "morgul/rawfile.h"
 #include "service_internal.h"
 
@@ -202,7 +204,7 @@ json_t *mg_service_counters(const mg_run_summary *m)
     uint64_t rejected = m->unexpected_port;
     for (int v = 1; v < MG_PACKET_VERDICT_COUNT; v++)
         rejected += m->total.rejected[v];
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
                      "images", (json_int_t)m->frames.images, "complete", (json_int_t)m->frames.frames_complete,
                      "partial", (json_int_t)m->frames.frames_partial, "missing", (json_int_t)m->frames.frames_missing,
                      "written", (json_int_t)m->frames_written, "synced", (json_int_t)m->frames_synced,
@@ -210,7 +212,8 @@ json_t *mg_service_counters(const mg_run_summary *m)
                      "packets_expected", (json_int_t)m->packets_expected, "stray", (json_int_t)m->total.stray,
                      "late", (json_int_t)m->total.late, "lagged", (json_int_t)m->total.lagged,
                      "kernel_drops", (json_int_t)m->total.kernel_drops, "overruns", (json_int_t)m->total.overrun,
-                     "refused", (json_int_t)rejected, "acquisitions", (json_int_t)m->acquisitions, "unwritten", (json_int_t)m->frames_unwritten,
+                     "refused", (json_int_t)rejected, "acquisitions", (json_int_t)m->acquisitions, "unwritten", (json_int_t)m->frames_unwritten, "dark",
+                     (json_int_t)m->frames_dark,
                      "bytes_received", (json_int_t)m->total.bytes, "bytes_written", (json_int_t)m->bytes_compressed,
                      "seconds", m->seconds);
 }
@@ -239,11 +242,41 @@ static void on_written(void *ctx, const mg_image_written *w)
         mg_stream_image(s->stream, w);
 }
 
+/* A dark run: its frames into pedestal sums, then pedestals, noise and masks into the calibration file. */
+static int dark_run(mg_service *s, mg_error *err)
+{
+    mg_dark_info info;
+    mg_dark_info_defaults(&info);
+    info.cells = s->dark_cells;
+    info.taken = wall_now();
+    info.sources = "live (morgul serve)";
+    const int nacc = s->rc.det.nmodules * mg_dark_cells(&info);
+    mg_pedestal_acc *acc[MG_MAX_MODULES * MG_CELLS_MAX];
+    int rc = mg_dark_accs_new(acc, nacc, err);
+    if (rc) {
+        memset(s->final, 0, sizeof *s->final);
+        return rc;
+    }
+    rc = mg_dark_run(&s->rc, 1, acc, s->dark_gain, 0, 0, &info, s->final, err);
+    if (!rc) {
+        mg_dark_cells_report(&info, s->run_log);
+        rc = mg_dark_save(s->dark_calibration, &s->rc.det, acc, &info, s->run_log, err);
+        if (!rc)
+            fprintf(s->run_log, "wrote %s\n", s->dark_calibration);
+    }
+    mg_dark_accs_free(acc, nacc);
+    return rc;
+}
+
 static void *run_main(void *arg)
 {
     mg_service *s = arg;
     mg_error err = {0};
-    int rc = mg_run_receive(&s->rc, s->final, &err);
+    int rc;
+    if (s->dark)
+        rc = dark_run(s, &err);
+    else
+        rc = mg_run_receive(&s->rc, s->final, &err);
     const mg_run_summary *sum = s->final;
     mg_stream_counts sc0 = s->stream_at_arm, sc1 = {0};
     if (s->stream && sum->started) {
@@ -332,14 +365,62 @@ static int get_number(const json_t *v, double lo, double hi, double *out)
 
 /* The run's configuration from the defaults and `settings`; 400 with the
  * first problem. */
-static mg_reply configure(mg_service *s, const json_t *settings, mg_run_config *rc, char *name, size_t ncap,
-                          double *max_loss)
+static mg_reply configure(mg_service *s, const json_t *settings, int dark, mg_run_config *rc, char *name,
+                          size_t ncap, double *max_loss)
 {
     *rc = s->cfg.run;
     *max_loss = 0;
     name[0] = 0;
+    s->dark_gain = 0;
+    s->dark_cells = 1;
+    s->dark_calibration = NULL;
     if (settings && !json_is_object(settings))
-        return mg_reply_error(400, "the arm request's body is a JSON object of settings");
+        return mg_reply_error(400, "the request's body is a JSON object of settings");
+    if (dark) { /* a dark run: only these settings; its frames go into the pedestal sums, nothing else is written */
+        const char *key;
+        json_t *v;
+        double x;
+        rc->calibration = NULL;
+        json_object_foreach((json_t *)settings, key, v)
+        {
+            if (!strcmp(key, "name")) {
+                const char *n = json_string_value(v);
+                if (!n || !mg_service_name_ok(n))
+                    return mg_reply_error(400, "name: letters, digits, '.', '_' and '-' only, at most 100, not "
+                                               "starting with '.' or '-'");
+                snprintf(name, ncap, "%s", n);
+            } else if (!strcmp(key, "frames")) {
+                if (!json_is_integer(v) || json_integer_value(v) < 1)
+                    return mg_reply_error(400, "frames: a whole number >= 1 (dark frames to average)");
+                rc->max_frames = (uint64_t)json_integer_value(v);
+            } else if (!strcmp(key, "idle_timeout")) {
+                if (get_number(v, 0, 1e7, &x))
+                    return mg_reply_error(400, "idle_timeout: seconds, 0..1e7 (0: no idle end)");
+                rc->idle_timeout = x;
+            } else if (!strcmp(key, "gain")) {
+                if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 2)
+                    return mg_reply_error(400, "gain: 0 (dynamic gain, the G0 run), 1 or 2 (forced)");
+                s->dark_gain = (int)json_integer_value(v);
+            } else if (!strcmp(key, "storage_cells")) {
+                if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > MG_CELLS_MAX)
+                    return mg_reply_error(400, "storage_cells: 1..%d", MG_CELLS_MAX);
+                s->dark_cells = (int)json_integer_value(v);
+            } else if (!strcmp(key, "calibration")) {
+                const char *p = json_string_value(v);
+                if (!p || !p[0])
+                    return mg_reply_error(400, "calibration: the path of the calibration file (on the server) the "
+                                               "pedestals, noise and masks go into");
+                s->dark_calibration = p;
+            } else
+                return mg_reply_error(400, "unknown setting '%s' of a dark run (see /openapi.json: name, frames, "
+                                           "idle_timeout, gain, storage_cells, calibration)", key);
+        }
+        if (!s->dark_calibration)
+            return mg_reply_error(400, "a dark run needs the calibration file it writes: calibration");
+        if (!rc->max_frames)
+            return mg_reply_error(400, "a dark run needs its number of frames: frames");
+        return reply(0, NULL);
+    }
     const char *key;
     json_t *v;
     double x;
@@ -411,12 +492,12 @@ static mg_reply configure(mg_service *s, const json_t *settings, mg_run_config *
 
 /* Starts a run (under mu, no run on).  On success the run's thread is
  * started and its record is s->current. */
-static mg_reply start_run(mg_service *s, const json_t *settings, int automatic)
+static mg_reply start_run(mg_service *s, const json_t *settings, int automatic, int dark)
 {
     mg_run_config rc;
     char name[128];
     double max_loss;
-    mg_reply bad = configure(s, settings, &rc, name, sizeof name, &max_loss);
+    mg_reply bad = configure(s, settings, dark, &rc, name, sizeof name, &max_loss);
     if (bad.status)
         return bad;
     if (automatic)
@@ -436,7 +517,7 @@ static mg_reply start_run(mg_service *s, const json_t *settings, int automatic)
      * much on noise), and always 1 GiB */
     uint64_t free_b, total_b;
     mg_service_disk(s, &free_b, &total_b);
-    uint64_t need = rc.max_frames * (uint64_t)rc.det.nmodules * MG_MODULE_PIXELS * 2 + (1ull << 30);
+    uint64_t need = (dark ? 0 : rc.max_frames * (uint64_t)rc.det.nmodules * MG_MODULE_PIXELS * 2) + (1ull << 30);
     if (free_b < need)
         return mg_reply_error(507, "not enough free space in %s: %.2f GB free, the run needs %.2f GB (its frames "
                                    "uncompressed and 1 GiB); free space or arm for fewer frames",
@@ -449,7 +530,7 @@ static mg_reply start_run(mg_service *s, const json_t *settings, int automatic)
     setvbuf(lf, NULL, _IOLBF, 0);
     if (!automatic)
         drain_sockets(s);
-    rc.output = s->prefix;
+    rc.output = dark ? NULL : s->prefix;
     rc.log = lf;
     rc.stop = &s->stop;
     rc.ready = &s->ready;
@@ -472,9 +553,13 @@ static mg_reply start_run(mg_service *s, const json_t *settings, int automatic)
     json_t *own = settings ? json_deep_copy(settings) : json_object(); /* the run's strings point into it */
     char master[4300];
     snprintf(master, sizeof master, "%s_master.h5", s->prefix);
-    json_t *rec = json_pack("{s:s,s:i,s:b,s:o,s:o,s:s,s:{s:s,s:s}}", "name", name, "number", number, "auto",
-                            automatic, "settings", own, "start", iso(wall_now()), "state", "running", "files",
-                            "master", master, "log", s->run_log_path);
+    json_t *rec = json_pack("{s:s,s:i,s:s,s:b,s:o,s:o,s:s,s:{s:s,s:s}}", "name", name, "number", number, "kind",
+                            dark ? "dark" : "data", "auto", automatic, "settings", own, "start", iso(wall_now()),
+                            "state", "running", "files", dark ? "calibration" : "master",
+                            dark ? s->dark_calibration : master, "log", s->run_log_path);
+    s->dark = dark;
+    if (dark) /* its own copy, as for the other strings */
+        s->dark_calibration = json_string_value(json_object_get(own, "calibration"));
     if (json_object_get(own, "sample"))
         s->rc.sample_name = json_string_value(json_object_get(own, "sample"));
     if (json_object_get(own, "calibration") && s->rc.calibration)
@@ -549,7 +634,21 @@ mg_reply mg_service_arm(mg_service *s, const json_t *settings)
     if (s->running)
         r = mg_reply_error(409, "a run is on (%s): disarm it first",
                            json_string_value(json_object_get(s->current, "name")));
-    else if ((r = start_run(s, settings, 0)).status == 200)
+    else if ((r = start_run(s, settings, 0, 0)).status == 200)
+        r = await_start(s);
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+mg_reply mg_service_pedestal(mg_service *s, const json_t *settings)
+{
+    pthread_mutex_lock(&s->mu);
+    reap(s);
+    mg_reply r;
+    if (s->running)
+        r = mg_reply_error(409, "a run is on (%s): disarm it first",
+                           json_string_value(json_object_get(s->current, "name")));
+    else if ((r = start_run(s, settings, 0, 1)).status == 200)
         r = await_start(s);
     pthread_mutex_unlock(&s->mu);
     return r;
@@ -614,7 +713,7 @@ static void *watch_main(void *arg)
                 for (int l = 0; l < s->nlinks; l++)
                     pf[l] = (struct pollfd){.fd = s->fds[l], .events = POLLIN};
                 if (poll(pf, (nfds_t)s->nlinks, 0) > 0) {
-                    mg_reply r = start_run(s, NULL, 1);
+                    mg_reply r = start_run(s, NULL, 1, 0);
                     if (r.status == 200)
                         r = await_start(s);
                     if (r.status != 200) {

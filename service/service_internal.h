@@ -38,6 +38,8 @@ struct mg_service {
     double arm_time;
     mg_run_config rc;
     double max_loss;
+    int dark, dark_gain, dark_cells; /* the current run is a dark run: its gain and storage cells */
+    const char *dark_calibration;    /* ... and the calibration file it writes */
     const char *stop_why;      /* what raised stop: "disarmed", "the service was stopped" */
     FILE *run_log;
     char prefix[4200], run_log_path[4300];

@@ -68,6 +68,14 @@ mg_service *mg_service_open(const mg_service_config *cfg, mg_error *err);
  * record) or failed to set up. */
 mg_reply mg_service_arm(mg_service *s, const json_t *settings);
 
+/* Starts a dark run: its frames go into pedestal sums (nothing else is
+ * written) and at its end pedestals, noise and bad-pixel masks go into a
+ * calibration file, as `morgul receive --pedestal` does.  Settings: name,
+ * frames (required), idle_timeout, gain (0 dynamic, 1, 2 forced),
+ * storage_cells, calibration (required: the file to create or update).
+ * Replies as mg_service_arm; the run's record has kind "dark". */
+mg_reply mg_service_pedestal(mg_service *s, const json_t *settings);
+
 /* Ends the current run with valid files and waits for its end (200, its
  * record); 409 when no run is on. */
 mg_reply mg_service_disarm(mg_service *s);

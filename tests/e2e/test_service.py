@@ -291,3 +291,29 @@ def test_openapi_document(tmp, port):
     status, body = s.call("POST", "/api/arm", {"nonsense": 1})
     for name in allowed:
         assert name in body["error"], name
+
+
+def test_dark_run_through_the_api(tmp, port):
+    """POST /api/pedestal: the dark frames into a calibration file, the
+    same constants `morgul pedestal` makes from a capture of them."""
+    from test_pedestal import read_cal
+    common = ["--content", "dark", "-n", 60, "--seed", 21, "--bad-pixels", "noisy=10,stuck=10,dead=10"]
+    morgul("simulate", *common, "--pcap", tmp / "g0.pcap")
+    morgul("pedestal", "-c", tmp / "off.h5", "--g0", tmp / "g0.pcap", "--module-names", "M000", "-q")
+    s = Service(tmp, port, modules=1).start()
+    for bad, words in (({"frames": 60}, "calibration"), ({"calibration": str(tmp / "x.h5")}, "frames"),
+                       ({"frames": 60, "calibration": "x.h5", "gain": 3}, "gain"),
+                       ({"frames": 60, "calibration": "x.h5", "energy_kev": 12}, "unknown setting 'energy_kev'")):
+        status, body = s.call("POST", "/api/pedestal", bad)
+        assert status == 400 and words in body["error"], (bad, body)
+    status, rec = s.call("POST", "/api/pedestal", {"name": "dark0", "frames": 60, "calibration": str(tmp / "live.h5")})
+    assert status == 200 and rec["kind"] == "dark", rec
+    morgul("simulate", *common, "--port", port, "--rate", 200)
+    rec = s.wait_run_ended("dark0")
+    assert rec["exit_status"] == 0 and rec["counters"]["dark"] == 60, rec
+    assert rec["files"]["calibration"] == str(tmp / "live.h5")
+    a, b = read_cal(tmp / "off.h5", "M000"), read_cal(tmp / "live.h5", "M000")
+    assert b["attrs"]["source_files"] == b"live (morgul serve)"
+    for k in ("pedestal", "pedestal_rms", "frames_used", "mask"):
+        assert np.array_equal(a[k], b[k], equal_nan=True), k
+    assert not list(s.data.glob("dark0_*.h5"))  # a dark run writes no frames
