@@ -31,6 +31,7 @@ static void usage(FILE *out)
             "      --auto              start a run when data arrives unarmed; it ends after --auto-idle\n"
             "      --auto-idle S       seconds of silence that end an automatic run (default 2)\n"
             "      --ready-file PATH   written once the API listens (a line \"ready\" and the address)\n"
+            "      --min-free GB       free space a run must leave (default 1); arming is refused below it\n"
             "      --stream ENDPOINT   every image written, as its compressed chunk, to ZeroMQ consumers in\n"
             "                          DECTRIS Stream V2 CBOR messages (PUSH; e.g. tcp://127.0.0.1:31001)\n"
             "defaults of every run (an arm request may change the per-run ones):\n"
@@ -41,7 +42,7 @@ static void usage(FILE *out)
 }
 
 enum { O_DATA = 1000, O_HTTP, O_TOKEN, O_AUTO, O_AUTOIDLE, O_READY, O_ENERGY, O_RATE, O_FTIMEOUT, O_BUFFERS,
-       O_WORKERS, O_FPF, O_RCVBUF, O_CPUS, O_NOPIN, O_STREAM, O_DET };
+       O_WORKERS, O_FPF, O_RCVBUF, O_CPUS, O_NOPIN, O_STREAM, O_MINFREE, O_DET };
 
 static int read_token(const char *path, char *tok, size_t cap)
 {
@@ -91,7 +92,7 @@ int mg_cmd_serve(int argc, char **argv)
         {"buffer-frames", required_argument, 0, O_BUFFERS}, {"workers", required_argument, 0, O_WORKERS},
         {"frames-per-file", required_argument, 0, O_FPF}, {"rcvbuf", required_argument, 0, O_RCVBUF},
         {"cpus", required_argument, 0, O_CPUS}, {"no-pin", no_argument, 0, O_NOPIN},
-        {"stream", required_argument, 0, O_STREAM},
+        {"stream", required_argument, 0, O_STREAM}, {"min-free", required_argument, 0, O_MINFREE},
         {"help", no_argument, 0, 'h'},
         {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
         {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
@@ -132,6 +133,12 @@ int mg_cmd_serve(int argc, char **argv)
         case O_CPUS: sc.run.cpus = optarg; break;
         case O_NOPIN: sc.run.no_pin = 1; break;
         case O_STREAM: sc.stream = optarg; break;
+        case O_MINFREE:
+            if (!mg_opt_double(cmd, "--min-free", optarg, 0.000001, 1e6, &sc.min_free))
+                sc.min_free *= 1e9;
+            else
+                bad = 1;
+            break;
         case 'h': usage(stdout); return 0;
         default:
             if (c >= O_DET && c < O_DET + 7) {

@@ -517,11 +517,12 @@ static mg_reply start_run(mg_service *s, const json_t *settings, int automatic, 
      * much on noise), and always 1 GiB */
     uint64_t free_b, total_b;
     mg_service_disk(s, &free_b, &total_b);
-    uint64_t need = (dark ? 0 : rc.max_frames * (uint64_t)rc.det.nmodules * MG_MODULE_PIXELS * 2) + (1ull << 30);
+    uint64_t reserve = s->cfg.min_free > 0 ? (uint64_t)s->cfg.min_free : 1ull << 30;
+    uint64_t need = (dark ? 0 : rc.max_frames * (uint64_t)rc.det.nmodules * MG_MODULE_PIXELS * 2) + reserve;
     if (free_b < need)
-        return mg_reply_error(507, "not enough free space in %s: %.2f GB free, the run needs %.2f GB (its frames "
-                                   "uncompressed and 1 GiB); free space or arm for fewer frames",
-                              s->cfg.data_dir, (double)free_b / 1e9, (double)need / 1e9);
+        return mg_reply_error(507, "not enough free space in %s: %.3f GB free, the run needs %.3f GB (its frames "
+                                   "uncompressed and --min-free %.3f GB); free space or arm for fewer frames",
+                              s->cfg.data_dir, (double)free_b / 1e9, (double)need / 1e9, (double)reserve / 1e9);
     snprintf(s->prefix, sizeof s->prefix, "%s/%s", s->cfg.data_dir, name);
     snprintf(s->run_log_path, sizeof s->run_log_path, "%s/%s.log", s->cfg.data_dir, name);
     FILE *lf = fopen(s->run_log_path, "wx");

@@ -39,6 +39,7 @@ typedef struct mg_service_config {
     const char *data_dir;  /* made if missing */
     int auto_arm;          /* a run starts when data arrives unarmed */
     double auto_idle;      /* seconds of silence that end an automatic run; 0: 2 */
+    double min_free;       /* bytes that must stay free besides a run's frames; 0: 1 GiB */
     const char *stream;    /* ZeroMQ endpoint of the image stream (morgul/stream.h), NULL: none */
     FILE *log;             /* the service's own messages (arming, ending, refusals); stderr if NULL */
 } mg_service_config;
@@ -62,7 +63,8 @@ mg_service *mg_service_open(const mg_service_config *cfg, mg_error *err);
  *   corrected (bool), calibration (path of a calibration file), energy_kev,
  *   type ("int16", "int32", "float32"), distance_mm.
  * Unknown fields, wrong types and values out of range give 400; arming while
- * a run is on gives 409, a name already used 409, too little free space 507,
+ * a run is on gives 409, a name already used 409, too little free space 507
+ * (free space below min_free plus, with frames, the frames uncompressed),
  * a run that cannot set up (a calibration that does not fit) 422; in every
  * such case nothing changes.  Returns once the run listens (200, the run's
  * record) or failed to set up. */

@@ -317,3 +317,36 @@ def test_dark_run_through_the_api(tmp, port):
     for k in ("pedestal", "pedestal_rms", "frames_used", "mask"):
         assert np.array_equal(a[k], b[k], equal_nan=True), k
     assert not list(s.data.glob("dark0_*.h5"))  # a dark run writes no frames
+
+
+def test_full_disk(tmp, port):
+    """Arming is refused when the run's frames would not fit; a run that
+    fills the disk ends with valid files, says why, and the service is
+    ready again."""
+    from conftest import run as sh
+    small = tmp / "small"
+    small.mkdir()
+    if sh("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", small, check=False).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        s = Service(small, port, "--min-free", 0.001).start()
+        status, body = s.call("POST", "/api/arm", {"frames": 100})
+        assert status == 507 and "not enough free space" in body["error"], body
+        status, rec = s.call("POST", "/api/arm", {"name": "fills"})
+        assert status == 200, rec
+        morgul("simulate", "--modules", 2, "--port", port, "-n", 40, "--content", "dark", "--rate", 500)
+        rec = s.wait_run_ended("fills")
+        assert rec["state"] == "failed" and rec["exit_status"] == 1, rec
+        assert "disk is full" in rec["error"]
+        st = s.get("/api/status")
+        assert st["state"] == "error" and "disk is full" in st["error"]
+        r = read_run(small / "data" / "fills")
+        n = r["data"].shape[0]
+        assert 0 < n < 40 and r["run"]["frames_written"] == n
+        assert s.call("POST", "/api/arm", {"frames": 100})[0] == 507  # still full: refused, nothing made
+    finally:
+        for sv in _services:
+            if sv.p and sv.p.poll() is None:
+                sv.p.kill()
+                sv.p.wait()
+        sh("umount", small, check=False)
