@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "morgul/bitshuffle.h"
 #include "morgul/calibration.h"
 #include "morgul/capture.h"
@@ -40,7 +41,7 @@
 
 #define REFERENCE_PLUGIN "/usr/lib/x86_64-linux-gnu/hdf5/serial/plugins/libh5bshuf.so"
 
-static double now_s(void)
+double bench_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -94,13 +95,13 @@ static int bench_compress(const char *dir, int seconds_x10, const char *ref_path
                             "morgul scalar", "morgul AVX2"};
     double best[4] = {0}, bytes_out[4] = {0};
     /* interleave the contenders round by round so they see the same machine state */
-    double budget = seconds_x10 / 10.0, t_end = now_s() + budget;
+    double budget = seconds_x10 / 10.0, t_end = bench_now_s() + budget;
     int rounds = 0;
-    while (now_s() < t_end || rounds < 3) {
+    while (bench_now_s() < t_end || rounds < 3) {
         for (int k = 0; k < 4; k++) {
             if ((k == 1 && !ref) || (k == 3 && !avx))
                 continue;
-            double t0 = now_s(), total = 0;
+            double t0 = bench_now_s(), total = 0;
             for (size_t i = 0; i < n; i++) {
                 const uint16_t *fr = frames + i * MG_MODULE_PIXELS;
                 if (k == 0) {
@@ -112,7 +113,7 @@ static int bench_compress(const char *dir, int seconds_x10, const char *ref_path
                 else
                     total += (double)mg_bshuf_compress(k == 2 ? sca : avx, fr, MG_MODULE_PIXELS, out, cap, NULL);
             }
-            double rate = (double)n * MG_MODULE_BYTES / (now_s() - t0) / 1e9;
+            double rate = (double)n * MG_MODULE_BYTES / (bench_now_s() - t0) / 1e9;
             if (rate > best[k])
                 best[k] = rate;
             bytes_out[k] = total / (double)n;
@@ -146,11 +147,11 @@ static int bench_compress(const char *dir, int seconds_x10, const char *ref_path
         clen[i] = (size_t)c;
     }
     const char *dnames[3] = {"reference bitshuffle (Debian plugin)", "morgul scalar", "morgul AVX2"};
-    for (rounds = 0, t_end = now_s() + budget; ok && (now_s() < t_end || rounds < 3); rounds++)
+    for (rounds = 0, t_end = bench_now_s() + budget; ok && (bench_now_s() < t_end || rounds < 3); rounds++)
         for (int k = 0; k < 3 && ok; k++) {
             if ((k == 0 && !unref) || (k == 2 && !avx))
                 continue;
-            double t0 = now_s();
+            double t0 = bench_now_s();
             for (size_t i = 0; i < n && ok; i++) {
                 const uint8_t *z = chunks + i * cap;
                 int64_t got = k == 0 ? unref(z + MG_BSHUF_HEADER_BYTES, back, MG_MODULE_PIXELS, 2, 0)
@@ -160,7 +161,7 @@ static int bench_compress(const char *dir, int seconds_x10, const char *ref_path
                 if (rounds == 0)
                     ok = ok && !memcmp(back, frames + i * MG_MODULE_PIXELS, MG_MODULE_BYTES);
             }
-            double rate = (double)n * MG_MODULE_BYTES / (now_s() - t0) / 1e9;
+            double rate = (double)n * MG_MODULE_BYTES / (bench_now_s() - t0) / 1e9;
             if (rate > dbest[k])
                 dbest[k] = rate;
         }
@@ -196,7 +197,7 @@ static int bench_compress(const char *dir, int seconds_x10, const char *ref_path
  * the first use of a page costs more than the work measured (seen here:
  * writing to tmpfs at 0.3 GB/s instead of 2.2 GB/s).  A real server does not
  * need it; it changes no result there. */
-static void warm_memory(int gb)
+void bench_warm_memory(int gb)
 {
     for (int i = 0; i < gb; i++) {
         size_t n = (size_t)1 << 30;
@@ -210,7 +211,7 @@ static void warm_memory(int gb)
 }
 
 /* A scratch directory for captures and outputs under `base` (a tmpfs). */
-static int scratch_dir(const char *base, char *dir, size_t cap)
+int bench_scratch_dir(const char *base, char *dir, size_t cap)
 {
     snprintf(dir, cap, "%s/morgul-bench-%d", base, (int)getpid());
     if (mkdir(dir, 0700) && errno != EEXIST) {
@@ -220,7 +221,7 @@ static int scratch_dir(const char *base, char *dir, size_t cap)
     return 0;
 }
 
-static void remove_prefix(const char *prefix)
+void bench_remove_prefix(const char *prefix)
 {
     char pat[1100];
     snprintf(pat, sizeof pat, "%s*", prefix);
@@ -249,7 +250,7 @@ static void frame_file_list(const char *dir, char *files, size_t cap)
 
 /* Builds a capture of `frames` frames of `nmod` modules from real frames
  * (or photons when there are none). */
-static int make_capture(const char *path, int nmod, uint64_t frames, const char *frames_dir, mg_detector *det)
+int bench_make_capture(const char *path, int nmod, uint64_t frames, const char *frames_dir, mg_detector *det)
 {
     mg_error e = {0};
     if (mg_detector_simple(det, "bench", nmod, 1, "127.0.0.1", 50001, NULL, &e))
@@ -271,7 +272,7 @@ static double replay_pass(const mg_detector *det, const char *cap, const char *o
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (out)
-        remove_prefix(out);
+        bench_remove_prefix(out);
     mg_run_config rc;
     memset(&rc, 0, sizeof rc);
     rc.det = *det;
@@ -299,14 +300,14 @@ static double replay_pass(const mg_detector *det, const char *cap, const char *o
 static int bench_replay(const char *frames_dir, const char *base, int loops, int warm_gb, int markdown)
 {
     char dir[256], cap[512], out[512];
-    if (scratch_dir(base, dir, sizeof dir))
+    if (bench_scratch_dir(base, dir, sizeof dir))
         return 1;
     snprintf(cap, sizeof cap, "%s/replay.pcap", dir);
     snprintf(out, sizeof out, "%s/out", dir);
     mg_detector det;
     const uint64_t frames = 1000;
-    warm_memory(warm_gb);
-    if (make_capture(cap, 2, frames, frames_dir, &det))
+    bench_warm_memory(warm_gb);
+    if (bench_make_capture(cap, 2, frames, frames_dir, &det))
         return 1;
     /* baseline: the same capture read alone, every payload copied once (what assembly must do at least) */
     double best_read = 0;
@@ -314,7 +315,7 @@ static int bench_replay(const char *frames_dir, const char *base, int loops, int
     for (int pass = 0; pass < 3; pass++) {
         mg_error e = {0};
         mg_capture *c = mg_capture_open(cap, &e);
-        double t0 = now_s();
+        double t0 = bench_now_s();
         const uint8_t *pl;
         size_t len;
         uint16_t port;
@@ -328,7 +329,7 @@ static int bench_replay(const char *frames_dir, const char *base, int loops, int
             mg_capture_close(c);
             c = l + 1 < loops ? mg_capture_open(cap, &e) : NULL;
         }
-        double rate = (double)packets / 128 / (now_s() - t0);
+        double rate = (double)packets / 128 / (bench_now_s() - t0);
         if (rate > best_read)
             best_read = rate;
     }
@@ -387,12 +388,12 @@ static int bench_replay(const char *frames_dir, const char *base, int loops, int
         char *av[] = {"correct", master, "-c", cal, "--energy", "12.4", "-o", corr_out, "--threads", th,
                       "--overwrite", NULL};
         fflush(stdout);
-        double t0 = now_s();
+        double t0 = bench_now_s();
         int bad = mg_cmd_correct(11, av);
-        double mf = bad ? 0 : (double)sum.frames_written * 2 / (now_s() - t0);
+        double mf = bad ? 0 : (double)sum.frames_written * 2 / (bench_now_s() - t0);
         if (mf > corr_mf[k])
             corr_mf[k] = mf;
-        remove_prefix(corr_out);
+        bench_remove_prefix(corr_out);
     }
     for (int pass = 0; pass < 3 && have_cal; pass++) {
         mg_run_summary s1;
@@ -411,20 +412,20 @@ static int bench_replay(const char *frames_dir, const char *base, int loops, int
             char path[600];
             snprintf(path, sizeof path, "%s/write-alone.bin", dir);
             FILE *f = fopen(path, "wb");
-            double t0 = now_s();
+            double t0 = bench_now_s();
             for (uint64_t i = 0; f && i < sum.frames_written; i++)
                 if (fwrite(buf, 1, piece, f) != piece)
                     break;
             if (f)
                 fclose(f);
-            double mf = (double)sum.frames_written * 2 / (now_s() - t0);
+            double mf = (double)sum.frames_written * 2 / (bench_now_s() - t0);
             if (mf > best_wr)
                 best_wr = mf;
             unlink(path);
         }
     }
     free(buf);
-    remove_prefix(out);
+    bench_remove_prefix(out);
     unlink(cap);
     rmdir(dir);
     printf("replay: 2-module capture of %llu frames x %d loop(s) from %s frames, raw to tmpfs, %ld workers\n",
@@ -535,7 +536,7 @@ static int loopback_trial(const char *self, int nmod, uint64_t frames, double ra
                 status, text);
     free(text);
     if (write)
-        remove_prefix(out);
+        bench_remove_prefix(out);
     return res->ok ? 0 : -1;
 }
 
@@ -547,12 +548,12 @@ static int bench_loopback(const char *frames_dir, const char *base, int nmod, in
         return 1;
     self[n] = 0;
     char dir[256];
-    if (scratch_dir(base, dir, sizeof dir))
+    if (bench_scratch_dir(base, dir, sizeof dir))
         return 1;
     char files[8192];
     frame_file_list(frames_dir, files, sizeof files);
     const uint64_t frames = 2000;
-    warm_memory(warm_gb);
+    bench_warm_memory(warm_gb);
     int port = 47000 + (int)(getpid() % 1000) * 8;
     printf("loopback: simulate (this process, one core) -> receive (another process) over UDP on 127.0.0.1,\n"
            "  %d module(s) x 1 interface, %llu frames per trial, %s content\n", nmod, (unsigned long long)frames,
@@ -695,9 +696,9 @@ static int bench_convert(const char *dir, double secs, int markdown)
     const int avx = mg_conv_best() == MG_CONV_AVX2;
     /* [0]: the real frames (in cache), [1]: 256 MiB of them (streamed), [2]: with a strong signal */
     double best[3][CV_KINDS] = {{0}};
-    double t_end = now_s() + secs;
+    double t_end = bench_now_s() + secs;
     int rounds = 0;
-    while (now_s() < t_end || rounds < 3) {
+    while (bench_now_s() < t_end || rounds < 3) {
         for (int set = 0; set < 3; set++)
             for (int k = 0; k < CV_KINDS; k++) {
                 if ((k >= CV_AVX2 && !avx) || (set == 1 && (k == CV_SCALAR || k == CV_ARITH)) ||
@@ -709,9 +710,9 @@ static int bench_convert(const char *dir, double secs, int markdown)
                  * its own data); the second is timed: the steady state of a worker converting frame after
                  * frame */
                 convert_pass(k, t, fr, nf, out);
-                double t0 = now_s();
+                double t0 = bench_now_s();
                 convert_pass(k, t, fr, nf, out);
-                double rate = (double)nf * (k == CV_ARITH ? 8 : 1) / (now_s() - t0);
+                double rate = (double)nf * (k == CV_ARITH ? 8 : 1) / (bench_now_s() - t0);
                 if (rate > best[set][k])
                     best[set][k] = rate;
             }
@@ -748,10 +749,10 @@ static int bench_convert(const char *dir, double secs, int markdown)
     for (int r = 0; out32 && r < 3 * rounds; r++)
         for (int k = 0; k < 2; k++) {
             const mg_out_type type = k ? MG_OUT_FLOAT32 : MG_OUT_INT32;
-            double t0 = now_s();
+            double t0 = bench_now_s();
             for (size_t i = 0; i < n; i++)
                 mg_convert(t, 0, MG_MODULE_PIXELS, small + i * MG_MODULE_PIXELS, out32, type, MG_CONV_AVX2);
-            double rate = (double)n / (now_s() - t0);
+            double rate = (double)n / (bench_now_s() - t0);
             wide[k] = rate > wide[k] ? rate : wide[k];
         }
     mg_numa_free(NULL, out32, 2 * MG_MODULE_BYTES);
@@ -825,13 +826,13 @@ static int bench_pedestal(const char *dir, double secs, int markdown)
     int cells_ok = acc[2] != NULL;
     for (int c = 0; c < CELLS && cells_ok; c++)
         cells_ok = (cell[c] = mg_pedestal_acc_new(P, MG_PED_AVX2, &e)) != NULL;
-    double t_end = now_s() + secs;
+    double t_end = bench_now_s() + secs;
     int rounds = 0;
-    while (now_s() < t_end || rounds < 3) {
+    while (bench_now_s() < t_end || rounds < 3) {
         for (int k = 0; k < 3; k++) {
             if (k && !acc[k])
                 continue;
-            double t0 = now_s();
+            double t0 = bench_now_s();
             for (int f = 0; f < NF; f++) {
                 if (k == 0)
                     memcpy(copy, frames + (size_t)f * P, P * sizeof(uint16_t));
@@ -841,15 +842,15 @@ static int bench_pedestal(const char *dir, double secs, int markdown)
             }
             if (k)
                 mg_pedestal_flush(acc[k]);
-            double rate = NF / (now_s() - t0);
+            double rate = NF / (bench_now_s() - t0);
             if (rate > best[k])
                 best[k] = rate;
         }
         if (cells_ok) { /* frame f of the run to cell f mod 16, as a burst-mode dark run deals them */
-            double t0 = now_s();
+            double t0 = bench_now_s();
             for (int f = 0; f < NC; f++)
                 mg_pedestal_add(cell[f % CELLS], frames + (size_t)(f % NF) * P, 0);
-            double rate = NC / (now_s() - t0);
+            double rate = NC / (bench_now_s() - t0);
             if (rate > best[3])
                 best[3] = rate;
         }
@@ -881,7 +882,7 @@ static int bench_pedestal(const char *dir, double secs, int markdown)
 
 static int bench_usage(FILE *out)
 {
-    fprintf(out, "usage: morgul bench [compress|convert|pedestal|replay|loopback|all] [options]\n\n"
+    fprintf(out, "usage: morgul bench [compress|convert|pedestal|replay|loopback|service|all] [options]\n\n"
                  "  --frames-dir DIR   real raw frames (default ../shared/data/psi-mod5)\n"
                  "  --seconds S        time per measurement (default 3)\n"
                  "  --reference FILE   reference bitshuffle library (default " REFERENCE_PLUGIN ")\n"
@@ -943,5 +944,7 @@ int mg_cmd_bench(int argc, char **argv)
         rc |= bench_replay(dir, base, loops, warm, md);
     if (!strcmp(what, "loopback") || !strcmp(what, "all"))
         rc |= bench_loopback(dir, base, nmod, warm, md);
+    if (!strcmp(what, "service") || !strcmp(what, "all"))
+        rc |= bench_service(dir, base, loops, warm, md);
     return rc;
 }

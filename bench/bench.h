@@ -1,0 +1,22 @@
+/* bench.h - private: what the benchmarks (cmd_bench.c, bench_service.c)
+ * share: a clock, a scratch directory, captures of real frames, and warming
+ * the VM's memory before timing. */
+#ifndef MORGUL_BENCH_H
+#define MORGUL_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "morgul/detector.h"
+
+double bench_now_s(void);
+void bench_warm_memory(int gb);
+int bench_scratch_dir(const char *base, char *dir, size_t cap);
+void bench_remove_prefix(const char *prefix);
+/* A capture of nmod modules x frames frames, cycling the real frames of
+ * frames_dir (or a pattern); det describes it. */
+int bench_make_capture(const char *path, int nmod, uint64_t frames, const char *frames_dir, mg_detector *det);
+/* `morgul bench service`: arming against receive's set-up; streaming's cost. */
+int bench_service(const char *frames_dir, const char *base, int loops, int warm_gb, int markdown);
+
+#endif
