@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "morgul/detector.h"
+#include "morgul/run.h"
 
 double bench_now_s(void);
 void bench_warm_memory(int gb);
@@ -16,6 +17,10 @@ void bench_remove_prefix(const char *prefix);
 /* A capture of nmod modules x frames frames, cycling the real frames of
  * frames_dir (or a pattern); det describes it. */
 int bench_make_capture(const char *path, int nmod, uint64_t frames, const char *frames_dir, mg_detector *det);
+/* One replay of cap through the run code (out NULL: no files; cal: corrected), every core a worker, the
+ * observers of `hooks` (on_images, written, written_ctx) if given: module-frames per second, 0 on error. */
+double bench_replay_pass(const mg_detector *det, const char *cap, const char *out, int loops, const char *cal,
+                         const mg_run_config *hooks, mg_run_summary *sum);
 /* `morgul bench service`: arming against receive's set-up; streaming's cost. */
 int bench_service(const char *frames_dir, const char *base, int loops, int warm_gb, int markdown);
 

@@ -183,32 +183,11 @@ static void on_written(void *ctx, const mg_image_written *w)
 
 static double replay_streamed(const mg_detector *det, const char *cap, int loops, hook *h, mg_run_summary *sum)
 {
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    mg_run_config rc;
-    memset(&rc, 0, sizeof rc);
-    rc.det = *det;
-    rc.check_position = 1;
-    rc.workers = ncpu > 1 ? (int)ncpu : 1;
-    rc.quiet = 1;
-    rc.pcap = cap;
-    rc.loops = loops;
-    rc.log = stderr;
-    mg_geometry_defaults(&rc.geometry);
-    rc.beam_x = rc.beam_y = NAN;
-    if (h) {
-        rc.on_images = on_images;
-        rc.written = on_written;
-        rc.written_ctx = h;
-    }
-    mg_error e = {0};
-    memset(sum, 0, sizeof *sum);
-    if (mg_run_replay(&rc, sum, &e)) {
-        fprintf(stderr, "morgul bench service: %s\n", e.message);
-        return 0;
-    }
-    if (h)
+    mg_run_config hooks = {.on_images = on_images, .written = on_written, .written_ctx = h};
+    double mf = bench_replay_pass(det, cap, NULL, loops, NULL, h ? &hooks : NULL, sum);
+    if (h && mf > 0)
         mg_stream_end(h->st);
-    return (double)(sum->frames.frames_complete + sum->frames.frames_partial) * det->nmodules / sum->seconds;
+    return mf;
 }
 
 static int bench_streaming(const char *frames_dir, const char *dir, int loops, int markdown)

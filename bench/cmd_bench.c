@@ -267,8 +267,8 @@ int bench_make_capture(const char *path, int nmod, uint64_t frames, const char *
 /* One replay of the capture through the whole path; returns module-frames/s
  * (0 on failure).  `out` NULL: no files; `cal`: inline correction to int16
  * photons at 12.4 keV. */
-static double replay_pass(const mg_detector *det, const char *cap, const char *out, int loops, const char *cal,
-                          mg_run_summary *sum)
+double bench_replay_pass(const mg_detector *det, const char *cap, const char *out, int loops, const char *cal,
+                         const mg_run_config *hooks, mg_run_summary *sum)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (out)
@@ -288,6 +288,11 @@ static double replay_pass(const mg_detector *det, const char *cap, const char *o
     rc.energy_kev = 12.4;
     mg_geometry_defaults(&rc.geometry);
     rc.beam_x = rc.beam_y = NAN;
+    if (hooks) {
+        rc.on_images = hooks->on_images;
+        rc.written = hooks->written;
+        rc.written_ctx = hooks->written_ctx;
+    }
     mg_error e = {0};
     memset(sum, 0, sizeof *sum);
     if (mg_run_replay(&rc, sum, &e)) {
@@ -341,7 +346,7 @@ static int bench_replay(const char *frames_dir, const char *base, int loops, int
     for (int pass = 0; pass < 5; pass++) {
         int write = pass < 3;
         mg_run_summary s1;
-        double mf = replay_pass(&det, cap, write ? out : NULL, loops, NULL, &s1);
+        double mf = bench_replay_pass(&det, cap, write ? out : NULL, loops, NULL, NULL, &s1);
         if (mf <= 0)
             return 1;
         if (write)
@@ -397,7 +402,7 @@ static int bench_replay(const char *frames_dir, const char *base, int loops, int
     }
     for (int pass = 0; pass < 3 && have_cal; pass++) {
         mg_run_summary s1;
-        double mf = replay_pass(&det, cap, out, loops, cal, &s1);
+        double mf = bench_replay_pass(&det, cap, out, loops, cal, NULL, &s1);
         if (mf > best_corr)
             best_corr = mf;
     }

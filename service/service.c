@@ -380,8 +380,8 @@ static int get_number(const json_t *v, double lo, double hi, double *out)
     return 0;
 }
 
-/* The run's configuration from the defaults and `settings`; 400 with the
- * first problem. */
+/* The run's configuration from the defaults and `settings` (a dark run's
+ * settings with `dark`); 400 with the first problem. */
 static mg_reply configure(mg_service *s, const json_t *settings, int dark, mg_run_config *rc, char *name,
                           size_t ncap, double *max_loss)
 {
@@ -391,30 +391,34 @@ static mg_reply configure(mg_service *s, const json_t *settings, int dark, mg_ru
     s->dark_gain = 0;
     s->dark_cells = 1;
     s->dark_calibration = NULL;
+    if (dark) /* its frames go into the pedestal sums; nothing is corrected or written */
+        rc->calibration = NULL;
     if (settings && !json_is_object(settings))
         return mg_reply_error(400, "the request's body is a JSON object of settings");
-    if (dark) { /* a dark run: only these settings; its frames go into the pedestal sums, nothing else is written */
-        const char *key;
-        json_t *v;
-        double x;
-        rc->calibration = NULL;
-        json_object_foreach((json_t *)settings, key, v)
-        {
-            if (!strcmp(key, "name")) {
-                const char *n = json_string_value(v);
-                if (!n || !mg_service_name_ok(n))
-                    return mg_reply_error(400, "name: letters, digits, '.', '_' and '-' only, at most 100, not "
-                                               "starting with '.' or '-'");
-                snprintf(name, ncap, "%s", n);
-            } else if (!strcmp(key, "frames")) {
-                if (!json_is_integer(v) || json_integer_value(v) < 1)
-                    return mg_reply_error(400, "frames: a whole number >= 1 (dark frames to average)");
-                rc->max_frames = (uint64_t)json_integer_value(v);
-            } else if (!strcmp(key, "idle_timeout")) {
-                if (get_number(v, 0, 1e7, &x))
-                    return mg_reply_error(400, "idle_timeout: seconds, 0..1e7 (0: no idle end)");
-                rc->idle_timeout = x;
-            } else if (!strcmp(key, "gain")) {
+    const char *key;
+    json_t *v;
+    double x;
+    int corrected = -1;
+    json_object_foreach((json_t *)settings, key, v)
+    {
+        /* the settings of every run */
+        if (!strcmp(key, "name")) {
+            const char *n = json_string_value(v);
+            if (!n || !mg_service_name_ok(n))
+                return mg_reply_error(400, "name: letters, digits, '.', '_' and '-' only, at most 100, not starting "
+                                           "with '.' or '-' (it names the run's files in the data directory)");
+            snprintf(name, ncap, "%s", n);
+        } else if (!strcmp(key, "frames")) {
+            if (!json_is_integer(v) || json_integer_value(v) < dark)
+                return mg_reply_error(400, dark ? "frames: a whole number >= 1 (dark frames to average)"
+                                                : "frames: a whole number >= 0 (0: until disarmed or idle)");
+            rc->max_frames = (uint64_t)json_integer_value(v);
+        } else if (!strcmp(key, "idle_timeout")) {
+            if (get_number(v, 0, 1e7, &x))
+                return mg_reply_error(400, "idle_timeout: seconds, 0..1e7 (0: no idle end)");
+            rc->idle_timeout = x;
+        } else if (dark) { /* a dark run's */
+            if (!strcmp(key, "gain")) {
                 if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 2)
                     return mg_reply_error(400, "gain: 0 (dynamic gain, the G0 run), 1 or 2 (forced)");
                 s->dark_gain = (int)json_integer_value(v);
@@ -431,34 +435,7 @@ static mg_reply configure(mg_service *s, const json_t *settings, int dark, mg_ru
             } else
                 return mg_reply_error(400, "unknown setting '%s' of a dark run (see /openapi.json: name, frames, "
                                            "idle_timeout, gain, storage_cells, calibration)", key);
-        }
-        if (!s->dark_calibration)
-            return mg_reply_error(400, "a dark run needs the calibration file it writes: calibration");
-        if (!rc->max_frames)
-            return mg_reply_error(400, "a dark run needs its number of frames: frames");
-        return reply(0, NULL);
-    }
-    const char *key;
-    json_t *v;
-    double x;
-    int corrected = -1;
-    json_object_foreach((json_t *)settings, key, v)
-    {
-        if (!strcmp(key, "name")) {
-            const char *n = json_string_value(v);
-            if (!n || !mg_service_name_ok(n))
-                return mg_reply_error(400, "name: letters, digits, '.', '_' and '-' only, at most 100, not starting "
-                                           "with '.' or '-' (it names the run's files in the data directory)");
-            snprintf(name, ncap, "%s", n);
-        } else if (!strcmp(key, "frames")) {
-            if (!json_is_integer(v) || json_integer_value(v) < 0)
-                return mg_reply_error(400, "frames: a whole number >= 0 (0: until disarmed or idle)");
-            rc->max_frames = (uint64_t)json_integer_value(v);
-        } else if (!strcmp(key, "idle_timeout")) {
-            if (get_number(v, 0, 1e7, &x))
-                return mg_reply_error(400, "idle_timeout: seconds, 0..1e7 (0: no idle end)");
-            rc->idle_timeout = x;
-        } else if (!strcmp(key, "max_loss")) {
+        } else if (!strcmp(key, "max_loss")) { /* a data run's */
             if (get_number(v, 0, 1, &x))
                 return mg_reply_error(400, "max_loss: a fraction of the packets, 0..1");
             *max_loss = x;
@@ -496,6 +473,13 @@ static mg_reply configure(mg_service *s, const json_t *settings, int dark, mg_ru
             return mg_reply_error(400, "unknown setting '%s' (see /openapi.json: name, frames, idle_timeout, "
                                        "max_loss, frames_per_file, sample, corrected, calibration, energy_kev, type, "
                                        "distance_mm)", key);
+    }
+    if (dark) {
+        if (!s->dark_calibration)
+            return mg_reply_error(400, "a dark run needs the calibration file it writes: calibration");
+        if (!rc->max_frames)
+            return mg_reply_error(400, "a dark run needs its number of frames: frames");
+        return reply(0, NULL);
     }
     if (corrected == 0)
         rc->calibration = NULL;
