@@ -21,6 +21,8 @@ int bench_make_capture(const char *path, int nmod, uint64_t frames, const char *
  * observers of `hooks` (on_images, written, written_ctx) if given: module-frames per second, 0 on error. */
 double bench_replay_pass(const mg_detector *det, const char *cap, const char *out, int loops, const char *cal,
                          const mg_run_config *hooks, mg_run_summary *sum);
+/* A calibration file for det's modules from the PSI constants in frames_dir: 0, or -1 without them. */
+int bench_make_calibration(const char *frames_dir, const char *path, const mg_detector *det);
 /* `morgul bench service`: arming against receive's set-up; streaming's cost. */
 int bench_service(const char *frames_dir, const char *base, int loops, int warm_gb, int markdown);
 

@@ -302,6 +302,32 @@ double bench_replay_pass(const mg_detector *det, const char *cap, const char *ou
     return (double)(sum->frames.frames_complete + sum->frames.frames_partial) * det->nmodules / sum->seconds;
 }
 
+/* A calibration file at `path` for det's modules (up to 2) from the PSI pedestals and gain map in
+ * frames_dir; 0, or -1 when they are not there. */
+int bench_make_calibration(const char *frames_dir, const char *path, const mg_detector *det)
+{
+    mg_calibration cb;
+    mg_calib_init(&cb);
+    int have_cal = 1;
+    for (int m = 0; m < det->nmodules && have_cal; m++) {
+        mg_module_calib *x = mg_calib_module(&cb, det->modules[m].name, det->modules[m].row, 0);
+        x->pedestal = malloc(3 * (size_t)MG_MODULE_PIXELS * sizeof(float));
+        x->gain = malloc(3 * (size_t)MG_MODULE_PIXELS * sizeof(double));
+        char p[1200];
+        mg_error e = {0};
+        for (int g = 0; g < 3 && have_cal; g++) {
+            snprintf(p, sizeof p, "%s/mod5_pedeG%d.bin", frames_dir, g);
+            have_cal = !mg_plane_read_f32(p, x->pedestal + (size_t)g * MG_MODULE_PIXELS, &e);
+        }
+        snprintf(p, sizeof p, "%s/gainmap_mod5_derived.bin", frames_dir);
+        have_cal = have_cal && !mg_gainmap_read_bin(p, x->gain, &e);
+    }
+    if (have_cal)
+        have_cal = !mg_calib_write(path, &cb, NULL);
+    mg_calib_free(&cb);
+    return have_cal ? 0 : -1;
+}
+
 static int bench_replay(const char *frames_dir, const char *base, int loops, int warm_gb, int markdown)
 {
     char dir[256], cap[512], out[512];
@@ -361,25 +387,7 @@ static int bench_replay(const char *frames_dir, const char *base, int loops, int
     double best_corr = 0;
     char cal[600];
     snprintf(cal, sizeof cal, "%s/calibration.h5", dir);
-    mg_calibration cb;
-    mg_calib_init(&cb);
-    int have_cal = 1;
-    for (int m = 0; m < 2 && have_cal; m++) {
-        mg_module_calib *x = mg_calib_module(&cb, det.modules[m].name, det.modules[m].row, 0);
-        x->pedestal = malloc(3 * (size_t)MG_MODULE_PIXELS * sizeof(float));
-        x->gain = malloc(3 * (size_t)MG_MODULE_PIXELS * sizeof(double));
-        char p[1200];
-        mg_error e = {0};
-        for (int g = 0; g < 3 && have_cal; g++) {
-            snprintf(p, sizeof p, "%s/mod5_pedeG%d.bin", frames_dir, g);
-            have_cal = !mg_plane_read_f32(p, x->pedestal + (size_t)g * MG_MODULE_PIXELS, &e);
-        }
-        snprintf(p, sizeof p, "%s/gainmap_mod5_derived.bin", frames_dir);
-        have_cal = have_cal && !mg_gainmap_read_bin(p, x->gain, &e);
-    }
-    if (have_cal)
-        have_cal = !mg_calib_write(cal, &cb, NULL);
-    mg_calib_free(&cb);
+    int have_cal = !bench_make_calibration(frames_dir, cal, &det);
     /* offline: the raw files of the last pass with files corrected by `morgul correct`, one thread and one
      * per core, alternating (the first run after the replay meets memory the VM has not backed yet) */
     double corr_mf[2] = {0, 0};

@@ -40,7 +40,24 @@ static int setup_correction(run *r, const mg_run_config *cfg, mg_error *err)
     if (!(cfg->energy_kev > 0))
         return mg_error_set(err, MG_EINVAL, "correcting while receiving needs the photon energy: --energy KEV or "
                                             "--wavelength A");
-    if (mg_calib_read(cfg->calibration, &r->calib, err) || mg_calib_check(&r->calib, &cfg->det, err) ||
+    /* the last corrected run's tables, when they are of this very file at this energy (a kept set is
+     * reused, else this run's are left for the next; the run-time pedestal changes tables: none of that) */
+    struct mg_kept_tables *kt = cfg->kept && !cfg->runtime ? cfg->kept->tables : NULL;
+    int cacheable = cfg->kept && !cfg->runtime && stat(cfg->calibration, &r->cal_stat) == 0;
+    if (cacheable && kt && !strcmp(kt->path, cfg->calibration) && kt->st.st_dev == r->cal_stat.st_dev &&
+        kt->st.st_ino == r->cal_stat.st_ino && kt->st.st_size == r->cal_stat.st_size &&
+        kt->st.st_mtim.tv_sec == r->cal_stat.st_mtim.tv_sec && kt->st.st_mtim.tv_nsec == r->cal_stat.st_mtim.tv_nsec &&
+        kt->energy_kev == cfg->energy_kev && kt->kev == cfg->kev) {
+        r->calib = kt->calib;
+        memcpy(r->node_tables, kt->node_tables, sizeof r->node_tables);
+        r->tables_kept = 1;
+        if (!cfg->quiet)
+            fprintf(r->log, "calibration %s: the conversion tables of the previous run (the same file, unchanged, "
+                            "at %g keV)\n", cfg->calibration, cfg->energy_kev);
+    } else if (mg_calib_read(cfg->calibration, &r->calib, err))
+        return err ? err->code : MG_ECONFIG;
+    r->leave_tables = cacheable && !r->tables_kept;
+    if (mg_calib_check(&r->calib, &cfg->det, err) ||
         mg_calib_validate_detector(&r->calib, &cfg->det, cfg->quiet ? NULL : r->log, err))
         return err ? err->code : MG_ECONFIG;
     /* a set of tables on each NUMA node that has workers: every worker reads its own node's */
@@ -222,8 +239,23 @@ int mg_run_keep(const mg_run_config *cfg, mg_run_kept *k, mg_error *err)
     return 0;
 }
 
+void mg_kept_tables_free(struct mg_kept_tables *kt)
+{
+    if (!kt)
+        return;
+    for (int n = 0; n < MG_MAX_THREADS; n++)
+        if (kt->node_tables[n]) {
+            for (int m = 0; m < MG_MAX_MODULES; m++)
+                mg_module_tables_free(&kt->node_tables[n][m]);
+            free(kt->node_tables[n]);
+        }
+    mg_calib_free(&kt->calib);
+    free(kt);
+}
+
 void mg_run_kept_free(mg_run_kept *k)
 {
+    mg_kept_tables_free(k->tables);
     if (k->pool)
         mg_numa_free(k->topo, k->pool, k->pool_bytes);
     mg_topology_close(k->topo);
@@ -677,6 +709,27 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
     r->live = NULL;
     mg_asm_free(r->a);
     r->a = NULL;
+    if (r->leave_tables && !rc) { /* this run's calibration and tables stay for the next run */
+        struct mg_kept_tables *kt = calloc(1, sizeof *kt);
+        if (kt) {
+            mg_kept_tables_free(r->cfg->kept->tables);
+            snprintf(kt->path, sizeof kt->path, "%s", r->cfg->calibration);
+            kt->st = r->cal_stat;
+            kt->energy_kev = r->cfg->energy_kev;
+            kt->kev = r->cfg->kev;
+            kt->calib = r->calib;
+            memcpy(kt->node_tables, r->node_tables, sizeof kt->node_tables);
+            r->cfg->kept->tables = kt;
+            r->tables_kept = 1;
+        }
+    }
+    if (r->tables_kept) { /* they belong to cfg->kept (but a node's set made here for a node it had none for) */
+        const struct mg_kept_tables *kt = r->cfg->kept->tables;
+        for (int n = 0; n < MG_MAX_THREADS; n++)
+            if (r->node_tables[n] == kt->node_tables[n])
+                r->node_tables[n] = NULL;
+        mg_calib_init(&r->calib);
+    }
     for (int n = 0; n < MG_MAX_THREADS; n++)
         if (r->node_tables[n]) {
             for (int m = 0; m < MG_MAX_MODULES; m++)

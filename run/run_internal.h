@@ -4,6 +4,7 @@
 #define MORGUL_RUN_INTERNAL_H
 
 #include <stdatomic.h>
+#include <sys/stat.h>
 
 #include "morgul/calibration.h"
 #include "morgul/convert.h"
@@ -30,6 +31,9 @@ typedef struct run {
     uint64_t t_data;           /* replay: when its first record was taken (monotonic ns) */
     uint64_t unexpected_port, capture_skipped;
     /* inline correction */
+    int tables_kept;           /* calib and node_tables are cfg->kept's: not freed at the end */
+    int leave_tables;          /* ... or made here, to be left in cfg->kept at the end */
+    struct stat cal_stat;      /* the calibration file as it was read */
     mg_calibration calib;
     mg_module_tables *node_tables[MG_MAX_THREADS]; /* per NUMA node: each module's tables there */
     const mg_module_tables *worker_tables[MG_MAX_THREADS]; /* per worker: its node's set */
@@ -41,6 +45,17 @@ typedef struct run {
     float *runtime_p0[MG_MAX_MODULES];
 } run;
 
+/* A corrected run's calibration and tables, left for the next run (morgul/run.h). */
+struct mg_kept_tables {
+    char path[4200];
+    struct stat st;
+    double energy_kev;
+    int kev;
+    mg_calibration calib;
+    mg_module_tables *node_tables[MG_MAX_THREADS];
+};
+
+void mg_kept_tables_free(struct mg_kept_tables *kt);
 uint64_t mg_now_ns(void);
 /* lossless: offline source waiting for buffers; by_reference: its packets
  * stay in memory for the whole run (see mg_asm_config). */

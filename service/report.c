@@ -20,6 +20,7 @@ typedef struct view {
     mg_run_summary *m;   /* its counters */
     int have;
     double frames_per_s, bytes_per_s;
+    char calibration[4200];  /* the current run's, or the service's default; empty: none */
 } view;
 
 static int take_view(mg_service *s, view *v)
@@ -38,6 +39,8 @@ static int take_view(mg_service *s, view *v)
     v->have = s->have_live;
     *v->m = *s->live;
     v->frames_per_s = v->running ? s->frames_per_s : 0;
+    const char *cal = v->running ? s->rc.calibration : s->cfg.run.calibration;
+    snprintf(v->calibration, sizeof v->calibration, "%s", cal ? cal : "");
     v->bytes_per_s = v->running ? s->bytes_per_s : 0;
     pthread_mutex_unlock(&s->mu);
     return 0;
@@ -61,7 +64,7 @@ mg_reply mg_service_status(mg_service *s)
     json_t *out = json_pack("{s:s,s:b,s:I,s:I,s:{s:s,s:I,s:I},s:o,s:s?,s:b,s:s}", "state", state_names[v.state],
                             "running", v.running, "packets_unarmed", (json_int_t)v.unarmed, "runs",
                             (json_int_t)v.nruns, "disk", "path", s->cfg.data_dir, "free_bytes", (json_int_t)free_b,
-                            "total_bytes", (json_int_t)total_b, "detector", det, "calibration", rc->calibration,
+                            "total_bytes", (json_int_t)total_b, "detector", det, "calibration", v.calibration[0] ? v.calibration : NULL,
                             "auto", s->cfg.auto_arm, "version", MG_VERSION);
     if (v.error[0])
         json_object_set_new(out, "error", json_string(v.error));

@@ -36,14 +36,21 @@ struct mg_topology;
 
 /* What a caller keeps between runs (the service) so that a run starts in
  * milliseconds: the machine's topology, and the frame buffers, made and
- * touched once on the node of the first link's receiving thread.  A run
- * given them (cfg->kept) uses them when they are large enough and its
- * modules share one node (else it makes its own, as without), and leaves
- * them for the next. */
+ * touched once on the node of the first link's receiving thread; and the
+ * last corrected run's calibration with its conversion tables.  A run
+ * given them (cfg->kept) uses the buffers when they are large enough and
+ * its modules share one node (else it makes its own, as without), reuses
+ * the tables when its calibration is the same file, unchanged since (device,
+ * inode, size, modification time), at the same energy and unit, and leaves
+ * its own tables for the next run otherwise (a run-time pedestal changes
+ * the tables: such a run neither takes nor leaves them).  One run at a time
+ * may use a mg_run_kept. */
+struct mg_kept_tables;
 typedef struct mg_run_kept {
     struct mg_topology *topo;
     void *pool;
     size_t pool_bytes;
+    struct mg_kept_tables *tables; /* NULL until a corrected run left its tables */
 } mg_run_kept;
 
 /* The images a run writes (see mg_run_config.on_images). */
@@ -96,7 +103,7 @@ typedef struct mg_run_config {
     void (*on_images)(void *ctx, const struct mg_run_images *shape);
     void (*written)(void *ctx, const struct mg_image_written *w);
     void *written_ctx;
-    const mg_run_kept *kept;    /* NULL: the run opens the topology and makes its frame buffers */
+    mg_run_kept *kept;          /* NULL: the run opens the topology and makes its buffers and tables */
     /* live receiving */
     const int *sockets;         /* bound UDP sockets, one per link in link order, that the caller keeps between
                                    runs (the service); the run reads them and leaves them open; kernel drops are

@@ -350,3 +350,43 @@ def test_full_disk(tmp, port):
                 sv.p.kill()
                 sv.p.wait()
         sh("umount", small, check=False)
+
+
+def test_calibration_tables_kept_only_while_the_file_is_unchanged(tmp, port):
+    """A corrected run leaves its conversion tables for the next run with the
+    same calibration file and energy; a changed file or another energy is
+    read afresh, and every run's images follow the constants it should."""
+    import h5py
+    from test_metadata import calibration
+    cal = calibration(tmp, "cal.h5", "M000")
+    s = Service(tmp, port, modules=1).start()
+
+    def corrected_run(name, energy):
+        status, rec = s.call("POST", "/api/arm", {"name": name, "frames": 5, "calibration": str(cal),
+                                                  "energy_kev": energy, "type": "float32"})
+        assert status == 200, rec
+        morgul("simulate", "--port", port, "-n", 5, "--content", "dark")
+        assert s.wait_run_ended(name)["exit_status"] == 0
+        with h5py.File(s.data / f"{name}_master.h5") as f:
+            data = f["/entry/data/data"][()]
+        return data, (s.data / f"{name}.log").read_text()
+
+    first, log1 = corrected_run("c1", 12.4)
+    again, log2 = corrected_run("c2", 12.4)
+    assert "tables of the previous run" not in log1 and "tables of the previous run" in log2
+    np.testing.assert_array_equal(first, again)
+    other, log3 = corrected_run("c3", 6.2)  # another energy: twice the photons
+    assert "tables of the previous run" not in log3
+    np.testing.assert_allclose(other[np.isfinite(other)], 2 * first[np.isfinite(first)], rtol=1e-5, atol=1e-4)
+    # the file changes (pedestals 100 ADU higher): read afresh, and the images show it
+    with h5py.File(tmp / "ped.h5", "a") as f:
+        f["gains"][0] = f["gains"][0] + 100
+    morgul("calib", "import", "-c", cal, "--module", "M000", "--row", 0, "--pedestal", tmp / "ped.h5")
+    changed, log4 = corrected_run("c4", 6.2)  # the energy the kept tables have: only the file differs
+    assert "tables of the previous run" not in log4
+    ok = np.isfinite(changed) & np.isfinite(other)
+    assert ok.sum() > 1000
+    # 100 ADU more G0 pedestal at 41 ADU/keV and 6.2 keV: 0.393 photons fewer in every G0 pixel
+    shift = other[ok] - changed[ok]
+    assert abs(np.median(shift) - 100 / (41 * 6.2)) < 1e-3, np.median(shift)
+    assert (shift > 0).mean() > 0.99
