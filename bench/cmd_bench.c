@@ -89,29 +89,50 @@ static int bench_compress(const char *dir, int seconds_x10, const char *ref_path
     size_t cap = mg_bshuf_bound(MG_MODULE_PIXELS, 2);
     uint8_t *out = malloc(cap);
     uint8_t *copy = malloc(MG_MODULE_BYTES);
-    mg_bshuf_ctx *avx = mg_cpu_has_avx2() ? mg_bshuf_ctx_new(2, MG_BSHUF_AVX2, NULL) : NULL;
-    mg_bshuf_ctx *sca = mg_bshuf_ctx_new(2, MG_BSHUF_SCALAR, NULL);
-    const char *names[4] = {"memcpy (baseline: read + write)", "reference bitshuffle (Debian plugin)",
-                            "morgul scalar", "morgul AVX2"};
-    double best[4] = {0}, bytes_out[4] = {0};
-    /* interleave the contenders round by round so they see the same machine state */
+    typedef int (*using_fn)(void);
+    using_fn ref_avx2 = lib ? (using_fn)dlsym(lib, "bshuf_using_AVX2") : NULL;
+    using_fn ref_sse2 = lib ? (using_fn)dlsym(lib, "bshuf_using_SSE2") : NULL;
+    const char *ref_isa = !lib ? "-" : ref_avx2 && ref_avx2() ? "AVX2" : ref_sse2 && ref_sse2() ? "SSE2" : "scalar";
+    /* the contenders: morgul's kernels at LZ4 acceleration 1 (the reference's fixed setting) and at morgul's
+     * default, the reference, and memcpy as the floor of any pass over the frames */
+    enum { C_MEMCPY, C_REF, C_SCALAR1, C_AVX2_1, C_AVX512_1, C_AVX2_D, C_AVX512_D, C_COUNT };
+    mg_bshuf_ctx *ctx[C_COUNT] = {0};
+    ctx[C_SCALAR1] = mg_bshuf_ctx_new(2, MG_BSHUF_SCALAR, NULL);
+    if (mg_cpu_has_avx2())
+        ctx[C_AVX2_1] = mg_bshuf_ctx_new(2, MG_BSHUF_AVX2, NULL), ctx[C_AVX2_D] = mg_bshuf_ctx_new(2, MG_BSHUF_AVX2, NULL);
+    if (mg_cpu_has_avx512())
+        ctx[C_AVX512_1] = mg_bshuf_ctx_new(2, MG_BSHUF_AVX512, NULL),
+        ctx[C_AVX512_D] = mg_bshuf_ctx_new(2, MG_BSHUF_AVX512, NULL);
+    for (int k = C_SCALAR1; k <= C_AVX512_1; k++)
+        if (ctx[k])
+            mg_bshuf_ctx_set_acceleration(ctx[k], 1);
+    const char *names[C_COUNT] = {"memcpy (baseline: read + write)", NULL, "morgul scalar, acceleration 1",
+                                  "morgul AVX2, acceleration 1", "morgul AVX-512, acceleration 1",
+                                  "morgul AVX2, acceleration 8 (default)", "morgul AVX-512, acceleration 8 (default)"};
+    char refname[96];
+    snprintf(refname, sizeof refname, "reference (Debian plugin, %s), accel. 1", ref_isa);
+    names[C_REF] = refname;
+    double best[C_COUNT] = {0}, bytes_out[C_COUNT] = {0};
+    /* interleave the contenders round by round so they see the same machine state; the order alternates so
+     * that an AVX path leaving the upper registers dirty would slow the SSE code after it in both orders */
     double budget = seconds_x10 / 10.0, t_end = bench_now_s() + budget;
     int rounds = 0;
     while (bench_now_s() < t_end || rounds < 3) {
-        for (int k = 0; k < 4; k++) {
-            if ((k == 1 && !ref) || (k == 3 && !avx))
+        for (int kk = 0; kk < C_COUNT; kk++) {
+            int k = rounds & 1 ? C_COUNT - 1 - kk : kk;
+            if ((k == C_REF && !ref) || (k >= C_SCALAR1 && !ctx[k]))
                 continue;
             double t0 = bench_now_s(), total = 0;
             for (size_t i = 0; i < n; i++) {
                 const uint16_t *fr = frames + i * MG_MODULE_PIXELS;
-                if (k == 0) {
+                if (k == C_MEMCPY) {
                     memcpy(copy, fr, MG_MODULE_BYTES);
                     total += MG_MODULE_BYTES;
                     __asm__ volatile("" ::"r"(copy) : "memory");
-                } else if (k == 1)
+                } else if (k == C_REF)
                     total += (double)ref(fr, out, MG_MODULE_PIXELS, 2, 0) + MG_BSHUF_HEADER_BYTES;
                 else
-                    total += (double)mg_bshuf_compress(k == 2 ? sca : avx, fr, MG_MODULE_PIXELS, out, cap, NULL);
+                    total += (double)mg_bshuf_compress(ctx[k], fr, MG_MODULE_PIXELS, out, cap, NULL);
             }
             double rate = (double)n * MG_MODULE_BYTES / (bench_now_s() - t0) / 1e9;
             if (rate > best[k])
@@ -121,18 +142,68 @@ static int bench_compress(const char *dir, int seconds_x10, const char *ref_path
         rounds++;
     }
     printf("compress: %zu real frames from %s, best of %d rounds (GB/s of raw input, 1 thread)\n", n, dir, rounds);
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < C_COUNT; k++)
         if (best[k] > 0)
-            printf("  %-38s %6.2f GB/s  %8.0f bytes/frame%s\n", names[k], best[k], bytes_out[k],
-                   k == 0 ? "" : "");
-    if (ref && avx) {
-        printf("  morgul AVX2 / reference: speed x%.2f, size %+.2f%%\n", best[3] / best[1],
-               100 * (bytes_out[3] - bytes_out[1]) / bytes_out[1]);
-        printf("  morgul scalar / reference: speed x%.2f; AVX2 / scalar: x%.2f\n", best[2] / best[1], best[3] / best[2]);
+            printf("  %-44s %6.2f GB/s  %8.0f bytes/frame\n", names[k], best[k], bytes_out[k]);
+    int top1 = ctx[C_AVX512_1] ? C_AVX512_1 : C_AVX2_1, topd = ctx[C_AVX512_D] ? C_AVX512_D : C_AVX2_D;
+    if (ref && ctx[top1]) {
+        printf("  against the reference: equal acceleration 1: %s x%.2f (size %+.2f%%); %s x%.2f; scalar x%.2f\n",
+               mg_bshuf_impl_name(mg_bshuf_ctx_impl(ctx[top1])), best[top1] / best[C_REF],
+               100 * (bytes_out[top1] - bytes_out[C_REF]) / bytes_out[C_REF],
+               top1 == C_AVX512_1 ? "AVX2" : "-", top1 == C_AVX512_1 ? best[C_AVX2_1] / best[C_REF] : 0,
+               best[C_SCALAR1] / best[C_REF]);
+        printf("  against the reference: morgul's default (acceleration 8): %s x%.2f (size %+.2f%%)\n",
+               mg_bshuf_impl_name(mg_bshuf_ctx_impl(ctx[topd])), best[topd] / best[C_REF],
+               100 * (bytes_out[topd] - bytes_out[C_REF]) / bytes_out[C_REF]);
     }
-    if (markdown && ref && avx)
-        printf("| compress real frames | %.2f GB/s | reference %.2f GB/s | x%.2f | size %+.2f %% |\n", best[3], best[1],
-               best[3] / best[1], 100 * (bytes_out[3] - bytes_out[1]) / bytes_out[1]);
+    if (markdown && ref && ctx[top1]) {
+        printf("| compress real frames, acceleration 1 both | %.2f GB/s (%s) | reference %.2f GB/s (%s) | x%.2f | size "
+               "%+.2f %% |\n", best[top1], mg_bshuf_impl_name(mg_bshuf_ctx_impl(ctx[top1])), best[C_REF], ref_isa,
+               best[top1] / best[C_REF], 100 * (bytes_out[top1] - bytes_out[C_REF]) / bytes_out[C_REF]);
+        printf("| compress real frames, morgul's default acceleration 8 | %.2f GB/s (%s) | reference %.2f GB/s at 1 | "
+               "x%.2f | size %+.2f %% |\n", best[topd], mg_bshuf_impl_name(mg_bshuf_ctx_impl(ctx[topd])), best[C_REF],
+               best[topd] / best[C_REF], 100 * (bytes_out[topd] - bytes_out[C_REF]) / bytes_out[C_REF]);
+    }
+    /* the transposes alone, block by block (4096 elements, as in the chunks): the reference's (with the
+     * buffer it allocates per call, as its compression does) and morgul's kernels, both directions */
+    typedef int64_t (*ref_trans_fn)(const void *in, void *out, size_t size, size_t elem_size);
+    ref_trans_fn rt = lib ? (ref_trans_fn)dlsym(lib, "bshuf_trans_bit_elem") : NULL;
+    ref_trans_fn rut = lib ? (ref_trans_fn)dlsym(lib, "bshuf_untrans_bit_elem") : NULL;
+    mg_bshuf_ctx *tctx[3] = {ctx[C_SCALAR1], ctx[C_AVX2_1], ctx[C_AVX512_1]};
+    double tbest[2][4] = {{0}};
+    const size_t blk = 4096;
+    for (rounds = 0, t_end = bench_now_s() + budget / 2; bench_now_s() < t_end || rounds < 3; rounds++)
+        for (int dir2 = 0; dir2 < 2; dir2++)
+            for (int k = 0; k < 4; k++) {
+                if ((k == 0 && !(dir2 ? rut : rt)) || (k > 0 && !tctx[k - 1]))
+                    continue;
+                double t0 = bench_now_s();
+                for (size_t i = 0; i < n; i++)
+                    for (size_t b = 0; b + blk <= MG_MODULE_PIXELS; b += blk) {
+                        const uint16_t *src = frames + i * MG_MODULE_PIXELS + b;
+                        if (k == 0)
+                            (dir2 ? rut : rt)(src, copy, blk, 2);
+                        else if (dir2)
+                            mg_bshuf_untranspose(tctx[k - 1], src, copy, blk);
+                        else
+                            mg_bshuf_transpose(tctx[k - 1], src, copy, blk);
+                        __asm__ volatile("" ::"r"(copy) : "memory");
+                    }
+                double rate = (double)n * MG_MODULE_BYTES / (bench_now_s() - t0) / 1e9;
+                if (rate > tbest[dir2][k])
+                    tbest[dir2][k] = rate;
+            }
+    printf("bit transposes alone, 8 KiB blocks of the same frames (GB/s, 1 thread): reference (%s), morgul scalar, "
+           "AVX2, AVX-512\n", ref_isa);
+    for (int dir2 = 0; dir2 < 2; dir2++)
+        printf("  %-10s %6.2f  %6.2f  %6.2f  %6.2f\n", dir2 ? "inverse" : "forward", tbest[dir2][0], tbest[dir2][1],
+               tbest[dir2][2], tbest[dir2][3]);
+    if (markdown)
+        for (int dir2 = 0; dir2 < 2; dir2++)
+            printf("| bit transpose %s, 8 KiB blocks | AVX-512 %.2f GB/s, AVX2 %.2f | reference (%s) %.2f GB/s | x%.2f "
+                   "| scalar %.2f |\n", dir2 ? "inverse" : "forward", tbest[dir2][3], tbest[dir2][2], ref_isa,
+                   tbest[dir2][0], tbest[dir2][0] > 0 ? tbest[dir2][3] / tbest[dir2][0] : 0, tbest[dir2][1]);
+    mg_bshuf_ctx *avx = ctx[C_AVX512_D] ? ctx[C_AVX512_D] : ctx[C_AVX2_D], *sca = ctx[C_SCALAR1];
     /* decompression of the same frames, compressed once by morgul: what reading them back costs (morgul
      * correct, any reader through the plugin) */
     ref_decompress_fn unref = lib ? (ref_decompress_fn)dlsym(lib, "bshuf_decompress_lz4") : NULL;
@@ -146,7 +217,8 @@ static int bench_compress(const char *dir, int seconds_x10, const char *ref_path
         ok = c > 0;
         clen[i] = (size_t)c;
     }
-    const char *dnames[3] = {"reference bitshuffle (Debian plugin)", "morgul scalar", "morgul AVX2"};
+    const char *dnames[3] = {"reference bitshuffle (Debian plugin)", "morgul scalar",
+                             avx && mg_bshuf_ctx_impl(avx) == MG_BSHUF_AVX512 ? "morgul AVX-512" : "morgul AVX2"};
     for (rounds = 0, t_end = bench_now_s() + budget; ok && (bench_now_s() < t_end || rounds < 3); rounds++)
         for (int k = 0; k < 3 && ok; k++) {
             if ((k == 0 && !unref) || (k == 2 && !avx))
@@ -174,7 +246,7 @@ static int bench_compress(const char *dir, int seconds_x10, const char *ref_path
             if (dbest[k] > 0)
                 printf("  %-38s %6.2f GB/s\n", dnames[k], dbest[k]);
         if (unref && avx)
-            printf("  morgul AVX2 / reference: x%.2f; AVX2 / scalar: x%.2f\n", dbest[2] / dbest[0], dbest[2] / dbest[1]);
+            printf("  %s / reference: x%.2f; / scalar: x%.2f\n", dnames[2], dbest[2] / dbest[0], dbest[2] / dbest[1]);
         if (markdown && unref && avx)
             printf("| decompress real frames | %.2f GB/s | reference %.2f GB/s, morgul scalar %.2f | x%.2f | |\n",
                    dbest[2], dbest[0], dbest[1], dbest[2] / dbest[0]);
@@ -182,8 +254,8 @@ static int bench_compress(const char *dir, int seconds_x10, const char *ref_path
     free(chunks);
     free(clen);
     free(back);
-    mg_bshuf_ctx_free(avx);
-    mg_bshuf_ctx_free(sca);
+    for (int k = 0; k < C_COUNT; k++)
+        mg_bshuf_ctx_free(ctx[k]);
     free(out);
     free(copy);
     free(frames);

@@ -1,5 +1,10 @@
 /* test_bitshuffle.c - the transpose kernels agree with each other and with
- * the definition; chunks round-trip; corrupt chunks are refused. */
+ * the definition, on random and real frames; chunks round-trip; corrupt
+ * chunks are refused; at LZ4 acceleration 1 every kernel's chunk is the
+ * reference plugin's, byte for byte. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -44,18 +49,16 @@ static void test_transpose_definition(void)
     }
 }
 
-static void test_kernels_agree(void)
+static void kernels_agree(mg_bshuf_impl impl)
 {
-    if (!mg_cpu_has_avx2()) {
-        printf("     (no AVX2 on this CPU: only the scalar kernel is tested)\n");
-        return;
-    }
     for (size_t es = 1; es <= 8; es *= 2) {
-        mg_bshuf_ctx *s = mg_bshuf_ctx_new(es, MG_BSHUF_SCALAR, NULL), *a = mg_bshuf_ctx_new(es, MG_BSHUF_AVX2, NULL);
+        mg_bshuf_ctx *s = mg_bshuf_ctx_new(es, MG_BSHUF_SCALAR, NULL), *a = mg_bshuf_ctx_new(es, impl, NULL);
         size_t block = mg_bshuf_default_block(es);
         uint8_t *in = malloc(block * es), *o1 = malloc(block * es), *o2 = malloc(block * es);
-        /* 256 elements is one tile of the AVX2 inverse: sizes around it and its multiples */
-        size_t sizes[] = {8, 16, 24, 32, 40, 56, 64, 72, 248, 256, 264, 512, 1000, 2048 + 8, block - 8, block};
+        /* 256 and 512 elements are tiles of the AVX2 and AVX-512 inverses, 32 and 64 the forward steps: sizes
+         * around them and their multiples */
+        size_t sizes[] = {8, 16, 24, 32, 40, 56, 64, 72, 120, 128, 136, 248, 256, 264, 504, 512, 520, 1000, 1024,
+                          2048 + 8, 4096 - 64, block - 8, block};
         for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
             size_t n = sizes[k] / 8 * 8;
             if (n > block)
@@ -80,12 +83,30 @@ static void test_kernels_agree(void)
     }
 }
 
+static void test_avx2_agrees(void)
+{
+    if (!mg_cpu_has_avx2()) {
+        printf("     (no AVX2 on this CPU: not tested)\n");
+        return;
+    }
+    kernels_agree(MG_BSHUF_AVX2);
+}
+
+static void test_avx512_agrees(void)
+{
+    if (!mg_cpu_has_avx512()) {
+        printf("     (no AVX-512 F/BW/VBMI on this CPU: not tested)\n");
+        return;
+    }
+    kernels_agree(MG_BSHUF_AVX512);
+}
+
 static void test_roundtrip_odd_sizes(void)
 {
     size_t sizes[] = {0, 1, 7, 8, 9, 4095, 4096, 4097, 4100, 8191, 12345, 524288, 524288 + 5};
     for (size_t es = 2; es <= 4; es *= 2)
-        for (int impl = MG_BSHUF_SCALAR; impl <= MG_BSHUF_AVX2; impl++) {
-            if (impl == MG_BSHUF_AVX2 && !mg_cpu_has_avx2())
+        for (int impl = MG_BSHUF_SCALAR; impl <= MG_BSHUF_AVX512; impl++) {
+            if ((impl == MG_BSHUF_AVX2 && !mg_cpu_has_avx2()) || (impl == MG_BSHUF_AVX512 && !mg_cpu_has_avx512()))
                 continue;
             mg_bshuf_ctx *c = mg_bshuf_ctx_new(es, (mg_bshuf_impl)impl, NULL);
             for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
@@ -168,10 +189,104 @@ static void test_blocks_equal_contiguous(void)
     mg_bshuf_ctx_free(c);
 }
 
+#define PLUGIN "/usr/lib/x86_64-linux-gnu/hdf5/serial/plugins/libh5bshuf.so"
+
+/* The real frames of the shared data (10 of 512 x 1024 words), or NULL (said). */
+static uint16_t *real_frames(size_t *n)
+{
+    *n = 0;
+    uint16_t *f = malloc((size_t)10 * 512 * 1024 * 2);
+    for (int i = 0; f && i < 10; i++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/psi-mod5/mod5_raw%d.bin", SHARED_DATA, i);
+        FILE *fp = fopen(path, "rb");
+        if (fp && fread(f + *n * 512 * 1024, 2, 512 * 1024, fp) == 512 * 1024)
+            (*n)++;
+        if (fp)
+            fclose(fp);
+    }
+    if (!*n)
+        printf("     (no real frames in %s/psi-mod5: random data only)\n", SHARED_DATA);
+    return f;
+}
+
+/* Every kernel against the scalar reference on whole real frames, block by block, both directions. */
+static void test_kernels_agree_on_real_frames(void)
+{
+    size_t n;
+    uint16_t *f = real_frames(&n);
+    const size_t blk = mg_bshuf_default_block(2);
+    uint8_t *a = malloc(blk * 2), *b = malloc(blk * 2);
+    for (int impl = MG_BSHUF_AVX2; impl <= MG_BSHUF_AVX512 && n; impl++) {
+        if ((impl == MG_BSHUF_AVX2 && !mg_cpu_has_avx2()) || (impl == MG_BSHUF_AVX512 && !mg_cpu_has_avx512()))
+            continue;
+        mg_bshuf_ctx *s = mg_bshuf_ctx_new(2, MG_BSHUF_SCALAR, NULL), *k = mg_bshuf_ctx_new(2, (mg_bshuf_impl)impl, NULL);
+        int same = 1;
+        for (size_t i = 0; i < n * 512 * 1024; i += blk) {
+            mg_bshuf_transpose(s, f + i, a, blk);
+            mg_bshuf_transpose(k, f + i, b, blk);
+            same &= !memcmp(a, b, blk * 2);
+            mg_bshuf_untranspose(k, a, b, blk);
+            same &= !memcmp(f + i, b, blk * 2);
+        }
+        CHECK(same);
+        mg_bshuf_ctx_free(s);
+        mg_bshuf_ctx_free(k);
+    }
+    free(a);
+    free(b);
+    free(f);
+}
+
+/* At acceleration 1 (the reference's fixed setting) the chunk after its 12-byte header is the reference
+ * plugin's bshuf_compress_lz4 output, byte for byte, with every kernel: the same format, the same LZ4. */
+static void test_chunks_equal_the_reference(void)
+{
+    void *lib = dlopen(PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    typedef int64_t (*ref_fn)(const void *, void *, size_t, size_t, size_t);
+    ref_fn ref = lib ? (ref_fn)dlsym(lib, "bshuf_compress_lz4") : NULL;
+    if (!ref) {
+        printf("     (no reference plugin at %s: not compared)\n", PLUGIN);
+        if (lib)
+            dlclose(lib);
+        return;
+    }
+    size_t n;
+    uint16_t *f = real_frames(&n);
+    const size_t px = 512 * 1024;
+    if (!n) { /* random words with few bits set, as dark frames have */
+        n = 1;
+        for (size_t i = 0; i < px; i++)
+            f[i] = (uint16_t)(rnd() & 0x0FFF);
+    }
+    size_t cap = mg_bshuf_bound(px, 2);
+    uint8_t *mine = malloc(cap), *theirs = malloc(cap);
+    for (int impl = MG_BSHUF_SCALAR; impl <= MG_BSHUF_AVX512; impl++) {
+        if ((impl == MG_BSHUF_AVX2 && !mg_cpu_has_avx2()) || (impl == MG_BSHUF_AVX512 && !mg_cpu_has_avx512()))
+            continue;
+        mg_bshuf_ctx *c = mg_bshuf_ctx_new(2, (mg_bshuf_impl)impl, NULL);
+        mg_bshuf_ctx_set_acceleration(c, 1);
+        for (size_t i = 0; i < n; i++) {
+            int64_t m = mg_bshuf_compress(c, f + i * px, px, mine, cap, NULL);
+            int64_t r = ref(f + i * px, theirs, px, 2, 0);
+            CHECK_EQ(m, r + MG_BSHUF_HEADER_BYTES);
+            CHECK(m == r + MG_BSHUF_HEADER_BYTES && !memcmp(mine + MG_BSHUF_HEADER_BYTES, theirs, (size_t)r));
+        }
+        mg_bshuf_ctx_free(c);
+    }
+    free(mine);
+    free(theirs);
+    free(f);
+    dlclose(lib);
+}
+
 int main(void)
 {
     RUN(test_transpose_definition);
-    RUN(test_kernels_agree);
+    RUN(test_avx2_agrees);
+    RUN(test_avx512_agrees);
+    RUN(test_kernels_agree_on_real_frames);
+    RUN(test_chunks_equal_the_reference);
     RUN(test_roundtrip_odd_sizes);
     RUN(test_corrupt_chunks_refused);
     RUN(test_blocks_equal_contiguous);

@@ -32,15 +32,17 @@
 #define MG_BSHUF_TARGET_BLOCK_BYTES 8192
 
 typedef enum mg_bshuf_impl {
-    MG_BSHUF_AUTO = 0, /* AVX2 if the CPU has it, else scalar */
+    MG_BSHUF_AUTO = 0, /* AVX-512 (F, BW and VBMI) if the CPU has it, else AVX2 if it has that, else scalar */
     MG_BSHUF_SCALAR,
     MG_BSHUF_AVX2,
+    MG_BSHUF_AVX512,   /* element sizes 2 and 4; the others use the AVX2 kernels */
 } mg_bshuf_impl;
 
 typedef struct mg_bshuf_ctx mg_bshuf_ctx;
 
 /* Creates a context for elements of `elem_size` bytes (1, 2, 4 or 8).
- * Asking for MG_BSHUF_AVX2 on a CPU without AVX2 fails with MG_EINVAL. */
+ * Asking for MG_BSHUF_AVX2 or MG_BSHUF_AVX512 on a CPU without it fails with
+ * MG_EINVAL.  Every kernel gives the same bytes. */
 mg_bshuf_ctx *mg_bshuf_ctx_new(size_t elem_size, mg_bshuf_impl impl, mg_error *err);
 void mg_bshuf_ctx_free(mg_bshuf_ctx *ctx);
 
@@ -51,11 +53,14 @@ void mg_bshuf_ctx_free(mg_bshuf_ctx *ctx);
 #define MG_BSHUF_DEFAULT_ACCELERATION 8
 void mg_bshuf_ctx_set_acceleration(mg_bshuf_ctx *ctx, int acceleration);
 
-/* The kernel the context uses: MG_BSHUF_SCALAR or MG_BSHUF_AVX2. */
+/* The kernel the context uses: MG_BSHUF_SCALAR, MG_BSHUF_AVX2 or MG_BSHUF_AVX512. */
 mg_bshuf_impl mg_bshuf_ctx_impl(const mg_bshuf_ctx *ctx);
+/* Its name: "scalar", "AVX2", "AVX-512". */
+const char *mg_bshuf_impl_name(mg_bshuf_impl impl);
 
-/* True if this CPU can run the AVX2 kernels. */
+/* True if this CPU can run the AVX2 kernels, the AVX-512 ones. */
 int mg_cpu_has_avx2(void);
+int mg_cpu_has_avx512(void);
 
 /* The default block size in elements (8192 bytes' worth, a multiple of 8). */
 size_t mg_bshuf_default_block(size_t elem_size);
