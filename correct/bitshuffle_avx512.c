@@ -22,25 +22,31 @@
 
 #include "bitshuffle_kernels.h"
 
-/* Indexes of the two-source permutes: interleave the low (lo) or high (hi)
- * halves of a and b, pieces of 8, 16 or 32 bits. */
-static inline __m512i interleave_idx(int bits, int hi)
-{
-    const int per = 512 / bits, half = per / 2; /* pieces per register, per half */
-    uint8_t b8[64];
-    uint16_t b16[32];
-    uint32_t b32[16];
-    for (int i = 0; i < half; i++) {
-        int from = hi * half + i;
-        if (bits == 8)
-            b8[2 * i] = (uint8_t)from, b8[2 * i + 1] = (uint8_t)(per + from);
-        else if (bits == 16)
-            b16[2 * i] = (uint16_t)from, b16[2 * i + 1] = (uint16_t)(per + from);
-        else
-            b32[2 * i] = (uint32_t)from, b32[2 * i + 1] = (uint32_t)(per + from);
-    }
-    return _mm512_loadu_si512(bits == 8 ? (const void *)b8 : bits == 16 ? (const void *)b16 : (const void *)b32);
-}
+/* The two-source permutes' indexes, made once (a table built at every call cost as much as the transpose
+ * of a block): interleaving the low or high halves of two registers in pieces of 8, 16 or 32 bits; and
+ * gathering byte j of each element of 128 bytes (elements of 2 bytes: all 64; of 4 bytes: 32, twice). */
+#define LO8(i) (i) / 2 + ((i) & 1) * 64
+#define HI8(i) 32 + (i) / 2 + ((i) & 1) * 64
+#define LO16(i) (i) / 2 + ((i) & 1) * 32
+#define HI16(i) 16 + (i) / 2 + ((i) & 1) * 32
+#define LO32(i) (i) / 2 + ((i) & 1) * 16
+#define HI32(i) 8 + (i) / 2 + ((i) & 1) * 16
+#define E2B0(t) 2 * (t)
+#define E2B1(t) 2 * (t) + 1
+#define E4B0(t) 4 * ((t) % 32)
+#define E4B1(t) 4 * ((t) % 32) + 1
+#define E4B2(t) 4 * ((t) % 32) + 2
+#define E4B3(t) 4 * ((t) % 32) + 3
+#define R8(f, b) f(b), f(b + 1), f(b + 2), f(b + 3), f(b + 4), f(b + 5), f(b + 6), f(b + 7)
+#define R16(f) R8(f, 0), R8(f, 8)
+#define R32(f) R16(f), R8(f, 16), R8(f, 24)
+#define R64(f) R32(f), R8(f, 32), R8(f, 40), R8(f, 48), R8(f, 56)
+static const uint8_t il8[2][64] __attribute__((aligned(64))) = {{R64(LO8)}, {R64(HI8)}};
+static const uint16_t il16[2][32] __attribute__((aligned(64))) = {{R32(LO16)}, {R32(HI16)}};
+static const uint32_t il32[2][16] __attribute__((aligned(64))) = {{R16(LO32)}, {R16(HI32)}};
+static const uint8_t gather2[2][64] __attribute__((aligned(64))) = {{R64(E2B0)}, {R64(E2B1)}};
+static const uint8_t gather4[4][64] __attribute__((aligned(64))) = {{R64(E4B0)}, {R64(E4B1)}, {R64(E4B2)},
+                                                                    {R64(E4B3)}};
 
 static inline void planes64(__m512i v, uint8_t *plane0, size_t plane_bytes, size_t at)
 {
@@ -61,13 +67,8 @@ void mg_bshuf_transpose_avx512(const void *in, void *out, size_t n, size_t es, v
     uint8_t *dst = out;
     const size_t nb = n / 8;
     size_t i = 0;
-    /* idx[j]: byte j of each element of 128 bytes (64 elements of 2 bytes, or 32 of 4 in the low half) */
-    uint8_t ix[4][64];
-    for (size_t j = 0; j < es; j++)
-        for (int t = 0; t < 64; t++)
-            ix[j][t] = (uint8_t)((size_t)(t % (128 / es)) * es + j);
     if (es == 2) {
-        const __m512i lo = _mm512_loadu_si512(ix[0]), hi = _mm512_loadu_si512(ix[1]);
+        const __m512i lo = _mm512_load_si512(gather2[0]), hi = _mm512_load_si512(gather2[1]);
         for (; i + 64 <= n; i += 64) {
             __m512i a = _mm512_loadu_si512(src + 2 * i), b = _mm512_loadu_si512(src + 2 * i + 64);
             planes64(_mm512_permutex2var_epi8(a, lo, b), dst, nb, i / 8);
@@ -76,7 +77,7 @@ void mg_bshuf_transpose_avx512(const void *in, void *out, size_t n, size_t es, v
     } else {
         __m512i idx[4];
         for (int j = 0; j < 4; j++)
-            idx[j] = _mm512_loadu_si512(ix[j]);
+            idx[j] = _mm512_load_si512(gather4[j]);
         for (; i + 64 <= n; i += 64) {
             const uint8_t *e = src + 4 * i;
             __m512i r0 = _mm512_loadu_si512(e), r1 = _mm512_loadu_si512(e + 64);
@@ -135,9 +136,9 @@ void mg_bshuf_untranspose_avx512(const void *in, void *out, size_t n, size_t es)
     const size_t nb = n / 8;
     ixs x;
     for (int h = 0; h < 2; h++) {
-        x.b8[h] = interleave_idx(8, h);
-        x.b16[h] = interleave_idx(16, h);
-        x.b32[h] = interleave_idx(32, h);
+        x.b8[h] = _mm512_load_si512(il8[h]);
+        x.b16[h] = _mm512_load_si512(il16[h]);
+        x.b32[h] = _mm512_load_si512(il32[h]);
     }
     size_t g = 0;
     for (; g + 64 <= nb; g += 64) {
