@@ -532,6 +532,22 @@ int run_counters(run *r, mg_run_summary *s, const mg_acq_info *qi, int acq, mg_c
     return n;
 }
 
+/* The pipeline's counters into a summary. */
+static void sum_pipeline(mg_run_summary *s, const mg_pipeline_stats *ps)
+{
+    s->frames_written = ps->frames_written;
+    s->frames_discarded = ps->frames_discarded;
+    s->frames_dark = ps->frames_dark;
+    s->dark_exposure = ps->dark_exposure;
+    s->frames_other_cell = ps->frames_other_cell;
+    s->cells_seen = ps->cells_seen;
+    s->uncalibrated = ps->uncalibrated;
+    s->bytes_raw = ps->bytes_raw;
+    s->bytes_compressed = ps->bytes_compressed;
+    s->queue_fill_max = ps->queue_fill_max;
+    s->queue_capacity = ps->queue_capacity;
+}
+
 /* The counters so far to whoever watches (cfg->observe), at most every 100 ms. */
 static void observe(run *r, int force)
 {
@@ -549,12 +565,8 @@ static void observe(run *r, int force)
     if (r->pipe) {
         mg_pipeline_stats ps;
         mg_pipeline_get_stats(r->pipe, &ps);
-        s->frames_written = ps.frames_written;
-        s->frames_dark = ps.frames_dark;
-        s->bytes_raw = ps.bytes_raw;
-        s->bytes_compressed = ps.bytes_compressed;
-        s->queue_fill_max = ps.queue_fill;
-        s->queue_capacity = ps.queue_capacity;
+        sum_pipeline(s, &ps);
+        s->queue_fill_max = ps.queue_fill; /* now, not the most */
     }
     s->unexpected_port = r->unexpected_port;
     s->capture_skipped = r->capture_skipped;
@@ -618,17 +630,7 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
         mg_pipeline_stats ps;
         int prc = mg_pipeline_finish(r->pipe, &ps, &perr);
         r->pipe = NULL;
-        sum->frames_written = ps.frames_written;
-        sum->frames_discarded = ps.frames_discarded;
-        sum->frames_dark = ps.frames_dark;
-        sum->dark_exposure = ps.dark_exposure;
-        sum->frames_other_cell = ps.frames_other_cell;
-        sum->cells_seen = ps.cells_seen;
-        sum->uncalibrated = ps.uncalibrated;
-        sum->bytes_raw = ps.bytes_raw;
-        sum->bytes_compressed = ps.bytes_compressed;
-        sum->queue_fill_max = ps.queue_fill_max;
-        sum->queue_capacity = ps.queue_capacity;
+        sum_pipeline(sum, &ps);
         if (prc) {
             ended = MG_END_ERROR;
             if (!rc) {

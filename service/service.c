@@ -628,7 +628,8 @@ static mg_reply await_start(mg_service *s)
     return reply(200, json_deep_copy(rec));
 }
 
-mg_reply mg_service_arm(mg_service *s, const json_t *settings)
+/* Arms a data run or a dark run (under no lock: takes it). */
+static mg_reply begin(mg_service *s, const json_t *settings, int dark)
 {
     pthread_mutex_lock(&s->mu);
     reap(s);
@@ -636,25 +637,15 @@ mg_reply mg_service_arm(mg_service *s, const json_t *settings)
     if (s->running)
         r = mg_reply_error(409, "a run is on (%s): disarm it first",
                            json_string_value(json_object_get(s->current, "name")));
-    else if ((r = start_run(s, settings, 0, 0)).status == 200)
+    else if ((r = start_run(s, settings, 0, dark)).status == 200)
         r = await_start(s);
     pthread_mutex_unlock(&s->mu);
     return r;
 }
 
-mg_reply mg_service_pedestal(mg_service *s, const json_t *settings)
-{
-    pthread_mutex_lock(&s->mu);
-    reap(s);
-    mg_reply r;
-    if (s->running)
-        r = mg_reply_error(409, "a run is on (%s): disarm it first",
-                           json_string_value(json_object_get(s->current, "name")));
-    else if ((r = start_run(s, settings, 0, 1)).status == 200)
-        r = await_start(s);
-    pthread_mutex_unlock(&s->mu);
-    return r;
-}
+mg_reply mg_service_arm(mg_service *s, const json_t *settings) { return begin(s, settings, 0); }
+
+mg_reply mg_service_pedestal(mg_service *s, const json_t *settings) { return begin(s, settings, 1); }
 
 mg_reply mg_service_disarm(mg_service *s)
 {
