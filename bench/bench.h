@@ -23,6 +23,22 @@ double bench_replay_pass(const mg_detector *det, const char *cap, const char *ou
                          const mg_run_config *hooks, mg_run_summary *sum);
 /* A calibration file for det's modules from the PSI constants in frames_dir: 0, or -1 without them. */
 int bench_make_calibration(const char *frames_dir, const char *path, const mg_detector *det);
+/* The real raw frames (*raw*.bin, 512 x 1024 uint16) of dir, malloc'ed; *nframes of them (0: none). */
+uint16_t *bench_load_frames(const char *dir, size_t *nframes);
+/* The raw frame files of dir as the simulator's --frames list (comma-separated), "" if none. */
+void bench_frame_file_list(const char *dir, char *files, size_t cap);
+/* One loopback trial: `morgul receive` (this binary, `self`) in a child, the simulator here sending `frames`
+ * frames of nmod modules at `rate` (0: as fast as it can) from `files` (or a pattern); write: the receiver
+ * compresses and writes to dir, else --no-write. */
+typedef struct lb_result {
+    double send_fps, send_gbps, rx_cpu, rx_wall;
+    uint64_t received, lost, kdrops;
+    int ok;
+} lb_result;
+int bench_loopback_trial(const char *self, int nmod, uint64_t frames, double rate, const char *files, int write,
+                         const char *dir, int port, lb_result *res);
+/* `morgul bench profile`: every stage's cost per module-frame here, saved as a profile (morgul/sizing.h). */
+int bench_profile(const char *frames_dir, const char *base, const char *out_path, int warm_gb);
 /* `morgul bench service`: arming against receive's set-up; streaming's cost. */
 int bench_service(const char *frames_dir, const char *base, int loops, int warm_gb, int markdown);
 

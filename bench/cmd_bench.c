@@ -49,7 +49,7 @@ double bench_now_s(void)
 }
 
 /* Loads every mod5_raw*.bin (or any *.bin of 1 MiB frames) in `dir`. */
-static uint16_t *load_frames(const char *dir, size_t *nframes)
+uint16_t *bench_load_frames(const char *dir, size_t *nframes)
 {
     char pat[1024];
     snprintf(pat, sizeof pat, "%s/*raw*.bin", dir);
@@ -75,7 +75,7 @@ typedef int64_t (*ref_decompress_fn)(const void *in, void *out, size_t size, siz
 static int bench_compress(const char *dir, int seconds_x10, const char *ref_path, int markdown)
 {
     size_t n = 0;
-    uint16_t *frames = load_frames(dir, &n);
+    uint16_t *frames = bench_load_frames(dir, &n);
     if (!n) {
         fprintf(stderr, "morgul bench compress: no raw frames (*raw*.bin, 512x1024 uint16) in %s; give --frames-dir\n",
                 dir);
@@ -307,7 +307,7 @@ void bench_remove_prefix(const char *prefix)
 
 /* The raw frame files in `dir` as the comma-separated list `morgul simulate
  * --frames-file` takes; empty if there are none. */
-static void frame_file_list(const char *dir, char *files, size_t cap)
+void bench_frame_file_list(const char *dir, char *files, size_t cap)
 {
     char pat[1024];
     files[0] = 0;
@@ -328,7 +328,7 @@ int bench_make_capture(const char *path, int nmod, uint64_t frames, const char *
     if (mg_detector_simple(det, "bench", nmod, 1, "127.0.0.1", 50001, NULL, &e))
         return fprintf(stderr, "%s\n", e.message), -1;
     char files[8192];
-    frame_file_list(frames_dir, files, sizeof files);
+    bench_frame_file_list(frames_dir, files, sizeof files);
     mg_sim_config sc = {.det = det, .content = files[0] ? MG_SIM_FRAMES : MG_SIM_PHOTONS, .frames = frames,
                         .first_frame = 1, .frame_files = files, .seed = 1, .pcap_path = path, .overwrite = 1};
     if (mg_simulate(&sc, NULL, &e))
@@ -541,11 +541,7 @@ static int bench_replay(const char *frames_dir, const char *base, int loops, int
     return 0;
 }
 
-typedef struct lb_result {
-    double send_fps, send_gbps, rx_cpu, rx_wall;
-    uint64_t received, lost, kdrops;
-    int ok;
-} lb_result;
+
 
 static uint64_t field_after(const char *text, const char *key)
 {
@@ -554,7 +550,7 @@ static uint64_t field_after(const char *text, const char *key)
 }
 
 /* One trial: a receiver process (this binary) and the simulator here. */
-static int loopback_trial(const char *self, int nmod, uint64_t frames, double rate, const char *files, int write,
+int bench_loopback_trial(const char *self, int nmod, uint64_t frames, double rate, const char *files, int write,
                           const char *dir, int port, lb_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -636,7 +632,7 @@ static int bench_loopback(const char *frames_dir, const char *base, int nmod, in
     if (bench_scratch_dir(base, dir, sizeof dir))
         return 1;
     char files[8192];
-    frame_file_list(frames_dir, files, sizeof files);
+    bench_frame_file_list(frames_dir, files, sizeof files);
     const uint64_t frames = 2000;
     bench_warm_memory(warm_gb);
     int port = 47000 + (int)(getpid() % 1000) * 8;
@@ -646,7 +642,7 @@ static int bench_loopback(const char *frames_dir, const char *base, int nmod, in
     for (int write = 0; write <= 1; write++) {
         lb_result r;
         /* the sender's top speed first, then lower rates until nothing is lost */
-        if (loopback_trial(self, nmod, frames, 0, files, write, dir, port, &r))
+        if (bench_loopback_trial(self, nmod, frames, 0, files, write, dir, port, &r))
             return 1;
         double top = r.send_fps;
         printf("  %s: sender top rate %.0f frames/s (%.2f GB/s): received %llu, lost %llu (kernel drops %llu), "
@@ -659,7 +655,7 @@ static int bench_loopback(const char *frames_dir, const char *base, int nmod, in
         lb_result at = r;
         for (double f = 0.9; best == 0 && f > 0.05; f -= 0.1) {
             port += 8;
-            if (loopback_trial(self, nmod, frames, top * f, files, write, dir, port, &r))
+            if (bench_loopback_trial(self, nmod, frames, top * f, files, write, dir, port, &r))
                 return 1;
             if (r.lost == 0) {
                 best = r.send_fps;
@@ -724,7 +720,7 @@ static void convert_pass(int kind, const mg_conv_tables *t, const uint16_t *fram
 static int bench_convert(const char *dir, double secs, int markdown)
 {
     size_t n = 0;
-    uint16_t *frames = load_frames(dir, &n);
+    uint16_t *frames = bench_load_frames(dir, &n);
     float *ped[3];
     double *gain = malloc(3 * (size_t)MG_MODULE_PIXELS * sizeof(double));
     char path[1200];
@@ -967,7 +963,10 @@ static int bench_pedestal(const char *dir, double secs, int markdown)
 
 static int bench_usage(FILE *out)
 {
-    fprintf(out, "usage: morgul bench [compress|convert|pedestal|replay|loopback|service|all] [options]\n\n"
+    fprintf(out, "usage: morgul bench [compress|convert|pedestal|replay|loopback|service|all|profile] [options]\n\n"
+                 "  profile: the CPU time of every stage per module-frame on this machine, saved for morgul plan\n"
+                 "  --profile-out FILE where profile saves it (default $MORGUL_PROFILE, else\n"
+                 "                     $XDG_CONFIG_HOME/morgul/profile.json, else ~/.config/morgul/profile.json)\n"
                  "  --frames-dir DIR   real raw frames (default ../shared/data/psi-mod5)\n"
                  "  --seconds S        time per measurement (default 3)\n"
                  "  --reference FILE   reference bitshuffle library (default " REFERENCE_PLUGIN ")\n"
@@ -986,8 +985,9 @@ int mg_cmd_bench(int argc, char **argv)
                                    {"reference", required_argument, 0, 'r'}, {"markdown", no_argument, 0, 'm'},
                                    {"loops", required_argument, 0, 'l'}, {"modules", required_argument, 0, 'M'},
                                    {"warm-memory", required_argument, 0, 'W'}, {"scratch", required_argument, 0, 'S'},
+                                   {"profile-out", required_argument, 0, 'P'},
                                    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *dir = "../shared/data/psi-mod5", *ref = REFERENCE_PLUGIN, *base = "/dev/shm";
+    const char *dir = "../shared/data/psi-mod5", *ref = REFERENCE_PLUGIN, *base = "/dev/shm", *profile_out = NULL;
     double secs = 3;
     int md = 0, c, loops = 3, nmod = 1, warm = 8;
     optind = 1;
@@ -1000,6 +1000,7 @@ int mg_cmd_bench(int argc, char **argv)
             break;
         case 'r': ref = optarg; break;
         case 'S': base = optarg; break;
+        case 'P': profile_out = optarg; break;
         case 'm': md = 1; break;
         case 'l':
             if (mg_opt_int("bench", "--loops", optarg, 1, 100000, &loops))
@@ -1031,5 +1032,7 @@ int mg_cmd_bench(int argc, char **argv)
         rc |= bench_loopback(dir, base, nmod, warm, md);
     if (!strcmp(what, "service") || !strcmp(what, "all"))
         rc |= bench_service(dir, base, loops, warm, md);
+    if (!strcmp(what, "profile"))
+        rc |= bench_profile(dir, base, profile_out, warm);
     return rc;
 }

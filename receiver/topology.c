@@ -76,6 +76,12 @@ int mg_topology_numa_nodes(const mg_topology *t)
     return n > 0 ? n : 1;
 }
 
+uint64_t mg_topology_node_memory(const mg_topology *t, int node)
+{
+    hwloc_obj_t n = hwloc_get_obj_by_type(t->h, HWLOC_OBJ_NUMANODE, (unsigned)node);
+    return n && n->attr ? (uint64_t)n->attr->numanode.local_memory : 0;
+}
+
 int mg_topology_core_node(const mg_topology *t, int core)
 {
     hwloc_obj_t c = hwloc_get_obj_by_type(t->h, HWLOC_OBJ_CORE, (unsigned)core);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "morgul/calstore.h"
 #include "morgul/capture.h"
@@ -15,6 +16,7 @@
 #include "morgul/jungfrau.h"
 #include "morgul/pedestal.h"
 #include "morgul/run.h"
+#include "morgul/sizing.h"
 #include "morgul/topology.h"
 
 static const char *const run_help =
@@ -76,7 +78,7 @@ static const char *const run_help =
 enum {
     O_NOWRITE = 1000, O_OVERWRITE, O_FPF, O_WORKERS, O_SCALAR, O_WINDOW, O_BUFFERS, O_ALIGN, O_NOPOS, O_IDLE,
     O_PROGRESS, O_CPUS, O_NOPIN, O_TOPO, O_RCVBUF, O_BATCH, O_REALTIME, O_SPEED, O_SEND, O_HELP, O_ACCEL, O_LOOPS,
-    O_PEDESTAL, O_RATE, O_FTIMEOUT, O_READN, O_MAXLOSS, O_READYF,
+    O_PEDESTAL, O_RATE, O_FTIMEOUT, O_READN, O_MAXLOSS, O_READYF, O_CORRECTED, O_PROFILE,
     O_CORR, /* + mg_corropt index */
     O_DET = O_CORR + MG_CORROPT_COUNT, /* detector options: O_DET + index */
     O_DARK = O_DET + 16                /* dark-run options: O_DARK + index */
@@ -100,7 +102,8 @@ static struct option opts[56 + MG_CORROPT_COUNT + MG_DARKOPT_COUNT] = {
     {"loops", required_argument, 0, O_LOOPS}, {"pedestal", required_argument, 0, O_PEDESTAL},
     {"rate", required_argument, 0, O_RATE}, {"frame-timeout", required_argument, 0, O_FTIMEOUT},
     {"readnrows", required_argument, 0, O_READN}, {"max-loss", required_argument, 0, O_MAXLOSS},
-    {"ready-file", required_argument, 0, O_READYF},
+    {"ready-file", required_argument, 0, O_READYF}, {"correct", no_argument, 0, O_CORRECTED},
+    {"profile", required_argument, 0, O_PROFILE},
     {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
     {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
     {"port", required_argument, 0, O_DET + 4}, {"module-names", required_argument, 0, O_DET + 5},
@@ -129,7 +132,13 @@ static void usage(which w, FILE *out)
         fprintf(out, "usage: morgul plan [options]\n\n"
                      "Prints the detector description and the thread and memory plan `morgul receive` would use,\n"
                      "for this machine or for --topology (an hwloc XML export or a synthetic description such as\n"
-                     "\"pack:2 numa:1 core:8 pu:1\").\n\n");
+                     "\"pack:2 numa:1 core:8 pu:1\"), and what the detector at --rate needs: cores per stage,\n"
+                     "memory per NUMA node, memory bandwidth, network per link, whether the machine keeps up, and\n"
+                     "how many servers would if it does not.\n\n"
+                     "sizing:\n"
+                     "      --correct           size for conversion while receiving (--type sets the output)\n"
+                     "      --profile FILE      stage costs from morgul bench profile (default: the saved one,\n"
+                     "                          else figures built in)\n\n");
     fputs(mg_detopt_help, out);
     fputs(run_help, out);
     if (w != CMD_PLAN) {
@@ -204,8 +213,8 @@ static int run_cmd(which w, int argc, char **argv)
     const char *pedestal = NULL;
     mg_detopt dopt;
     mg_detopt_init(&dopt);
-    const char *send = NULL;
-    int no_write = 0, c, bad = 0;
+    const char *send = NULL, *profile = NULL;
+    int no_write = 0, c, bad = 0, size_corrected = 0;
     double max_loss = 0;
     /* signals end the run (also during set-up) from the start */
     cfg.stop = mg_cli_stop_flag();
@@ -233,6 +242,8 @@ static int run_cmd(which w, int argc, char **argv)
             break;
         case O_MAXLOSS: bad |= mg_opt_double(cmd, "--max-loss", optarg, 0, 1, &max_loss); break;
         case O_READYF: cfg.ready_file = optarg; break;
+        case O_CORRECTED: size_corrected = 1; break;
+        case O_PROFILE: profile = optarg; break;
         case O_ALIGN:
             /* first and none: the names of earlier versions */
             if (!strcmp(optarg, "auto") || !strcmp(optarg, "first"))
@@ -360,6 +371,24 @@ static int run_cmd(which w, int argc, char **argv)
             for (int l = 0; l < nl; l++)
                 printf("  link %d NIC %s\n", l, ifp[l][0] ? ifp[l] : "(unknown)");
             mg_topology_print_plan(&plan, stdout);
+            /* what the detector at its rate needs of this machine (or the topology given) */
+            mg_cost_profile prof;
+            char ppath[4096];
+            if (!profile && access(mg_cost_profile_default_path(ppath, sizeof ppath), R_OK) == 0)
+                profile = ppath;
+            if (profile)
+                rc = mg_cost_profile_read(profile, &prof, &err);
+            else
+                mg_cost_profile_builtin(&prof);
+            mg_sizing_input si = {.det = &cfg.det, .rate_hz = cfg.rate_hz > 0 ? cfg.rate_hz : cfg.det.rate_hz > 0
+                                                                                 ? cfg.det.rate_hz : 2000,
+                                  .corrected = size_corrected || co.calibration, .type = co.type,
+                                  .frame_timeout_ms = cfg.frame_timeout_ms, .buffer_frames = cfg.buffer_frames};
+            mg_sizing sz;
+            if (!rc && !(rc = mg_size(&si, &prof, t, &sz, &err)))
+                mg_sizing_print(&sz, &prof, stdout);
+            if (rc)
+                fprintf(stderr, "morgul plan: %s\n", err.message);
         } else
             fprintf(stderr, "morgul plan: %s\n", err.message);
         mg_topology_close(t);

@@ -16,6 +16,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "morgul/error.h"
@@ -34,6 +35,9 @@ int mg_topology_numa_nodes(const mg_topology *t);
 /* Workers to start when the user gives none: the cores left after one per
  * receiving thread (`nlinks`; 0 when replaying), at least 1. */
 int mg_topology_default_workers(const mg_topology *t, int nlinks);
+/* Bytes of memory NUMA node `node` (logical index) has; 0 when the
+ * topology does not say (synthetic ones without sizes). */
+uint64_t mg_topology_node_memory(const mg_topology *t, int node);
 /* NUMA node (logical index) of a core (logical index), or 0. */
 int mg_topology_core_node(const mg_topology *t, int core);
 

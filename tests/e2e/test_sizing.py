@@ -1,0 +1,49 @@
+"""Sizing from measured costs: `morgul bench profile` measures every stage
+here and saves a profile; `morgul plan --profile` sizes a detector with it,
+on this machine and on a two-socket server's topology, and says when a
+machine is too small and what would do."""
+import json
+import os
+
+import pytest
+
+from conftest import ROOT, SHARED, morgul
+
+FRAMES = SHARED / "psi-mod5"
+TWO_SOCKET = ROOT / "tests" / "data" / "two-socket-2nic.xml"
+
+
+@pytest.mark.skipif(not FRAMES.exists(), reason=f"no real frames in {FRAMES}")
+def test_profile_then_plan(tmp):
+    prof = tmp / "profile.json"
+    out = morgul("bench", "profile", "--frames-dir", FRAMES, "--scratch", tmp, "--warm-memory", 0,
+                 "--profile-out", prof, timeout=300).stdout
+    assert f"saved to {prof}" in out
+    doc = json.loads(prof.read_text())
+    stages = doc["stages"]
+    assert set(stages) == {"receive", "convert_int16", "convert_int32", "convert_float32", "compress_raw",
+                           "compress_int16", "compress_int32", "compress_float32", "write"}
+    assert all(s["ns"] > 0 and s["bytes"] > 0 for s in stages.values())
+    # a small detector on this machine, with the profile
+    out = morgul("plan", "--modules", 1, "--interfaces", 2, "--rate", 100, "--profile", prof).stdout
+    assert "costs from" in out and doc["machine"] in out
+    assert "verdict    keeps up" in out
+    # a 4M at 2 kHz, corrected, on a 16-core two-socket server: too small, and how many servers would do
+    out = morgul("plan", "--modules", 8, "--interfaces", 2, "--rate", 2000, "--correct", "--topology", TWO_SOCKET,
+                 "--profile", prof).stdout
+    assert "TOO SMALL" in out and "servers like it would keep up" in out
+    # the saved profile is found where bench profile saves it by default
+    out = morgul("plan", "--modules", 1, "--interfaces", 2, "--rate", 100,
+                 env=dict(os.environ, MORGUL_PROFILE=str(prof))).stdout
+    assert doc["machine"] in out
+    # a profile that is not one is refused, saying so
+    (tmp / "bad.json").write_text('{"machine": "x", "stages": {}}')
+    p = morgul("plan", "--modules", 1, "--profile", tmp / "bad.json", check=False)
+    assert p.returncode == 1 and "bench profile" in p.stdout
+
+
+def test_plan_without_profile_uses_the_built_in_figures(tmp):
+    out = morgul("plan", "--modules", 16, "--topology", "pack:1 numa:1 core:2 pu:1", "--rate", 1000,
+                 env={"HOME": str(tmp), "PATH": "/usr/bin:/bin"}).stdout
+    assert "costs from built in" in out
+    assert "16 links on 2 cores" in out and "TOO SMALL" in out
