@@ -20,17 +20,16 @@ const char *const mg_cost_names[MG_COST_COUNT] = {
 void mg_cost_profile_builtin(mg_cost_profile *p)
 {
     memset(p, 0, sizeof *p);
-    snprintf(p->machine, sizeof p->machine, "built in: the development machine (a 2-core VM), docs/performance.md");
-    /* receive: loopback, a receiver without compression took 0.6 ms of CPU a module-frame (kernel copy
-     * included); conversion: bench convert, frames streamed from memory (9300, 8400, 8500 /s); compression:
-     * bench compress at the default acceleration (2.2 GB/s; corrected images of 4 bytes are twice the
-     * bytes); writing: the compressed bytes alone to tmpfs (11800 /s) */
-    const double ns[MG_COST_COUNT] = {600e3, 108e3, 119e3, 117e3, 470e3, 470e3, 940e3, 940e3, 85e3};
+    snprintf(p->machine, sizeof p->machine, "built in: morgul bench profile on the development machine (a 2-core "
+                                            "VM, 2026-12-07)");
+    /* `morgul bench profile --scratch /mnt/hp` there (docs/performance.md): receiving over loopback with the
+     * kernel's copies, conversion with the layout, compression with the checksum, writing raw chunks */
+    const double ns[MG_COST_COUNT] = {446e3, 519e3, 686e3, 611e3, 609e3, 578e3, 674e3, 938e3, 170e3};
     const double mib = 1 << 20;
-    /* memory traffic: the kernel's copy and the receiver's (in, out); raw words in, a G0 table pair
-     * (4 MiB) and the image out; the image in and the chunk out; the chunk */
-    const double bytes[MG_COST_COUNT] = {4 * mib, 6 * mib, 7 * mib, 7 * mib, 1.8 * mib, 1.8 * mib, 3.6 * mib,
-                                         3.6 * mib, 0.8 * mib};
+    /* memory traffic by the data sizes: the kernel's copy and the receiver's (in, out); raw words, the G0
+     * tables (4 MiB) and the image; the image and the chunk; the chunk */
+    const double bytes[MG_COST_COUNT] = {4.02 * mib, 6.01 * mib, 7.02 * mib, 7.02 * mib, 1.79 * mib, 1.19 * mib,
+                                         2.21 * mib, 3.91 * mib, 0.79 * mib};
     memcpy(p->ns, ns, sizeof ns);
     memcpy(p->bytes, bytes, sizeof bytes);
 }
@@ -146,7 +145,10 @@ int mg_size(const mg_sizing_input *in, const mg_cost_profile *p, const mg_topolo
     s->link_load = in->rate_hz * p->ns[MG_COST_RECEIVE] / 1e9 / min_ifaces;
     const double wns = work_ns(in, p);
     s->worker_cores = s->module_frames_per_s * wns / 1e9;
-    s->cores_needed = s->nlinks + s->worker_cores;
+    /* CPU time in all: every link's receiving thread (busy link_load of its core, less where a module has two
+     * interfaces more than one), and the workers' */
+    double receive_cores = s->module_frames_per_s * p->ns[MG_COST_RECEIVE] / 1e9;
+    s->cores_needed = receive_cores + s->worker_cores;
     s->memory_bandwidth = s->module_frames_per_s * work_bytes(in, p);
     s->link_bytes_per_s = in->rate_hz * MG_PACKETS_PER_MODULE * (double)MG_PACKET_BYTES / min_ifaces;
     double timeout = in->frame_timeout_ms > 0 ? in->frame_timeout_ms : 100;
@@ -171,10 +173,11 @@ int mg_size(const mg_sizing_input *in, const mg_cost_profile *p, const mg_topolo
         s->nodes = 1;
     if (s->nodes > MG_MAX_THREADS)
         s->nodes = MG_MAX_THREADS;
-    s->workers_available = s->cores - s->nlinks;
+    s->workers_available = s->cores > s->nlinks ? s->cores - s->nlinks : 0;
     s->margin = s->cores_needed > 0 ? s->cores / s->cores_needed : 0;
     int workers_needed = (int)ceil(s->worker_cores);
-    s->keeps_up = s->link_load < 1 && s->workers_available >= (workers_needed > 1 ? workers_needed : 1);
+    /* every link needs a core of its own (its thread is pinned there); the CPU time in all must fit */
+    s->keeps_up = s->link_load < 1 && s->nlinks <= s->cores && s->cores_needed <= s->cores;
     /* memory per node: the frame buffers with the receivers (spread over the nodes as links are), the tables
      * on every node (workers go on every node where cores are left) */
     for (int n = 0; n < s->nodes; n++) {
@@ -187,21 +190,20 @@ int mg_size(const mg_sizing_input *in, const mg_cost_profile *p, const mg_topolo
     if (s->nlinks > s->cores)
         note(s, "%d links on %d cores: receiving threads would share cores (%.1f links a core) and drop packets; "
                 "every link needs a core of its own", s->nlinks, s->cores, (double)s->nlinks / s->cores);
-    else if (s->workers_available < workers_needed)
-        note(s, "the compressing workers need %.1f cores and %d %s left after one per link: frames would wait "
-                "until the buffers overrun", s->worker_cores, s->workers_available,
-             s->workers_available == 1 ? "is" : "are");
+    else if (s->workers_available < workers_needed && s->cores_needed <= s->cores)
+        note(s, "the workers need %.1f cores and %d %s free of receiving threads: they share cores with the "
+                "receivers, which holds only while those are far from busy (%.0f %% each here)", s->worker_cores,
+             s->workers_available, s->workers_available == 1 ? "is" : "are", 100 * s->link_load);
     /* how many such servers would do, each owning whole modules */
     s->servers = 1;
     s->modules_per_server = d->nmodules;
     if (!s->keeps_up && s->link_load < 1) {
         int per = 0;
         double links_per_module = (double)s->nlinks / d->nmodules;
-        for (int m = 1; m <= d->nmodules; m++) {
-            double need = ceil(m * links_per_module) + ceil(m * in->rate_hz * wns / 1e9);
-            if (need <= s->cores)
+        double per_module = receive_cores / d->nmodules + in->rate_hz * wns / 1e9;
+        for (int m = 1; m <= d->nmodules; m++)
+            if (ceil(m * links_per_module) <= s->cores && m * per_module <= s->cores)
                 per = m;
-        }
         if (per > 0) {
             s->modules_per_server = per;
             s->servers = (d->nmodules + per - 1) / per;
@@ -217,7 +219,7 @@ int mg_size(const mg_sizing_input *in, const mg_cost_profile *p, const mg_topolo
                  list, (int)ceil(s->cores_needed));
         } else
             note(s, "not even one module fits on %d cores at %g Hz: a server needs at least %d cores", s->cores,
-                 in->rate_hz, (int)ceil(links_per_module + in->rate_hz * wns / 1e9));
+                 in->rate_hz, (int)fmax(ceil(links_per_module), ceil(per_module)));
     }
     return 0;
 }
@@ -230,7 +232,8 @@ void mg_sizing_print(const mg_sizing *s, const mg_cost_profile *p, FILE *out)
     fprintf(out, "  receiving  1 core per link, each %.0f %% busy; %.2f GB/s per link on the network\n",
             100 * s->link_load, s->link_bytes_per_s / 1e9);
     fprintf(out, "  workers    %.2f cores (conversion, compression, writing)\n", s->worker_cores);
-    fprintf(out, "  in all     %.2f cores; memory bandwidth %.1f GB/s\n", s->cores_needed, s->memory_bandwidth / 1e9);
+    fprintf(out, "  in all     %.2f cores of CPU time, and a core of its own for each link; memory bandwidth %.1f "
+                 "GB/s\n", s->cores_needed, s->memory_bandwidth / 1e9);
     fprintf(out, "  memory     frame buffers %.2f GiB%s\n", s->buffer_bytes / gib,
             s->table_bytes > 0 ? "" : " (raw: no conversion tables)");
     if (s->table_bytes > 0)
@@ -243,8 +246,8 @@ void mg_sizing_print(const mg_sizing *s, const mg_cost_profile *p, FILE *out)
             else
                 fprintf(out, "  node %d     needs %.2f GiB (its memory is not in the topology)\n", n,
                         s->node_need[n] / gib);
-        fprintf(out, "  verdict    %s: %d cores, %.2f needed (margin x%.2f), %d left for workers\n",
-                s->keeps_up ? "keeps up" : "TOO SMALL", s->cores, s->cores_needed, s->margin, s->workers_available);
+        fprintf(out, "  verdict    %s: %d cores for %d links and %.2f cores of work (margin x%.2f)\n",
+                s->keeps_up ? "keeps up" : "TOO SMALL", s->cores, s->nlinks, s->cores_needed, s->margin);
     }
     for (int i = 0; i < s->nnotes; i++)
         fprintf(out, "  warning    %s\n", s->notes[i]);

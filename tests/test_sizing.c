@@ -56,10 +56,10 @@ static void test_one_module_fits(void)
     CHECK_EQ(mg_size(&in, &p, t, &s, NULL), 0);
     CHECK(fabs(s.link_load - 0.1) < 1e-9);            /* 1000/s x 200 us, half a module per link */
     CHECK(fabs(s.worker_cores - 0.5) < 1e-9);         /* 1000/s x (400 + 100) us */
-    CHECK(fabs(s.cores_needed - 2.5) < 1e-9);
+    CHECK(fabs(s.cores_needed - 0.7) < 1e-9);         /* 2 links x 0.1 + 0.5 */
     CHECK_EQ(s.cores, 8);
     CHECK_EQ(s.workers_available, 6);
-    CHECK(s.keeps_up && fabs(s.margin - 8 / 2.5) < 1e-9);
+    CHECK(s.keeps_up && fabs(s.margin - 8 / 0.7) < 1e-9);
     CHECK_EQ(s.servers, 1);
     CHECK_EQ(s.nnotes, 0);
     CHECK(fabs(s.buffer_bytes - (64 + 100) * 1048576.0) < 1); /* 1000 Hz x 100 ms + 64 buffers of 1 MiB */
@@ -80,9 +80,10 @@ static void test_sixteen_links_on_two_cores(void)
     CHECK_EQ(mg_size(&in, &p, t, &s, NULL), 0);
     CHECK(!s.keeps_up);
     CHECK(has_note(&s, "16 links on 2 cores"));
-    /* one module: 2 links + ceil(0.5) worker = 3 cores > 2: not even one module fits */
-    CHECK(has_note(&s, "not even one module fits on 2 cores"));
-    CHECK(has_note(&s, "at least 3 cores"));
+    /* one module a server: its 2 links take both cores, 0.7 cores of work fit beside them */
+    CHECK_EQ(s.modules_per_server, 1);
+    CHECK_EQ(s.servers, 8);
+    CHECK(has_note(&s, "8 servers like it would keep up"));
     mg_topology_close(t);
 }
 
@@ -93,21 +94,27 @@ static void test_servers_and_their_modules(void)
     mg_detector d;
     mg_detector_simple(&d, "t", 8, 2, "127.0.0.1", 50001, NULL, NULL);
     mg_topology *t = topo("pack:2 numa:1 core:8 pu:1"); /* 16 cores */
-    mg_sizing_input in = {.det = &d, .rate_hz = 2000, .corrected = 1, .type = MG_OUT_INT16};
+    mg_sizing_input in = {.det = &d, .rate_hz = 3000, .corrected = 1, .type = MG_OUT_INT16};
     mg_sizing s;
     CHECK_EQ(mg_size(&in, &p, t, &s, NULL), 0);
-    /* per module: 2 links, 2000 x (100 + 500 + 100) us = 1.4 worker cores */
-    CHECK(fabs(s.worker_cores - 8 * 1.4) < 1e-9);
+    /* per module: 2 links at 0.3 of a core, 3000 x (100 + 500 + 100) us = 2.1 worker cores: 2.7 in all */
+    CHECK(fabs(s.link_load - 0.3) < 1e-9);
+    CHECK(fabs(s.worker_cores - 8 * 2.1) < 1e-9);
+    CHECK(fabs(s.cores_needed - 8 * 2.7) < 1e-9);
     CHECK(!s.keeps_up);
-    CHECK(has_note(&s, "workers need 11.2 cores and 0 are left"));
-    /* m modules need 2m + ceil(1.4m) cores: m = 4 gives 8 + 6 = 14 <= 16, m = 5 gives 10 + 7 = 17 */
-    CHECK_EQ(s.modules_per_server, 4);
+    /* m modules: 2m links <= 16 and 2.7m <= 16: m = 5 */
+    CHECK_EQ(s.modules_per_server, 5);
     CHECK_EQ(s.servers, 2);
-    CHECK(has_note(&s, "1: modules 0-3; 2: modules 4-7"));
+    CHECK(has_note(&s, "1: modules 0-4; 2: modules 5-7"));
     /* the tables of 8 modules (6 float planes of 512 x 1024) on every node */
     CHECK(fabs(s.table_bytes - 8 * 6 * 524288 * 4.0) < 1);
     CHECK_EQ(s.nodes, 2);
     CHECK(fabs(s.node_need[1] - (s.buffer_bytes / 2 + s.table_bytes)) < 1);
+    /* at 1 kHz it fits (0.9 a module), the workers sharing the receivers' cores: said */
+    in.rate_hz = 1000;
+    CHECK_EQ(mg_size(&in, &p, t, &s, NULL), 0);
+    CHECK(s.keeps_up && s.workers_available == 0);
+    CHECK(has_note(&s, "share cores with the receivers"));
     mg_topology_close(t);
 }
 

@@ -11,9 +11,11 @@
  *
  * From a profile, a detector description, a rate and the output, mg_size
  * works out: the fraction of a core each link's receiving thread needs
- * (every link gets a core of its own, as the thread plan gives it); the
- * cores the compressing workers need (all stages after assembly, spread over
- * the workers); memory for the frame buffers (on the receivers' nodes) and
+ * (every link gets a core of its own, as the thread plan gives it; no link
+ * can need more than one); the cores the compressing workers need (all
+ * stages after assembly, spread over the workers, on the cores left or
+ * sharing the receivers'); the machine keeps up when every link has a core
+ * and the CPU time in all fits its cores; memory for the frame buffers (on the receivers' nodes) and
  * the conversion tables (on every node with workers); memory bandwidth;
  * network per link; and against a topology: whether it keeps up and with
  * what margin, and if not, how many such servers, each owning which modules,
@@ -75,10 +77,10 @@ typedef struct mg_sizing {
     double module_frames_per_s;
     double link_load;           /* fraction of a core the busiest link's receiver needs */
     double worker_cores;        /* cores the compressing workers need in all */
-    double cores_needed;        /* one per link + the workers' */
+    double cores_needed;        /* CPU time in all, in cores: the receivers' and the workers' */
     int cores;                  /* the topology's */
-    int workers_available;      /* cores left for workers after one per link */
-    double margin;              /* cores / cores_needed (>= 1: keeps up) */
+    int workers_available;      /* cores free of receiving threads (workers share the others) */
+    double margin;              /* cores / cores_needed (keeps up: >= 1, and a core for every link) */
     int keeps_up;
     double buffer_bytes;        /* frame buffers, on the receivers' nodes */
     double table_bytes;         /* conversion tables, per node with workers */

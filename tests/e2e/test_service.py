@@ -7,103 +7,12 @@ Waiting is always for something the service reports (its readiness line, a
 run's state), with a deadline, never for a guessed time."""
 import json
 import os
-import signal
-import subprocess
-import time
-import urllib.error
-import urllib.request
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import MORGUL, morgul, pattern, read_run
-
-_services = []
-
-
-class Service:
-    def __init__(self, tmp, port, *args, modules=2):
-        self.url = f"http://127.0.0.1:{port}"
-        self.data = tmp / "data"
-        self.port = port
-        self.modules = modules
-        self.args = [str(MORGUL), "serve", "--data-dir", str(self.data), "--modules", str(modules),
-                     "--port", str(port), "--http", f"127.0.0.1:{port}", *map(str, args)]
-        self.token = None
-        self.p = None
-        self.output = ""
-        _services.append(self)
-
-    def start(self):
-        self.p = subprocess.Popen(self.args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        for line in self.p.stderr:
-            self.output += line
-            if line.startswith("serve: detector"):
-                return self
-        self.p.wait()
-        raise AssertionError(f"service did not start (exit {self.p.returncode}):\n{self.output}")
-
-    def call(self, method, path, body=None, raw=None, token=None):
-        """(status, decoded JSON or text) of one request."""
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        tok = token if token is not None else self.token
-        if tok:
-            req.add_header("Authorization", f"Bearer {tok}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                status, text, ctype = r.status, r.read().decode(), r.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as e:
-            status, text, ctype = e.code, e.read().decode(), e.headers.get("Content-Type", "")
-        return status, json.loads(text) if ctype.startswith("application/json") else text
-
-    def get(self, path):
-        status, body = self.call("GET", path)
-        assert status == 200, (path, status, body)
-        return body
-
-    def wait_for(self, what, check, timeout=60):
-        """Polls the status until check(status) holds."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            st = self.get("/api/status")
-            if check(st):
-                return st
-            time.sleep(0.05)
-        raise AssertionError(f"service never reached: {what}; last status {json.dumps(st, indent=1)}")
-
-    def wait_run_ended(self, name, timeout=60):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            status, r = self.call("GET", f"/api/runs/{name}")
-            if status == 200 and r["state"] != "running":
-                return r
-            time.sleep(0.05)
-        raise AssertionError(f"run {name} did not end")
-
-    def stop(self):
-        if self.p and self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            _, err = self.p.communicate(timeout=60)
-            self.output += err
-        return self.p.returncode
-
-    def run_log(self):
-        return [json.loads(line) for line in (self.data / "runs.jsonl").read_text().splitlines()]
-
-
-@pytest.fixture(autouse=True)
-def _stop_services(request):
-    yield
-    for s in _services:
-        if s.p and s.p.poll() is None:
-            s.p.kill()
-            s.p.wait()
-    _services.clear()
-
+from conftest import Service, _services, morgul, pattern, read_run
 
 def send(port, frames, modules=2, first=1, rate=2000):
     morgul("simulate", "--modules", modules, "--port", port, "-n", frames, "--first-frame", first, "--rate", rate)

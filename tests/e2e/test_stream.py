@@ -10,7 +10,6 @@ import cbor2
 import numpy as np
 import zmq
 
-from conftest import read_run
 from test_service import Service, check_files, send
 
 DTYPES = {69: "<u2", 77: "<i2", 78: "<i4", 85: "<f4"}
