@@ -38,7 +38,7 @@ typedef struct lb_result {
 int bench_loopback_trial(const char *self, int nmod, uint64_t frames, double rate, const char *files, int write,
                          const char *dir, int port, lb_result *res);
 /* `morgul bench profile`: every stage's cost per module-frame here, saved as a profile (morgul/sizing.h). */
-int bench_profile(const char *frames_dir, const char *base, const char *out_path, int warm_gb);
+int bench_profile(const char *frames_dir, const char *base, const char *out_path, int warm_gb, double seconds);
 /* `morgul bench service`: arming against receive's set-up; streaming's cost. */
 int bench_service(const char *frames_dir, const char *base, int loops, int warm_gb, int markdown);
 

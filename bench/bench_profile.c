@@ -61,7 +61,7 @@ static void cpu_model(char *out, size_t cap)
         fclose(f);
 }
 
-int bench_profile(const char *frames_dir, const char *base, const char *out_path, int warm_gb)
+int bench_profile(const char *frames_dir, const char *base, const char *out_path, int warm_gb, double seconds)
 {
     size_t n = 0;
     uint16_t *frames = bench_load_frames(frames_dir, &n);
@@ -114,7 +114,9 @@ int bench_profile(const char *frames_dir, const char *base, const char *out_path
     double chunk_bytes[4] = {0};
     const uint8_t all[16] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
                              0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
-    const int reps = 20;
+    /* repetitions of the 10 frames per pass: 20 at the default --seconds 3, fewer for a quick look */
+    const int reps = seconds >= 3 ? 20 : seconds >= 0.3 ? (int)(seconds * 20 / 3) * 2 + 2 : 2;
+    const uint64_t lb_frames = seconds >= 3 ? 2000 : 500;
     for (int t = 0; t < 3 && !rc; t++) { /* conversion with the layout, per type */
         const size_t es = t ? 4 : 2;
         double best = 1e30;
@@ -188,7 +190,7 @@ int bench_profile(const char *frames_dir, const char *base, const char *out_path
         char prefix[600];
         snprintf(prefix, sizeof prefix, "%s/profile-write", dir);
         mg_rawfile_config rfc = {.prefix = prefix, .det = &det, .overwrite = 1};
-        const int frames_written = 2000;
+        const int frames_written = (int)lb_frames;
         double t0 = thread_cpu_s();
         mg_rawfile *f = mg_rawfile_create(&rfc, &err);
         mg_module_frame mf;
@@ -215,7 +217,7 @@ int bench_profile(const char *frames_dir, const char *base, const char *out_path
         lb_result lb;
         double best = 1e30;
         for (int pass = 0; pass < 3 && !rc; pass++) {
-            if (bench_loopback_trial(self, 1, 2000, 0, files, 0, dir, det.modules[0].ports[0] + 16 * (pass + 1), &lb)) {
+            if (bench_loopback_trial(self, 1, lb_frames, 0, files, 0, dir, det.modules[0].ports[0] + 16 * (pass + 1), &lb)) {
                 rc = 1;
                 break;
             }

@@ -1033,6 +1033,6 @@ int mg_cmd_bench(int argc, char **argv)
     if (!strcmp(what, "service") || !strcmp(what, "all"))
         rc |= bench_service(dir, base, loops, warm, md);
     if (!strcmp(what, "profile"))
-        rc |= bench_profile(dir, base, profile_out, warm);
+        rc |= bench_profile(dir, base, profile_out, warm, secs);
     return rc;
 }

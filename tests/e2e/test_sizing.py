@@ -16,7 +16,7 @@ TWO_SOCKET = ROOT / "tests" / "data" / "two-socket-2nic.xml"
 @pytest.mark.skipif(not FRAMES.exists(), reason=f"no real frames in {FRAMES}")
 def test_profile_then_plan(tmp):
     prof = tmp / "profile.json"
-    out = morgul("bench", "profile", "--frames-dir", FRAMES, "--scratch", tmp, "--warm-memory", 0,
+    out = morgul("bench", "profile", "--frames-dir", FRAMES, "--scratch", tmp, "--warm-memory", 0, "--seconds", 0.3,
                  "--profile-out", prof, timeout=300).stdout
     assert f"saved to {prof}" in out
     doc = json.loads(prof.read_text())
