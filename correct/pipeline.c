@@ -31,6 +31,7 @@
 #include "morgul/pedestal.h"
 #include "morgul/ring.h"
 #include "morgul/runped.h"
+#include "morgul/threads.h"
 
 typedef struct job {
     int end;
@@ -62,7 +63,7 @@ typedef struct outbuf {
 typedef struct worker {
     mg_pipeline *p;
     int id;
-    pthread_t th;
+    mg_thread th;
     mg_ring in;
     mg_bshuf_ctx *ctx;
     outbuf out[MAX_OUTBUFS];
@@ -70,7 +71,6 @@ typedef struct worker {
     void *conv, *image;       /* corrected output: one module converted, the detector image */
     mg_pedestal_acc **acc;    /* dark runs: the accumulators this worker adds to */
     int own_acc;              /* ... its own (merged into the configured ones at the end) */
-    int started;
 } worker;
 
 struct mg_pipeline {
@@ -81,8 +81,7 @@ struct mg_pipeline {
     size_t chunk_cap, frame_elems;
     size_t es, img_px;        /* element size and pixels of what is compressed */
     worker *w;
-    pthread_t collector;
-    int collector_started;
+    mg_thread collector;
     _Atomic uint64_t turn;     /* sequence number of the next frame to write */
     int acq;                   /* acquisition of the frames written (under the write lock) */
     _Atomic uint32_t turn_gen; /* futex word: changes whenever turn does */
@@ -517,22 +516,20 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
             mg_bshuf_ctx_set_acceleration(w->ctx, cfg->lz4_acceleration);
     }
     int bad = 0;
-    for (int i = 0; i < p->nw && !bad; i++) {
-        bad = pthread_create(&p->w[i].th, NULL, worker_main, &p->w[i]);
-        p->w[i].started = !bad;
-    }
+    for (int i = 0; i < p->nw && !bad; i++)
+        bad = mg_thread_start(cfg->threads, &p->w[i].th, worker_main, &p->w[i], NULL);
     if (!bad)
-        p->collector_started = !(bad = pthread_create(&p->collector, NULL, collector_main, p));
+        bad = mg_thread_start(cfg->threads, &p->collector, collector_main, p, NULL);
     if (bad) {
         /* refuse cleanly: end the workers already running, then free */
         for (int i = 0; i < p->nw; i++)
-            if (p->w[i].started) {
+            if (p->w[i].th.started) {
                 job *e;
                 while (!(e = mg_ring_claim(&p->w[i].in, 100000)))
                     ;
                 e->end = 1;
                 mg_ring_publish(&p->w[i].in);
-                pthread_join(p->w[i].th, NULL);
+                mg_thread_join(&p->w[i].th);
             }
         destroy(p);
         mg_error_set(err, MG_ESYS, "cannot start the compression threads");
@@ -543,9 +540,9 @@ mg_pipeline *mg_pipeline_start(const mg_pipeline_config *cfg, mg_error *err)
 
 int mg_pipeline_finish(mg_pipeline *p, mg_pipeline_stats *final_stats, mg_error *err)
 {
-    pthread_join(p->collector, NULL);
+    mg_thread_join(&p->collector);
     for (int i = 0; i < p->nw; i++)
-        pthread_join(p->w[i].th, NULL);
+        mg_thread_join(&p->w[i].th);
     drain(p); /* nothing posted may stay behind; the run's outcome counts any frame still missing as lost */
     for (int i = 0; i < p->nw; i++) /* the other workers' dark frames into the configured sums */
         for (int k = 0; p->w[i].own_acc && k < p->nacc; k++)

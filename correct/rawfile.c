@@ -1324,11 +1324,14 @@ int mg_rawfile_repair(const char *prefix, FILE *log, mg_error *err)
     return repaired ? 1 : 0;
 }
 
-int mg_rawfile_next_acquisition(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err)
+int mg_rawfile_next_acquisition(mg_rawfile *f, const char *prefix, const mg_counter *counters, int n, mg_error *err)
 {
     int rc = finish_set(f, counters, n, err);
     f->acq++;
-    snprintf(f->prefix, sizeof f->prefix, "%s_acq%03d", f->run_prefix, f->acq + 1);
+    if (prefix && prefix[0])
+        snprintf(f->prefix, sizeof f->prefix, "%s", prefix);
+    else
+        snprintf(f->prefix, sizeof f->prefix, "%s_acq%03d", f->run_prefix, f->acq + 1);
     snprintf(f->master, sizeof f->master, "%s_master.h5", f->prefix);
     f->file_no = f->created = f->master_files = 0;
     f->total = f->bytes = 0;

@@ -44,8 +44,7 @@ typedef struct rx_link {
     int link;
     int fd;
     int core;
-    pthread_t th;
-    int started;
+    mg_thread th;
     _Atomic int *stop;
     _Atomic uint64_t last_ns;
     uint64_t drops0;           /* the socket's kernel drops before the run (a socket kept between runs) */
@@ -253,10 +252,8 @@ int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
         rx[l].core = r.plan.link_core[l];
         rx[l].stop = &stop_rx;
         atomic_init(&rx[l].last_ns, 0);
-        if (pthread_create(&rx[l].th, NULL, rx_main, &rx[l]))
-            rc = mg_error_set(err, MG_ESYS, "cannot start receiving thread %d", l);
-        else
-            rx[l].started = 1;
+        if (mg_thread_start(cfg->kept ? cfg->kept->threads : NULL, &rx[l].th, rx_main, &rx[l], NULL))
+            rc = mg_error_set(err, MG_ESYS, "cannot start receiving thread %d (the system's thread limit?)", l);
     }
     if (!rc) {
         run_ready(&r);
@@ -300,8 +297,8 @@ int mg_run_receive(const mg_run_config *cfg, mg_run_summary *sum, mg_error *err)
     /* stop the receivers; each flushes its link, so the collector can finish */
     atomic_store(&stop_rx, 1);
     for (int l = 0; l < nlinks; l++)
-        if (rx[l].started)
-            pthread_join(rx[l].th, NULL);
+        if (rx[l].th.started)
+            mg_thread_join(&rx[l].th);
         else if (r.a)
             mg_asm_flush(r.a, l);
     for (int l = 0; l < nlinks && !cfg->sockets; l++)

@@ -171,10 +171,15 @@ static int next_acquisition(void *ctx, int acq, mg_error *err)
     memset(&s, 0, sizeof s);
     mg_counter c[40];
     int n = run_counters(r, &s, &qi, acq - 1, c);
+    char prefix[4200] = "";
+    if (r->cfg->acquisition_begins)
+        r->cfg->acquisition_begins(r->cfg->acquisition_ctx, acq, &qi, prefix, sizeof prefix);
+    if (!prefix[0])
+        snprintf(prefix, sizeof prefix, "%s_acq%03d", r->cfg->output, acq + 1);
     if (!r->cfg->quiet)
-        fprintf(r->log, "acquisition %d ended (%llu images); the next one is written to %s_acq%03d_master.h5\n", acq,
-                (unsigned long long)qi.images, r->cfg->output, acq + 1);
-    if (mg_rawfile_next_acquisition(r->out, c, n, err))
+        fprintf(r->log, "acquisition %d ended (%llu images); the next one is written to %s_master.h5\n", acq,
+                (unsigned long long)qi.images, prefix);
+    if (mg_rawfile_next_acquisition(r->out, prefix, c, n, err))
         return err ? err->code : MG_EIO;
     return 0;
 }
@@ -207,8 +212,12 @@ static int frame_slots(const mg_run_config *cfg, double *rate, double *timeout_m
 int mg_run_keep(const mg_run_config *cfg, mg_run_kept *k, mg_error *err)
 {
     memset(k, 0, sizeof *k);
-    if (!(k->topo = mg_topology_open(cfg->topology, err)))
+    if (!(k->threads = mg_threads_new(err)))
+        return err ? err->code : MG_ENOMEM;
+    if (!(k->topo = mg_topology_open(cfg->topology, err))) {
+        mg_run_kept_free(k);
         return err ? err->code : MG_ESYS;
+    }
     mg_thread_plan plan;
     int workers;
     if (thread_plan(k->topo, cfg, &plan, &workers, err)) {
@@ -259,6 +268,7 @@ void mg_run_kept_free(mg_run_kept *k)
     if (k->pool)
         mg_numa_free(k->topo, k->pool, k->pool_bytes);
     mg_topology_close(k->topo);
+    mg_threads_free(k->threads);
     memset(k, 0, sizeof *k);
 }
 
@@ -378,6 +388,7 @@ int run_setup(run *r, const mg_run_config *cfg, int lossless, int by_reference, 
         .lz4_acceleration = cfg->lz4_acceleration,
         .topo = r->topo,
         .plan = r->pin ? &r->plan : NULL,
+        .threads = cfg->kept ? cfg->kept->threads : NULL,
         .stop = &r->stop_internal,
         .worker_tables = cfg->calibration ? r->worker_tables : NULL,
         .geom = &r->geom,

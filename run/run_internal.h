@@ -12,6 +12,7 @@
 #include "morgul/pipeline.h"
 #include "morgul/rawfile.h"
 #include "morgul/run.h"
+#include "morgul/threads.h"
 #include "morgul/topology.h"
 
 typedef struct run {

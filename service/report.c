@@ -68,6 +68,9 @@ mg_reply mg_service_status(mg_service *s)
                             "auto", s->cfg.auto_arm, "version", MG_VERSION);
     if (v.error[0])
         json_object_set_new(out, "error", json_string(v.error));
+    /* threads kept between runs: a run of the shape of the last starts none, so `kept` stays */
+    json_object_set_new(out, "threads", json_pack("{s:i,s:I}", "kept", mg_threads_count(s->kept.threads), "runs_on_them",
+                                                  (json_int_t)mg_threads_jobs(s->kept.threads)));
     if (s->stream) {
         mg_stream_counts sc;
         mg_stream_get_counts(s->stream, &sc);

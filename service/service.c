@@ -222,6 +222,7 @@ json_t *mg_service_counters(const mg_run_summary *m)
 static void on_images(void *ctx, const mg_run_images *shape)
 {
     mg_service *s = ctx;
+    s->shape = *shape; /* for the runs a counter restart begins (--auto) */
     mg_preview_shape(s->preview, shape, s->run_name);
     if (!s->stream)
         return;
@@ -240,6 +241,85 @@ static void on_written(void *ctx, const mg_image_written *w)
     mg_preview_offer(s->preview, w);
     if (s->stream)
         mg_stream_image(s->stream, w);
+}
+
+/* --auto: the detector's frame counter restarted with no pause, so the
+ * acquisition that ended is a run of its own.  It is ended in the run list
+ * with its images' counters and the next run (the next number) begins on
+ * the same receiving, its files named after it; nothing is missed between
+ * them.  The packet counters belong to the receiving as a whole and end up
+ * in the last run of the chain.  On the writing thread. */
+static void split_run(void *ctx, int acq, const mg_acq_info *q, char *output, size_t cap)
+{
+    mg_service *s = ctx;
+    (void)acq;
+    pthread_mutex_lock(&s->mu);
+    json_t *rec = s->current;
+    char name[128];
+    int number = s->next_number;
+    do
+        snprintf(name, sizeof name, "run_%06d", number++);
+    while (name_taken(s, name));
+    number--;
+    s->next_number = number + 1;
+    int whole = q->partial == 0 && q->missing == 0;
+    char why[512];
+    snprintf(why, sizeof why, "%s: %llu images (complete %llu, partial %llu, missing %llu); the detector's frame "
+             "counter restarted and run %s goes on", whole ? "complete" : "IMAGES INCOMPLETE",
+             (unsigned long long)q->images, (unsigned long long)q->complete, (unsigned long long)q->partial,
+             (unsigned long long)q->missing, name);
+    json_object_set_new(rec, "end", iso(wall_now()));
+    json_object_set_new(rec, "state", json_string("ended"));
+    json_object_set_new(rec, "reason", json_string("counter restart"));
+    json_object_set_new(rec, "verdict", json_string(why));
+    json_object_set_new(rec, "exit_status", json_integer(whole ? MG_EXIT_OK : MG_EXIT_LOSS));
+    json_object_set_new(rec, "counters", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "images", (json_int_t)q->images,
+                                                   "complete", (json_int_t)q->complete, "partial",
+                                                   (json_int_t)q->partial, "missing", (json_int_t)q->missing,
+                                                   "first_number", (json_int_t)q->first_number, "last_number",
+                                                   (json_int_t)q->last_number));
+    json_object_set_new(rec, "continued_by", json_string(name));
+    mg_stream_counts sc = {0};
+    if (s->stream) {
+        mg_stream_end(s->stream);
+        mg_stream_get_counts(s->stream, &sc);
+        json_object_set_new(rec, "stream", json_pack("{s:I,s:I}", "sent", (json_int_t)(sc.sent - s->stream_at_arm.sent),
+                                                     "not_streamed",
+                                                     (json_int_t)(sc.not_streamed - s->stream_at_arm.not_streamed)));
+    }
+    mg_error lerr = {0};
+    if (log_append(s, "end", rec, &lerr))
+        fprintf(s->log, "serve: %s\n", lerr.message);
+    fprintf(s->log, "serve: run %s ended (counter restart): %s\n", json_string_value(json_object_get(rec, "name")), why);
+    snprintf(output, cap, "%s/%s", s->cfg.data_dir, name);
+    char master[4300];
+    snprintf(master, sizeof master, "%s_master.h5", output);
+    json_t *next = json_pack("{s:s,s:i,s:s,s:b,s:O,s:o,s:s,s:{s:s,s:O},s:O}", "name", name, "number", number, "kind",
+                             "data", "auto", 1, "settings", json_object_get(rec, "settings"), "start",
+                             iso(wall_now()), "state", "running", "files", "master", master, "log",
+                             json_object_get(json_object_get(rec, "files"), "log"), "continues",
+                             json_object_get(rec, "name"));
+    json_array_append_new(s->runs, next);
+    s->current = next;
+    s->number_in_use = number;
+    snprintf(s->run_name, sizeof s->run_name, "%s", name);
+    s->arm_time = wall_now();
+    s->stream_at_arm = sc;
+    if (log_append(s, "start", next, &lerr))
+        fprintf(s->log, "serve: %s\n", lerr.message);
+    fprintf(s->log, "serve: run %s began at a counter restart (--auto)\n", name);
+    fflush(s->log);
+    pthread_mutex_unlock(&s->mu);
+    /* the new series: its start message before its first image, the preview under its name */
+    mg_preview_shape(s->preview, &s->shape, name);
+    if (s->stream) {
+        const mg_run_config *rc = &s->rc;
+        mg_stream_series ser = {.id = (uint64_t)number, .unique_id = name, .arm_time = s->arm_time,
+                                .images = &s->shape, .nmodules = rc->det.nmodules, .detector = rc->det.name,
+                                .energy_kev = rc->calibration ? rc->energy_kev : 0, .distance_mm = rc->distance_mm,
+                                .beam_x = rc->beam_x, .beam_y = rc->beam_y, .number_of_images = rc->max_frames};
+        mg_stream_start(s->stream, &ser);
+    }
 }
 
 /* A dark run: its frames into pedestal sums, then pedestals, noise and masks into the calibration file. */
@@ -305,6 +385,17 @@ static void *run_main(void *arg)
         json_object_set_new(rec, "verdict", json_string(why));
         json_object_set_new(rec, "exit_status", json_integer(status));
         json_object_set_new(rec, "counters", mg_service_counters(sum));
+        int last = sum->acquisitions - 1;
+        if (json_object_get(rec, "continues") && last >= 0 && last < MG_RUN_ACQ_KEPT) {
+            /* the last run of a chain a counter restart split: its own images, and (above) the receiving's */
+            const mg_acq_info *q = &sum->acq[last];
+            json_object_set_new(rec, "acquisition", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "images",
+                                                              (json_int_t)q->images, "complete", (json_int_t)q->complete,
+                                                              "partial", (json_int_t)q->partial, "missing",
+                                                              (json_int_t)q->missing, "first_number",
+                                                              (json_int_t)q->first_number, "last_number",
+                                                              (json_int_t)q->last_number));
+        }
         if (rc)
             json_object_set_new(rec, "error", json_string(err.message));
         if (s->stream)
@@ -335,7 +426,7 @@ static void reap(mg_service *s)
 {
     if (!s->running || !s->finished)
         return;
-    pthread_join(s->th, NULL);
+    mg_thread_join(&s->th);
     s->running = 0;
     if (s->run_log && s->run_log != s->log)
         fclose(s->run_log);
@@ -501,8 +592,13 @@ static mg_reply start_run(mg_service *s, const json_t *settings, int automatic, 
     mg_reply bad = configure(s, settings, dark, &rc, name, sizeof name, &max_loss);
     if (bad.status)
         return bad;
-    if (automatic)
+    if (automatic) {
         rc.idle_timeout = s->cfg.auto_idle > 0 ? s->cfg.auto_idle : 2;
+        if (!dark) { /* a counter restart ends the run and begins the next (split_run) */
+            rc.acquisition_begins = split_run;
+            rc.acquisition_ctx = s;
+        }
+    }
     if (name[0] && name_taken(s, name))
         return mg_reply_error(409, "a run named '%s' exists in %s: choose another name", name, s->cfg.data_dir);
     int number = 0;
@@ -578,7 +674,7 @@ static mg_reply start_run(mg_service *s, const json_t *settings, int automatic, 
     s->frames_per_s = s->bytes_per_s = 0;
     s->state = MG_SV_ARMED;
     s->error[0] = 0;
-    if (pthread_create(&s->th, NULL, run_main, s)) {
+    if (mg_thread_start(s->kept.threads, &s->th, run_main, s, NULL)) {
         fclose(lf);
         unlink(s->run_log_path);
         json_decref(rec);

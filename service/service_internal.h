@@ -8,6 +8,7 @@
 
 #include "morgul/service.h"
 #include "morgul/stream.h"
+#include "morgul/threads.h"
 
 typedef struct mg_preview mg_preview;
 
@@ -31,7 +32,8 @@ struct mg_service {
     int next_number;
     /* the current run (under mu) */
     int running, finished;     /* a thread exists / it has ended (join it: reap) */
-    pthread_t th;
+    mg_thread th;              /* on a kept thread, like the run's own */
+    mg_run_images shape;       /* the images of the current run (set when it listens) */
     json_t *current;           /* its record (held by runs once it listens) */
     int number_in_use;
     char run_name[128];

@@ -58,6 +58,7 @@ typedef struct mg_pipeline_config {
     int lz4_acceleration;        /* 0 = MG_BSHUF_DEFAULT_ACCELERATION */
     mg_topology *topo;
     const mg_thread_plan *plan;  /* where to bind threads; NULL = do not bind */
+    struct mg_threads *threads;  /* kept threads to run the workers and collector on; NULL: new threads */
     _Atomic int *stop;           /* raised on a fatal error so the receivers stop */
     /* corrected output: with tables, each frame is converted module by module
      * (blocks straight from the packets) with the tables of the storage cell

@@ -111,8 +111,9 @@ mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err);
 int mg_rawfile_sync(mg_rawfile *f, int force, mg_error *err);
 
 /* Closes the current acquisition's files (its master file with these `n`
- * counters) and starts the next acquisition's set. */
-int mg_rawfile_next_acquisition(mg_rawfile *f, const mg_counter *counters, int n, mg_error *err);
+ * counters) and starts the next acquisition's set, named by `prefix` (as
+ * mg_rawfile_open's), or NULL for <prefix>_acqNNN. */
+int mg_rawfile_next_acquisition(mg_rawfile *f, const char *prefix, const mg_counter *counters, int n, mg_error *err);
 
 /* A run that could not start: closes and removes every file and directory
  * this writer created (nothing that existed before).  Frees f. */

@@ -31,15 +31,17 @@
 #include "morgul/geometry.h"
 
 struct mg_run_summary;
+struct mg_acq_info;
 struct mg_image_written;
 struct mg_topology;
 
 /* What a caller keeps between runs (the service) so that a run starts in
- * milliseconds: the machine's topology, and the frame buffers, made and
+ * milliseconds: the machine's topology, its threads, and the frame buffers, made and
  * touched once on the node of the first link's receiving thread; and the
  * last corrected run's calibration with its conversion tables.  A run
  * given them (cfg->kept) uses the buffers when they are large enough and
- * its modules share one node (else it makes its own, as without), reuses
+ * its modules share one node (else it makes its own, as without), runs its
+ * receiving, compressing and collecting on the kept threads, reuses
  * the tables when its calibration is the same file, unchanged since (device,
  * inode, size, modification time), at the same energy and unit, and leaves
  * its own tables for the next run otherwise (a run-time pedestal changes
@@ -51,6 +53,7 @@ typedef struct mg_run_kept {
     void *pool;
     size_t pool_bytes;
     struct mg_kept_tables *tables; /* NULL until a corrected run left its tables */
+    struct mg_threads *threads;    /* see morgul/threads.h */
 } mg_run_kept;
 
 /* The images a run writes (see mg_run_config.on_images). */
@@ -103,6 +106,13 @@ typedef struct mg_run_config {
     void (*on_images)(void *ctx, const struct mg_run_images *shape);
     void (*written)(void *ctx, const struct mg_image_written *w);
     void *written_ctx;
+    /* a counter restart began acquisition `acq` (1, 2, ...): called on the writing thread after the last
+     * image of the acquisition that ended (`ended`, its image counters) and before the new one's first;
+     * write into `output` (cap bytes) the path prefix of the new acquisition's files, or leave it empty for
+     * <output>_acqNNN.  The service with --auto makes each acquisition a run of its own this way, on the
+     * same receiving: no datagram is missed between them. */
+    void (*acquisition_begins)(void *ctx, int acq, const struct mg_acq_info *ended, char *output, size_t cap);
+    void *acquisition_ctx;
     mg_run_kept *kept;          /* NULL: the run opens the topology and makes its buffers and tables */
     /* live receiving */
     const int *sockets;         /* bound UDP sockets, one per link in link order, that the caller keeps between

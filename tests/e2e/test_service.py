@@ -64,9 +64,12 @@ def test_arm_receive_disarm(tmp, port):
 
 def test_runs_end_themselves_and_are_numbered(tmp, port):
     """A run armed for N frames ends after them; unnamed runs take the next
-    number; the service is ready for the next run at once."""
+    number; the service is ready for the next run at once; the second and
+    third runs start no thread (the first run's are kept)."""
     s = Service(tmp, port, modules=1).start()
-    for k in (1, 2):
+    assert s.get("/api/status")["threads"] == {"kept": 0, "runs_on_them": 0}
+    kept = []
+    for k in (1, 2, 3):
         status, rec = s.call("POST", "/api/arm", {"frames": 40})
         assert status == 200 and rec["name"] == f"run_{k:06d}", rec
         send(port, 40, modules=1, first=100 * k)
@@ -74,7 +77,13 @@ def test_runs_end_themselves_and_are_numbered(tmp, port):
         assert rec["state"] == "ended" and rec["exit_status"] == 0 and rec["counters"]["images"] == 40, rec
         assert rec["reason"] == "all requested frames done"
         check_files(s.data / rec["name"], 1, 100 * k, 40)
-    assert len(s.get("/api/runs")["runs"]) == 2
+        kept.append(s.get("/api/status")["threads"])
+    assert len(s.get("/api/runs")["runs"]) == 3
+    # each run: its own thread, a receiver per link, the workers and a collector (4 or more)
+    per_run = kept[0]["runs_on_them"]
+    assert per_run >= 4 and kept[0]["kept"] == per_run, kept
+    assert kept[1] == {"kept": per_run, "runs_on_them": 2 * per_run}, kept
+    assert kept[2] == {"kept": per_run, "runs_on_them": 3 * per_run}, kept
 
 
 def test_unarmed_packets_are_counted_and_kept_out(tmp, port):
@@ -164,6 +173,30 @@ def test_auto_three_acquisitions(tmp, port):
         assert rec["auto"] is True and rec["counters"]["images"] == 30 and rec["exit_status"] == 0, rec
         check_files(s.data / f"run_{k:06d}", 1, 1, 30)
     assert [e["name"] for e in s.run_log() if e["event"] == "end"] == [f"run_{k:06d}" for k in (1, 2, 3)]
+
+
+def test_auto_counter_restart_ends_the_run(tmp, port):
+    """--auto: the detector's counter restarts with no pause between two
+    acquisitions; the first run ends there (reason: counter restart) and the
+    next run begins on the same receiving, with its own files; no frame of
+    either is lost or shifted, and the last run carries the packet counters."""
+    s = Service(tmp, port, "--auto", "--auto-idle", 3, modules=1).start()
+    send(port, 30, modules=1, first=1000)
+    send(port, 25, modules=1, first=1)  # well within the idle time: one receiving
+    second = s.wait_run_ended("run_000002")
+    first = s.get("/api/runs/run_000001")
+    assert first["reason"] == "counter restart" and first["exit_status"] == 0, first
+    assert first["continued_by"] == "run_000002" and first["counters"]["images"] == 30, first
+    assert first["counters"]["complete"] == 30 and first["counters"]["first_number"] == 1000, first
+    assert second["continues"] == "run_000001" and second["reason"].startswith("idle"), second
+    assert second["acquisition"]["images"] == 25 and second["acquisition"]["complete"] == 25, second
+    assert second["counters"]["packets_received"] == 55 * 128 and second["counters"]["packets_lost"] == 0, second
+    assert second["exit_status"] == 0, second
+    check_files(s.data / "run_000001", 1, 1000, 30)
+    check_files(s.data / "run_000002", 1, 1, 25)
+    assert not list(s.data.glob("*acq*")), sorted(p.name for p in s.data.iterdir())
+    assert [(e["event"], e["name"]) for e in s.run_log()] == [
+        ("start", "run_000001"), ("end", "run_000001"), ("start", "run_000002"), ("end", "run_000002")]
 
 
 def test_restart_after_kill(tmp, port):
