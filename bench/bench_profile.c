@@ -12,8 +12,20 @@
  *     converted images;
  *   write: the raw chunks through the raw writer (mg_rawfile) into the
  *     scratch directory, per frame, closing included.
+ * Then, in the same run, the plan is checked against reality: mg_size_top_rate
+ * with this profile predicts the highest rate of two runs `morgul bench`
+ * makes, and they are run:
+ *   loopback: 1 module, `morgul receive` writing files, the simulator here
+ *     sending on the same cores (its CPU time per frame, measured at its top
+ *     rate, is added to the plan's); measured: the highest rate without
+ *     loss, found as `bench loopback` finds it (top rate, then 10 % steps);
+ *   replay: 2 modules of real frames from a capture to files, every core a
+ *     worker; the capture's reading and assembly (one thread, its CPU per
+ *     module-frame measured by a replay that does not compress) in place of
+ *     the sockets' receiving; measured: the replay's module-frames/s.
+ * Each prints measured / predicted.
  * In-process stages are timed by the thread's CPU clock (a busy machine
- * does not inflate them); each is the best of three passes.  The memory traffic is what each stage
+ * does not inflate them); each is the best of three rounds, the stages interleaved.  The memory traffic is what each stage
  * reads and writes by its data sizes (the kernel's copy counted twice for
  * receiving), not a counter reading. */
 #include <math.h>
@@ -32,6 +44,8 @@
 #include "morgul/jungfrau.h"
 #include "morgul/rawfile.h"
 #include "morgul/sizing.h"
+
+#include <sys/resource.h>
 
 /* CPU time of the calling thread (user and system), seconds: unlike the wall clock it does not count the
  * time other processes had the core, so a profile taken on a busy machine stays right. */
@@ -59,6 +73,112 @@ static void cpu_model(char *out, size_t cap)
         }
     if (f)
         fclose(f);
+}
+
+static void keep_best(mg_cost_profile *p, int stage, double ns, double bytes)
+{
+    if (ns < p->ns[stage])
+        p->ns[stage] = ns;
+    p->bytes[stage] = bytes;
+}
+
+static double process_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+           (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* The plan's top rates for a loopback and a replay run against what they reach (see the top). */
+static int reality_check(const mg_cost_profile *p, double send_ns, const char *frames_dir, const char *dir,
+                         uint64_t frames, int port)
+{
+    const int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    char self[1024], files[8192];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[k > 0 ? k : 0] = 0;
+    bench_frame_file_list(frames_dir, files, sizeof files);
+    mg_error err = {0};
+    printf("the plan against reality (same run, this profile, %d cores): measured / predicted\n", cores);
+    /* loopback, 1 module, files written, the sender on the same cores */
+    mg_detector d1;
+    mg_detector_simple(&d1, "check", 1, 1, "127.0.0.1", port, NULL, NULL);
+    mg_sizing_input in = {.det = &d1};
+    double plan = mg_size_top_rate(&in, p, cores, send_ns, 0, &err);
+    double predicted = send_ns > 0 && 1e9 / send_ns < plan ? 1e9 / send_ns : plan; /* the sender is one thread */
+    lb_result r;
+    if (bench_loopback_trial(self, 1, frames, 0, files, 1, dir, port, &r))
+        return 1;
+    double top = r.send_fps, measured = r.lost == 0 ? top : 0;
+    lb_result at = r;
+    for (double f = 0.9; measured == 0 && f > 0.05; f -= 0.1) {
+        port += 8;
+        if (bench_loopback_trial(self, 1, frames, top * f, files, 1, dir, port, &r))
+            return 1;
+        if (r.lost == 0) {
+            measured = r.send_fps;
+            at = r;
+        }
+    }
+    printf("  loopback, 1 module, receive + compress + write, sender on the same cores (%.1f us a frame):\n"
+           "    predicted %.0f frames/s%s, measured %.0f without loss (sender's top %.0f): x%.2f\n",
+           send_ns / 1e3, predicted, predicted < plan ? " (the sender's own top)" : "", measured, top,
+           predicted > 0 ? measured / predicted : 0);
+    double rx_per_frame = at.received ? at.rx_cpu * 1e9 / ((double)at.received / MG_PACKETS_PER_MODULE) : 0;
+    double rx_profile = p->ns[MG_COST_RECEIVE] + p->ns[MG_COST_COMPRESS_RAW] + p->ns[MG_COST_WRITE];
+    printf("    why: at that rate the receiver took %.0f us of CPU a frame where the profile's stages add up to %.0f "
+           "(x%.2f); a lossless rate also needs the receiving thread to run before the socket's buffer fills\n",
+           rx_per_frame / 1e3, rx_profile / 1e3, rx_per_frame > 0 ? rx_profile / rx_per_frame : 0);
+    /* replay, 2 modules of real frames, to files */
+    char cap[600], out[600];
+    snprintf(cap, sizeof cap, "%s/check.pcap", dir);
+    snprintf(out, sizeof out, "%s/check-out", dir);
+    mg_detector d2;
+    const uint64_t replay_frames = frames / 4 < 100 ? 100 : frames / 4; /* read twice: 2 x 2 x 500 frames at most */
+    if (bench_make_capture(cap, 2, replay_frames, frames_dir, &d2))
+        return 1;
+    mg_run_config hooks;
+    memset(&hooks, 0, sizeof hooks);
+    hooks.no_compress = 1;
+    double read_ns = 1e30, best = 0;
+    mg_run_summary sum;
+    for (int pass = 0; pass < 3; pass++) {
+        double c0 = process_cpu_s();
+        double mf = bench_replay_pass(&d2, cap, NULL, 2, NULL, &hooks, &sum);
+        double module_frames = (double)(sum.frames.frames_complete + sum.frames.frames_partial) * d2.nmodules;
+        if (mf <= 0 || module_frames <= 0)
+            return 1;
+        double ns = (process_cpu_s() - c0) * 1e9 / module_frames;
+        read_ns = ns < read_ns ? ns : read_ns;
+    }
+    double cpu_per_mf = 0, busy = 0; /* of the best pass: CPU time per module-frame, the cores' busy share */
+    for (int pass = 0; pass < 3; pass++) {
+        double c0 = process_cpu_s();
+        double mf = bench_replay_pass(&d2, cap, out, 2, NULL, NULL, &sum);
+        double module_frames = (double)(sum.frames.frames_complete + sum.frames.frames_partial) * d2.nmodules;
+        if (mf <= 0 || module_frames <= 0)
+            return 1;
+        if (mf > best) {
+            best = mf;
+            cpu_per_mf = (process_cpu_s() - c0) * 1e9 / module_frames;
+            busy = cpu_per_mf * mf / 1e9 / cores;
+        }
+    }
+    bench_remove_prefix(out);
+    unlink(cap);
+    mg_cost_profile rp = *p; /* a replay: the capture's reading in place of the sockets' receiving */
+    rp.ns[MG_COST_RECEIVE] = read_ns;
+    in.det = &d2;
+    predicted = mg_size_top_rate(&in, &rp, cores, 0, 1, &err) * d2.nmodules;
+    printf("  replay, 2 modules x %llu frames x 2 loops of real frames to files (reading and assembly %.1f us a "
+           "module-frame):\n    predicted %.0f module-frames/s, measured %.0f: x%.2f\n", (unsigned long long)replay_frames,
+           read_ns / 1e3, predicted, best, predicted > 0 ? best / predicted : 0);
+    printf("    why: the run took %.0f us of CPU a module-frame where the profile's stages add up to %.0f (x%.2f), "
+           "and kept the cores %.0f %% busy\n", cpu_per_mf / 1e3,
+           (read_ns + p->ns[MG_COST_COMPRESS_RAW] + p->ns[MG_COST_WRITE]) / 1e3,
+           (read_ns + p->ns[MG_COST_COMPRESS_RAW] + p->ns[MG_COST_WRITE]) / cpu_per_mf, 100 * busy);
+    return 0;
 }
 
 int bench_profile(const char *frames_dir, const char *base, const char *out_path, int warm_gb, double seconds)
@@ -117,10 +237,16 @@ int bench_profile(const char *frames_dir, const char *base, const char *out_path
     /* repetitions of the 10 frames per pass: 20 at the default --seconds 3, fewer for a quick look */
     const int reps = seconds >= 3 ? 20 : seconds >= 0.3 ? (int)(seconds * 20 / 3) * 2 + 2 : 2;
     const uint64_t lb_frames = seconds >= 3 ? 2000 : 500;
-    for (int t = 0; t < 3 && !rc; t++) { /* conversion with the layout, per type */
-        const size_t es = t ? 4 : 2;
-        double best = 1e30;
-        for (int pass = 0; pass < 3; pass++) {
+    double send_ns = 0;
+    /* three rounds of every in-process stage, interleaved so that a slow phase of the machine (a VM's
+     * memory being backed, a neighbour) does not take all three passes of one stage; each stage's best */
+    for (int k = 0; k < MG_COST_COUNT; k++)
+        if (k != MG_COST_RECEIVE)
+            p.ns[k] = 1e30;
+    uint8_t *tmp = malloc(cap);
+    for (int round = 0; round < 3 && !rc; round++) {
+        for (int t = 0; t < 3 && !rc; t++) { /* conversion with the layout, per type */
+            const size_t es = t ? 4 : 2;
             double t0 = thread_cpu_s();
             for (int r = 0; r < reps; r++)
                 for (size_t i = 0; i < n; i++) {
@@ -131,83 +257,60 @@ int bench_profile(const char *frames_dir, const char *base, const char *out_path
                                                (mg_out_type)t, conv, (uint8_t *)images[t] + i * px * es);
                 }
             double ns = (thread_cpu_s() - t0) * 1e9 / (reps * (double)n);
-            best = ns < best ? ns : best;
+            keep_best(&p, MG_COST_CONVERT_INT16 + t, ns, MG_MODULE_BYTES + 4.0 * MG_MODULE_PIXELS * 2 + (double)px * es);
         }
-        p.ns[MG_COST_CONVERT_INT16 + t] = best;
-        p.bytes[MG_COST_CONVERT_INT16 + t] = MG_MODULE_BYTES + 4.0 * MG_MODULE_PIXELS * 2 + (double)px * es;
-    }
-    /* compression and its checksum (the workers take both): the raw frames, chunks kept for the writing */
-    for (int pass = 0; pass < 3 && !rc; pass++) {
-        double t0 = thread_cpu_s(), total = 0;
-        for (int r = 0; r < reps / 2 && !rc; r++)
-            for (size_t i = 0; i < n && !rc; i++) {
-                int64_t m = mg_bshuf_compress(z2, frames + i * MG_MODULE_PIXELS, MG_MODULE_PIXELS, chunks + i * cap,
-                                              cap, &err);
-                if (m <= 0)
-                    rc = 1;
-                else {
-                    volatile uint32_t crc = mg_crc32c(0, chunks + i * cap, (size_t)m);
-                    (void)crc;
-                    clen[i] = (size_t)m;
-                    total += (double)m;
-                }
-            }
-        double ns = (thread_cpu_s() - t0) * 1e9 / ((reps / 2) * (double)n);
-        if (!pass || ns < p.ns[MG_COST_COMPRESS_RAW])
-            p.ns[MG_COST_COMPRESS_RAW] = ns;
-        chunk_bytes[0] = total / ((reps / 2) * (double)n);
-        p.bytes[MG_COST_COMPRESS_RAW] = MG_MODULE_BYTES + chunk_bytes[0];
-    }
-    for (int k = 1; k < 4 && !rc; k++) { /* each type's images, into scratch */
-        const size_t es = k == 1 ? 2 : 4;
-        mg_bshuf_ctx *z = es == 2 ? z2 : z4;
-        uint8_t *tmp = malloc(cap);
-        double best = 1e30, total = 0;
-        for (int pass = 0; pass < 3 && tmp && !rc; pass++) {
-            double t0 = thread_cpu_s();
-            total = 0;
+        /* compression and its checksum (the workers take both): the raw frames (their chunks kept for the
+         * writing), then each type's images into scratch */
+        for (int k = 0; k < 4 && !rc && tmp; k++) {
+            const size_t es = k == 1 || k == 0 ? 2 : 4;
+            const size_t elems = k ? px : MG_MODULE_PIXELS;
+            mg_bshuf_ctx *z = es == 2 ? z2 : z4;
+            double t0 = thread_cpu_s(), total = 0;
             for (int r = 0; r < reps / 2 && !rc; r++)
                 for (size_t i = 0; i < n && !rc; i++) {
-                    int64_t m = mg_bshuf_compress(z, (const uint8_t *)images[k - 1] + i * px * es, px, tmp, cap, &err);
+                    const void *src = k ? (const void *)((const uint8_t *)images[k - 1] + i * px * es)
+                                        : (const void *)(frames + i * MG_MODULE_PIXELS);
+                    uint8_t *dst = k ? tmp : chunks + i * cap;
+                    int64_t m = mg_bshuf_compress(z, src, elems, dst, cap, &err);
                     if (m <= 0)
                         rc = 1;
                     else {
-                        volatile uint32_t crc = mg_crc32c(0, tmp, (size_t)m);
+                        volatile uint32_t crc = mg_crc32c(0, dst, (size_t)m);
                         (void)crc;
+                        if (!k)
+                            clen[i] = (size_t)m;
                         total += (double)m;
                     }
                 }
             double ns = (thread_cpu_s() - t0) * 1e9 / ((reps / 2) * (double)n);
-            best = ns < best ? ns : best;
+            chunk_bytes[k] = total / ((reps / 2) * (double)n);
+            keep_best(&p, k ? MG_COST_COMPRESS_INT16 + k - 1 : MG_COST_COMPRESS_RAW, ns,
+                      (double)elems * es + chunk_bytes[k]);
         }
-        free(tmp);
-        chunk_bytes[k] = total / ((reps / 2) * (double)n);
-        p.ns[MG_COST_COMPRESS_INT16 + k - 1] = best;
-        p.bytes[MG_COST_COMPRESS_INT16 + k - 1] = (double)px * es + chunk_bytes[k];
-    }
-    /* writing: the raw chunks through the raw writer, 3 runs of 2000 frames */
-    for (int pass = 0; pass < 3 && !rc; pass++) {
-        char prefix[600];
-        snprintf(prefix, sizeof prefix, "%s/profile-write", dir);
-        mg_rawfile_config rfc = {.prefix = prefix, .det = &det, .overwrite = 1};
-        const int frames_written = (int)lb_frames;
-        double t0 = thread_cpu_s();
-        mg_rawfile *f = mg_rawfile_create(&rfc, &err);
-        mg_module_frame mf;
-        memset(&mf, 0, sizeof mf);
-        mf.packets = MG_PACKETS_PER_MODULE;
-        memset(mf.mask, 0xFF, sizeof mf.mask);
-        for (int i = 0; f && i < frames_written && !rc; i++) {
-            mf.frame_number = (uint64_t)i + 1;
-            rc = mg_rawfile_write(f, i, &mf, chunks + (size_t)(i % (int)n) * cap, 0, clen[i % (int)n], &err) != 0;
+        if (!tmp)
+            rc = 1;
+        /* writing: the raw chunks through the raw writer */
+        if (!rc) {
+            char prefix[600];
+            snprintf(prefix, sizeof prefix, "%s/profile-write", dir);
+            mg_rawfile_config rfc = {.prefix = prefix, .det = &det, .overwrite = 1};
+            const int frames_written = (int)lb_frames;
+            double t0 = thread_cpu_s();
+            mg_rawfile *f = mg_rawfile_create(&rfc, &err);
+            mg_module_frame mf;
+            memset(&mf, 0, sizeof mf);
+            mf.packets = MG_PACKETS_PER_MODULE;
+            memset(mf.mask, 0xFF, sizeof mf.mask);
+            for (int i = 0; f && i < frames_written && !rc; i++) {
+                mf.frame_number = (uint64_t)i + 1;
+                rc = mg_rawfile_write(f, i, &mf, chunks + (size_t)(i % (int)n) * cap, 0, clen[i % (int)n], &err) != 0;
+            }
+            rc |= !f || mg_rawfile_close(f, NULL, 0, &err);
+            keep_best(&p, MG_COST_WRITE, (thread_cpu_s() - t0) * 1e9 / frames_written, chunk_bytes[0]);
+            bench_remove_prefix(prefix);
         }
-        rc |= !f || mg_rawfile_close(f, NULL, 0, &err);
-        double ns = (thread_cpu_s() - t0) * 1e9 / frames_written;
-        if (!pass || ns < p.ns[MG_COST_WRITE])
-            p.ns[MG_COST_WRITE] = ns;
-        p.bytes[MG_COST_WRITE] = chunk_bytes[0];
-        bench_remove_prefix(prefix);
     }
+    free(tmp);
     /* receiving: a loopback trial of the receiver alone, its CPU time per module-frame */
     if (!rc) {
         char self[1024], files[8192];
@@ -217,10 +320,13 @@ int bench_profile(const char *frames_dir, const char *base, const char *out_path
         lb_result lb;
         double best = 1e30;
         for (int pass = 0; pass < 3 && !rc; pass++) {
+            double t0 = thread_cpu_s(); /* the sender is this thread: its cost, for the check below */
             if (bench_loopback_trial(self, 1, lb_frames, 0, files, 0, dir, det.modules[0].ports[0] + 16 * (pass + 1), &lb)) {
                 rc = 1;
                 break;
             }
+            double send = (thread_cpu_s() - t0) * 1e9 / (double)lb_frames;
+            send_ns = pass == 0 || send < send_ns ? send : send_ns;
             double frames_in = (double)lb.received / MG_PACKETS_PER_MODULE;
             double ns = frames_in > 0 ? lb.rx_cpu * 1e9 / frames_in : 1e30;
             best = ns < best ? ns : best;
@@ -239,6 +345,8 @@ int bench_profile(const char *frames_dir, const char *base, const char *out_path
             fprintf(stderr, "morgul bench profile: %s\n", err.message);
         else
             printf("saved to %s (morgul plan reads it from there, or --profile FILE)\n", where);
+        if (!rc)
+            rc = reality_check(&p, send_ns, frames_dir, dir, lb_frames, det.modules[0].ports[0] + 64);
     } else if (err.message[0])
         fprintf(stderr, "morgul bench profile: %s\n", err.message);
     for (int t = 0; t < 3; t++)

@@ -361,6 +361,7 @@ double bench_replay_pass(const mg_detector *det, const char *cap, const char *ou
     mg_geometry_defaults(&rc.geometry);
     rc.beam_x = rc.beam_y = NAN;
     if (hooks) {
+        rc.no_compress = hooks->no_compress;
         rc.on_images = hooks->on_images;
         rc.written = hooks->written;
         rc.written_ctx = hooks->written_ctx;

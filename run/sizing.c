@@ -194,6 +194,12 @@ int mg_size(const mg_sizing_input *in, const mg_cost_profile *p, const mg_topolo
         note(s, "the workers need %.1f cores and %d %s free of receiving threads: they share cores with the "
                 "receivers, which holds only while those are far from busy (%.0f %% each here)", s->worker_cores,
              s->workers_available, s->workers_available == 1 ? "is" : "are", 100 * s->link_load);
+    /* the arithmetic is a bound: runs on the development machine reached 0.5-0.8 of the rate it allows
+     * (docs/performance.md, "the plan against reality"), so a thin margin is said */
+    if (s->keeps_up && s->margin < 1.5)
+        note(s, "a thin margin (x%.2f): measured runs reach 0.5-0.8 of the rate this arithmetic allows (the "
+                "receiving thread's wake-ups, memory and scheduling are not in the profile); check with `morgul "
+                "bench loopback` or a replay at this rate", s->margin);
     /* how many such servers would do, each owning whole modules */
     s->servers = 1;
     s->modules_per_server = d->nmodules;
@@ -251,4 +257,23 @@ void mg_sizing_print(const mg_sizing *s, const mg_cost_profile *p, FILE *out)
     }
     for (int i = 0; i < s->nnotes; i++)
         fprintf(out, "  warning    %s\n", s->notes[i]);
+}
+
+double mg_size_top_rate(const mg_sizing_input *in, const mg_cost_profile *p, int cores, double extra_ns,
+                        int one_reader, mg_error *err)
+{
+    /* every need is proportional to the rate: work them out at 1 Hz */
+    mg_sizing_input one = *in;
+    one.rate_hz = 1;
+    mg_sizing s;
+    if (mg_size(&one, p, NULL, &s, err))
+        return 0;
+    if (cores < 1) {
+        mg_error_set(err, MG_EINVAL, "no cores");
+        return 0;
+    }
+    double cpu_per_hz = s.cores_needed + s.nmodules * extra_ns / 1e9;
+    double reader_per_hz = one_reader ? s.nmodules * p->ns[MG_COST_RECEIVE] / 1e9 : s.link_load;
+    double by_cpu = cores / cpu_per_hz, by_reader = reader_per_hz > 0 ? 1 / reader_per_hz : by_cpu;
+    return by_cpu < by_reader ? by_cpu : by_reader;
 }

@@ -163,8 +163,43 @@ static void test_profile_file(void)
         CHECK(b.ns[k] > 0 && b.bytes[k] > 0);
 }
 
+/* The top rate: where the CPU in all, or one receiving thread, runs out; consistent with mg_size's verdict. */
+static void test_top_rate(void)
+{
+    mg_cost_profile p;
+    profile(&p);
+    mg_detector d1, d4;
+    mg_detector_simple(&d1, "t", 1, 1, "127.0.0.1", 50001, NULL, NULL);
+    mg_detector_simple(&d4, "t", 4, 1, "127.0.0.1", 50001, NULL, NULL);
+    mg_sizing_input in = {.det = &d1};
+    /* 1 module on 2 cores: 200 + 400 + 100 us a module-frame; the CPU runs out at 2 / 700 us */
+    CHECK(fabs(mg_size_top_rate(&in, &p, 2, 0, 0, NULL) - 2 / 700e-6) < 1e-6);
+    /* a sender on the same cores taking 300 us a frame */
+    CHECK(fabs(mg_size_top_rate(&in, &p, 2, 300e3, 0, NULL) - 2 / 1000e-6) < 1e-6);
+    /* on 8 cores the receiving thread runs out first: 1 / 200 us */
+    CHECK(fabs(mg_size_top_rate(&in, &p, 8, 0, 0, NULL) - 5000) < 1e-6);
+    /* 4 modules read by one thread (a replay): 1 / (4 x 200 us) */
+    in.det = &d4;
+    CHECK(fabs(mg_size_top_rate(&in, &p, 8, 0, 1, NULL) - 1250) < 1e-6);
+    CHECK(fabs(mg_size_top_rate(&in, &p, 8, 0, 0, NULL) - 8 / (4 * 700e-6)) < 1e-6);
+    /* the plan agrees: just below the top rate it keeps up, just above it does not */
+    mg_topology *t = topo("pack:1 numa:1 core:2 pu:1");
+    in.det = &d1;
+    double top = mg_size_top_rate(&in, &p, 2, 0, 0, NULL);
+    mg_sizing s;
+    in.rate_hz = top * 0.99;
+    CHECK_EQ(mg_size(&in, &p, t, &s, NULL), 0);
+    CHECK(s.keeps_up);
+    in.rate_hz = top * 1.01;
+    CHECK_EQ(mg_size(&in, &p, t, &s, NULL), 0);
+    CHECK(!s.keeps_up);
+    mg_topology_close(t);
+    CHECK_EQ(mg_size_top_rate(&in, &p, 0, 0, 0, NULL), 0); /* no cores */
+}
+
 int main(void)
 {
+    RUN(test_top_rate);
     RUN(test_one_module_fits);
     RUN(test_sixteen_links_on_two_cores);
     RUN(test_servers_and_their_modules);

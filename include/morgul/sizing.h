@@ -102,4 +102,13 @@ int mg_size(const mg_sizing_input *in, const mg_cost_profile *p, const mg_topolo
             mg_error *err);
 void mg_sizing_print(const mg_sizing *s, const mg_cost_profile *p, FILE *out);
 
+/* The highest frame rate (per module, Hz) at which `in` keeps up on `cores`
+ * cores by mg_size's arithmetic (in->rate_hz is not used): where the CPU time
+ * in all, plus `extra_ns` of other work per module-frame on the same cores
+ * (a sender on the same machine), reaches the cores, or where a receiving
+ * thread is busy all the time - each link's, or with `one_reader` the one
+ * thread that receives every link (a capture's replay).  0 on error. */
+double mg_size_top_rate(const mg_sizing_input *in, const mg_cost_profile *p, int cores, double extra_ns,
+                        int one_reader, mg_error *err);
+
 #endif
