@@ -1,9 +1,12 @@
 """Shared fixtures of the end-to-end tests: where the morgul binary and the
 test data are, and helpers to run commands and read files."""
+import fcntl
 import functools
 import os
 import pathlib
+import socket
 import subprocess
+import tempfile
 
 import h5py
 import numpy as np
@@ -42,14 +45,42 @@ def tmp(tmp_path):
     return tmp_path
 
 
-_port = [52000 + (os.getpid() % 50) * 100]
+def _free(p):
+    """Port p is free for UDP and TCP on loopback now."""
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                return False
+    return True
+
+
+def _next_block(size=8, first=52000, last=60000):
+    """A block of `size` ports no other test process holds: the blocks are
+    dealt from a counter file shared (under a lock) by every test process of
+    this machine, so tests run side by side (ctest -j) never share one, and a
+    block with a port in use by anything else is passed over."""
+    path = pathlib.Path(tempfile.gettempdir()) / "morgul-test-ports"
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        for _ in range((last - first) // size):
+            f.seek(0)
+            text = f.read().strip()
+            p = int(text) if text.isdigit() and first <= int(text) < last - size else first
+            f.seek(0)
+            f.truncate()
+            f.write(str(p + size))
+            f.flush()
+            if all(_free(q) for q in range(p, p + size)):
+                return p
+    raise RuntimeError("no free block of loopback ports between %d and %d" % (first, last))
 
 
 @pytest.fixture
 def port():
-    """A fresh block of loopback UDP ports for each test."""
-    _port[0] += 8
-    return _port[0]
+    """A fresh block of 8 loopback ports (UDP and TCP) for each test, used by no other test."""
+    return _next_block()
 
 
 def pattern(module, frame_number):

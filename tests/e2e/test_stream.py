@@ -51,8 +51,9 @@ def decode(msg):
 
 
 class Consumer(threading.Thread):
-    def __init__(self, endpoint, rcvhwm=None, read=True):
+    def __init__(self, endpoint, rcvhwm=None, read=True, series=1):
         super().__init__(daemon=True)
+        self.series = series  # end messages to wait for
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.PULL)
         if rcvhwm is not None:
@@ -66,7 +67,7 @@ class Consumer(threading.Thread):
         while True:
             m = decode(self.sock.recv())
             self.messages.append(m)
-            if m["type"] == "end":
+            if m["type"] == "end" and sum(x["type"] == "end" for x in self.messages) == self.series:
                 self.done.set()
                 return
 
@@ -103,6 +104,30 @@ def test_consumer_gets_every_image(tmp, port):
         assert m["user_data"]["complete"] is True and m["user_data"]["packets"] == [128, 128]
         assert m["series_unique_id"] == "streamed" and m["real_time"][1] == 10_000_000
         assert m["stop_time"][0] >= m["start_time"][0]
+    c.close()
+
+
+def test_counter_restart_with_auto_streams_two_series(tmp, port):
+    """--auto and a counter restart with no pause: the stream ends the first
+    run's series and starts the next run's before its first image."""
+    s = Service(tmp, port, "--auto", "--auto-idle", 3, "--stream", f"tcp://127.0.0.1:{port + 1}", modules=1).start()
+    c = Consumer(f"tcp://127.0.0.1:{port + 1}", series=2)
+    c.start()
+    s.wait_for("the consumer connected", lambda st: st["stream"]["consumers"] == 1)
+    send(port, 20, modules=1, first=500)
+    send(port, 15, modules=1, first=1)
+    s.wait_run_ended("run_000002")
+    assert c.done.wait(60), f"no second end message; got {[m['type'] for m in c.messages]}"
+    assert [m["type"] for m in c.messages] == ["start"] + ["image"] * 20 + ["end", "start"] + ["image"] * 15 + ["end"]
+    first, second = c.messages[:22], c.messages[22:]
+    assert {m["series_unique_id"] for m in first if m["type"] != "end"} == {"run_000001"}
+    assert {m["series_unique_id"] for m in second if m["type"] != "end"} == {"run_000002"}
+    assert [m["user_data"]["frame_numbers"] for m in first[1:21]] == [[500 + i] for i in range(20)]
+    assert [m["user_data"]["frame_numbers"] for m in second[1:16]] == [[1 + i] for i in range(15)]
+    r = check_files(s.data / "run_000002", 1, 1, 15)
+    for m in second[1:16]:
+        np.testing.assert_array_equal(m["data"]["default"].reshape(1, 512, 1024), r["data"][m["image_id"]])
+    assert s.get("/api/runs/run_000001")["stream"] == {"sent": 22, "not_streamed": 0}
     c.close()
 
 
