@@ -682,6 +682,40 @@ static int create_acq(mg_assembler *a, int l, const cand *c)
     return n;
 }
 
+/* The link's own stream going on after a pause - the detector or the
+ * network stopping for longer than the frame timeout, or this link's thread
+ * kept from running - rather than a counter that restarted: the candidate
+ * starts at most the reorder window before the link's newest frame and not
+ * after it, and each of its packets in a frame the link has is one that
+ * frame lacks.  A restarted counter brings again packets the link has (its
+ * frames' numbers were taken before), so it is never mistaken for this; where
+ * a frame's record is gone (its buffer reused) nothing can be told and the
+ * answer is no.  Such packets are late: their frames were closed. */
+static int continues(mg_assembler *a, int l, const cand *c)
+{
+    const link *k = &a->links[l];
+    if (k->acq < 0)
+        return 0;
+    int64_t kf = k->K + ((int64_t)c->fn_first - k->off - k->base_fn);
+    if (kf < k->hi - a->R || kf > k->hi)
+        return 0;
+    for (int i = 0; i < c->n; i++) {
+        int64_t kk = k->K + ((int64_t)c->pk[i].fn - k->off - k->base_fn);
+        if (kk > k->hi)
+            continue; /* new frames of the same stream */
+        const link_frame *lf = &slot_of(a, kk)->lf[l];
+        if (lf->frame != kk)
+            return 0;
+        const mg_jf_header *h;
+        const uint8_t *px;
+        mg_packet_check(c->pk[i].buf, c->pk[i].len, k->ppi, &h, &px);
+        unsigned p = h->packet_number;
+        if (lf->mask[p >> 6] >> (p & 63) & 1)
+            return 0;
+    }
+    return 1;
+}
+
 /* Enough evidence: what the candidate's packets are, decided under the
  * mutex.  Returns 1 if the link now takes them as its frames. */
 static int decide(mg_assembler *a, int l, const cand *c)
@@ -702,6 +736,10 @@ static int decide(mg_assembler *a, int l, const cand *c)
             taken = 1;
         }
     }
+    /* 1b. the link's own stream going on after a pause: its packets in closed frames are late, its later
+     *     frames go on as before */
+    if (!taken && continues(a, l, c))
+        taken = 1;
     /* 2. the current acquisition, which other links started */
     if (!taken && cur >= 0 && k->acq != cur && module_numbering(a, cur, k->module, c) == 0) {
         acq *q = &a->acq[cur];

@@ -544,6 +544,41 @@ static void test_pause_then_restart(void)
     mg_asm_free(a);
 }
 
+/* The detector stops for 300 ms in the middle of frame 11 and goes on where
+ * it stopped: frame 11 closes partial at the frame timeout, the rest of its
+ * packets are late, and the stream that goes on is the same acquisition (not
+ * a counter restart: none of its packets is one the link has). */
+static void test_pause_mid_frame(void)
+{
+    mg_detector d;
+    mg_assembler *a = new_asm(&d, (opts){0});
+    uint64_t t = 1000 * MS;
+    for (uint64_t fn = 1; fn <= 10; fn++, t += MS)
+        send_at(a, 0, 0, fn, 128, -1, t);
+    for (unsigned p = 0; p < 40; p++)
+        mg_asm_push(a, 0, make(11, p, 0, 0, 0), MG_PACKET_BYTES, t);
+    t += 300 * MS;
+    mg_asm_tick(a, 0, t); /* 300 ms of silence: frame 11 closes */
+    for (unsigned p = 40; p < 128; p++)
+        mg_asm_push(a, 0, make(11, p, 0, 0, 0), MG_PACKET_BYTES, t);
+    for (uint64_t fn = 12; fn <= 20; fn++, t += MS)
+        send_at(a, 0, 0, fn, 128, -1, t + MS);
+    mg_asm_flush(a, 0);
+    mg_frame f[32];
+    CHECK_EQ(take_all(a, f, 32), 20);
+    for (int i = 0; i < 20; i++) {
+        CHECK_EQ(f[i].acquisition, 0);
+        CHECK_EQ(f[i].modules[0].frame_number, (uint64_t)i + 1);
+        CHECK_EQ(f[i].complete, i != 10);
+    }
+    CHECK_EQ(f[10].modules[0].packets, 40);
+    mg_link_stats s;
+    mg_asm_link_stats(a, 0, &s);
+    CHECK_EQ(s.late + s.lagged, 88);
+    CHECK_EQ(s.stray + s.duplicates, 0);
+    mg_asm_free(a);
+}
+
 /* A counter that restarts on one module while the other goes on is not a
  * new acquisition: that module's packets are stray. */
 static void test_one_module_restarts(void)
@@ -893,6 +928,7 @@ int main(void)
     RUN(test_lag_beyond_buffers);
     RUN(test_counter_reset_and_jump);
     RUN(test_pause_then_restart);
+    RUN(test_pause_mid_frame);
     RUN(test_one_module_restarts);
     RUN(test_gap_keeps_places);
     RUN(test_partial_readout);

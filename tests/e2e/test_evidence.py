@@ -275,3 +275,26 @@ def test_stop_during_realtime_wait(tmp):
     assert "stopped by signal" in out, out
     r = read_run(tmp / "r")
     assert r["frame_number"][:, 0].tolist() == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_detector_pausing_mid_frame(tmp, port, how):
+    """The detector (or the network) stops for 300 ms in the middle of frame
+    21, longer than the frame timeout, and goes on where it stopped: frame 21
+    closed without the rest of its packets, which come late and are counted
+    so; the stream that goes on is the same acquisition, not a counter
+    restart, and every later frame is whole."""
+    recs = simulate(tmp / "c.pcap")
+    cut = 20 * 256 + 100  # within frame 21 (256 records a frame: 2 modules x 128)
+    recs = recs[:cut] + [(ts + 300 * MS, p, pl) for ts, p, pl in recs[cut:]]
+    r, out, status = feed(tmp, recs, how, port, 2)
+    assert "the counter restarted" not in out and r["run"]["acquisitions"] == 1, out
+    assert r["frame_number"].shape[0] == 40, out
+    assert r["frame_number"][:, 0].tolist() == list(range(1, 41)), out
+    whole = [i for i in range(40) if i != 20]
+    assert (r["packets_received"][whole] == 128).all(), out
+    lost = 256 - int(r["packets_received"][20].sum())
+    assert r["run"]["packets_late"] + r["run"]["packets_lagged"] == lost, out
+    for i in whole:
+        for m in range(2):
+            np.testing.assert_array_equal(r["data"][i, m], pattern(m, i + 1), err_msg=f"image {i} module {m}")
