@@ -685,8 +685,8 @@ static int create_acq(mg_assembler *a, int l, const cand *c)
 /* The link's own stream going on after a pause - the detector or the
  * network stopping for longer than the frame timeout, or this link's thread
  * kept from running - rather than a counter that restarted: the candidate
- * starts at most the reorder window before the link's newest frame and not
- * after it, and each of its packets in a frame the link has is one that
+ * starts within the frame buffers' reach before the link's newest frame and
+ * not after it, and each of its packets in a frame the link has is one that
  * frame lacks.  A restarted counter brings again packets the link has (its
  * frames' numbers were taken before), so it is never mistaken for this; where
  * a frame's record is gone (its buffer reused) nothing can be told and the
@@ -697,7 +697,7 @@ static int continues(mg_assembler *a, int l, const cand *c)
     if (k->acq < 0)
         return 0;
     int64_t kf = k->K + ((int64_t)c->fn_first - k->off - k->base_fn);
-    if (kf < k->hi - a->R || kf > k->hi)
+    if (kf <= k->hi - (int64_t)a->S || kf > k->hi)
         return 0;
     for (int i = 0; i < c->n; i++) {
         int64_t kk = k->K + ((int64_t)c->pk[i].fn - k->off - k->base_fn);

@@ -579,6 +579,38 @@ static void test_pause_mid_frame(void)
     mg_asm_free(a);
 }
 
+/* Packets of frame 3 held up somewhere arrive after frame 20 (frame 3 is
+ * closed: more than the reorder window behind), in a pause of the stream:
+ * they fill what frame 3 lacks, so they are late, not the first of a
+ * restarted counter, and the acquisition goes on. */
+static void test_delayed_packets_in_a_pause(void)
+{
+    mg_detector d;
+    mg_assembler *a = new_asm(&d, (opts){0});
+    uint64_t t = 1000 * MS;
+    for (uint64_t fn = 1; fn <= 20; fn++, t += MS)
+        for (unsigned p = 0; p < 128; p++)
+            if (fn != 3 || p < 100 || p >= 110)
+                mg_asm_push(a, 0, make(fn, p, 0, 0, 0), MG_PACKET_BYTES, t);
+    t += 5 * MS; /* every link quiet for longer than quiet_ns */
+    for (unsigned p = 100; p < 110; p++)
+        mg_asm_push(a, 0, make(3, p, 0, 0, 0), MG_PACKET_BYTES, t);
+    for (uint64_t fn = 21; fn <= 30; fn++, t += MS)
+        send_at(a, 0, 0, fn, 128, -1, t + MS);
+    mg_asm_flush(a, 0);
+    mg_frame f[40];
+    CHECK_EQ(take_all(a, f, 40), 30);
+    for (int i = 0; i < 30; i++) {
+        CHECK_EQ(f[i].acquisition, 0);
+        CHECK_EQ(f[i].modules[0].frame_number, (uint64_t)i + 1);
+    }
+    CHECK_EQ(f[2].modules[0].packets, 118);
+    mg_link_stats s;
+    mg_asm_link_stats(a, 0, &s);
+    CHECK_EQ(s.late + s.lagged, 10);
+    mg_asm_free(a);
+}
+
 /* A counter that restarts on one module while the other goes on is not a
  * new acquisition: that module's packets are stray. */
 static void test_one_module_restarts(void)
@@ -929,6 +961,7 @@ int main(void)
     RUN(test_counter_reset_and_jump);
     RUN(test_pause_then_restart);
     RUN(test_pause_mid_frame);
+    RUN(test_delayed_packets_in_a_pause);
     RUN(test_one_module_restarts);
     RUN(test_gap_keeps_places);
     RUN(test_partial_readout);
