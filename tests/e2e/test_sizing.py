@@ -42,10 +42,11 @@ def test_profile_then_plan(tmp):
     # a 4M at 2 kHz, corrected, on a 16-core two-socket server: too small, and how many servers would do
     out = morgul("plan", "--modules", 8, "--interfaces", 2, "--rate", 2000, "--correct", "--topology", TWO_SOCKET,
                  "--profile", prof).stdout
-    # (how many: from the profile just measured, which a sanitizer build on a busy machine makes ten times
-    # slower, enough that not even one module fits a server; the arithmetic itself is unit-tested)
+    # (what would do depends on the profile just measured, which a sanitizer build on a busy machine makes
+    # ten times slower: more servers, or no core that can take a link; the arithmetic itself is unit-tested)
     assert "TOO SMALL" in out
-    assert "servers like it would keep up" in out or "not even one module fits on 16 cores" in out, out
+    assert any(words in out for words in ("servers like it would keep up", "not even one module fits on 16 cores",
+                                          "no core can take it")), out
     # the saved profile is found where bench profile saves it by default
     out = morgul("plan", "--modules", 1, "--interfaces", 2, "--rate", 100,
                  env=dict(os.environ, MORGUL_PROFILE=str(prof))).stdout
