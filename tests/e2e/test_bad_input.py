@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import LOSS, REFUSED, Receiver, morgul, pattern, read_run, run
+from conftest import LOSS, REFUSED, Receiver, morgul, pattern, read_capture, read_run, run, write_capture
 
 
 def header(frame=1, packet=0, dtype=3, version=2, row=0, col=0):
@@ -50,12 +50,16 @@ def test_implausible_frame_number(tmp, port):
     number nothing else confirms (stray), 2^62 one no detector reaches
     (refused); a lone packet of the frame before the stream joins it."""
     prefix = tmp / "run"
+    # one capture sent in its own time (a lone packet held longer than the frame timeout before the stream
+    # begins is rightly stray: sent from here and then a new sender process, a busy machine made it so)
+    morgul("simulate", "-n", 20, "--rate", 200, "--first-frame", 2, "--pcap", tmp / "c.pcap")
+    recs = read_capture(tmp / "c.pcap")
+    t0 = recs[0][0] - 1_000_000
+    lone = [header(frame=1) + bytes(8192),  # a genuine-looking first packet
+            header(frame=1 << 40) + bytes(8192), header(frame=1 << 62) + bytes(8192)]
+    write_capture(tmp / "edited.pcap", [(t0 + i * 1000, 50001, pl) for i, pl in enumerate(lone)] + recs)
     rx = Receiver("--port", port, "-o", prefix, "-n", 20, "--idle-timeout", 2).start()
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.sendto(header(frame=1) + bytes(8192), ("127.0.0.1", port))  # a genuine-looking first packet
-    s.sendto(header(frame=1 << 40) + bytes(8192), ("127.0.0.1", port))
-    s.sendto(header(frame=1 << 62) + bytes(8192), ("127.0.0.1", port))
-    morgul("simulate", "--port", port, "-n", 20, "--rate", 200, "--first-frame", 2)
+    morgul("replay", tmp / "edited.pcap", "--send", f"127.0.0.1:{port}", "--realtime")
     assert rx.wait() == LOSS, rx.output  # frame 1 has one packet of 128
     r = read_run(prefix)
     assert r["run"]["rejected_frame_number"] == 1
