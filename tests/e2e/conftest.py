@@ -4,6 +4,7 @@ import fcntl
 import functools
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -43,6 +44,22 @@ def morgul(*args, **kw):
 @pytest.fixture
 def tmp(tmp_path):
     return tmp_path
+
+
+def pytest_configure(config):
+    """The directory that holds every test file's own (--basetemp) exists."""
+    if config.option.basetemp:
+        pathlib.Path(config.option.basetemp).parent.mkdir(parents=True, exist_ok=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A test file's temporary directory (its runs' files: gigabytes for some)
+    goes once every test in it passed, so a whole suite does not pile up tens
+    of gigabytes (each test file has a directory of its own, tests/CMakeLists.txt);
+    what failed stays to be looked at."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if exitstatus == 0 and factory is not None and session.config.option.basetemp:
+        shutil.rmtree(factory.getbasetemp(), ignore_errors=True)
 
 
 def _free(p):
