@@ -41,6 +41,8 @@ void mg_bshuf_transpose_avx2(const void *in, void *out, size_t n, size_t es, voi
         for (; i + 32 <= n; i += 32) {
             __m256i a = _mm256_loadu_si256((const __m256i *)(src + 2 * i));
             __m256i b = _mm256_loadu_si256((const __m256i *)(src + 2 * i + 32));
+            /* the next block into the cache while this one is read (see bitshuffle_avx512.c) */
+            _mm_prefetch((const char *)src + 2 * i + MG_BSHUF_PREFETCH_AHEAD, _MM_HINT_T0);
             __m256i lo = _mm256_packus_epi16(_mm256_and_si256(a, lowmask), _mm256_and_si256(b, lowmask));
             __m256i hi = _mm256_packus_epi16(_mm256_srli_epi16(a, 8), _mm256_srli_epi16(b, 8));
             /* packus works per 128-bit lane: restore element order 0..31 */
@@ -174,4 +176,42 @@ void mg_bshuf_untranspose_avx2(const void *in, void *out, size_t n, size_t es)
         }
     }
     mg_bshuf_untranspose_groups(in, out, n, es, g, nb);
+}
+
+/* The noise test of bitshuffle_kernels.h, 32 bytes at a time. */
+static size_t count_equal64(const uint8_t *a, const uint8_t *b)
+{
+    __m256i e0 = _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)a), _mm256_loadu_si256((const __m256i *)b));
+    __m256i e1 = _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(a + 32)),
+                                   _mm256_loadu_si256((const __m256i *)(b + 32)));
+    return (size_t)__builtin_popcount((uint32_t)_mm256_movemask_epi8(e0)) +
+           (size_t)__builtin_popcount((uint32_t)_mm256_movemask_epi8(e1));
+}
+
+static int noise_plane(const uint8_t *block, size_t i, size_t nb)
+{
+    static const size_t shifts[] = MG_BSHUF_NOISE_SHIFTS;
+    const uint8_t *p = block + i * nb;
+    const __m256i ones = _mm256_set1_epi8(-1);
+    size_t zf = 0;
+    for (size_t j = 0; j < nb; j += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(p + j));
+        __m256i hit = _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_setzero_si256()), _mm256_cmpeq_epi8(v, ones));
+        zf += (size_t)__builtin_popcount((uint32_t)_mm256_movemask_epi8(hit));
+    }
+    if (zf * 16 >= nb)
+        return 0;
+    const uint8_t *w = p + nb - 64;
+    for (size_t k = 0; k < sizeof shifts / sizeof *shifts && shifts[k] <= nb - 64; k++)
+        if (count_equal64(w, w - shifts[k]) >= 8)
+            return 0;
+    return !(i && count_equal64(w, w - nb) >= 8);
+}
+
+size_t mg_bshuf_noise_planes_avx2(const uint8_t *block, size_t plane_bytes, size_t planes)
+{
+    size_t i = 0;
+    while (i + 1 < planes && noise_plane(block, i, plane_bytes))
+        i++;
+    return i;
 }

@@ -5,6 +5,12 @@
 #define MORGUL_BITSHUFFLE_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+/* The forward AVX2 and AVX-512 kernels for 2- and 4-byte elements ask for the bytes this far ahead of what
+ * they read into the cache (a prefetch, which never faults): the next block's, read after LZ4 has worked on
+ * this one. */
+#define MG_BSHUF_PREFETCH_AHEAD 8192
 
 void mg_bshuf_transpose_scalar(const void *in, void *out, size_t n, size_t elem_size);
 void mg_bshuf_untranspose_scalar(const void *in, void *out, size_t n, size_t elem_size);
@@ -23,5 +29,19 @@ void mg_bshuf_transpose_groups(const void *in, void *out, size_t n, size_t elem_
                                size_t g1);
 void mg_bshuf_untranspose_groups(const void *in, void *out, size_t n, size_t elem_size, size_t g0,
                                  size_t g1);
+
+/* Noise planes: how many of a transposed block's bit planes, counted from plane 0 (bit 0 of byte 0 of the
+ * elements, where a detector's noise lives), look like noise that LZ4 could not shorten, at most planes - 1.
+ * `plane_bytes` is a multiple of 64 and at least 256.  Plane i is noise when both hold:
+ *   - fewer than plane_bytes / 16 of its bytes are 0x00 or 0xFF (a sparse or constant plane has many);
+ *   - in its last 64 bytes, fewer than 8 bytes equal the byte s before them, for every s in
+ *     MG_BSHUF_NOISE_SHIFTS up to plane_bytes - 64, and for s = plane_bytes (the previous plane) when i > 0:
+ *     a plane repeating at such a distance (a pattern along a row, rows alike) is not noise.
+ * Random bytes fail a shift's test with a chance of about 2e-10 (8 of 64 equal at 1/256 each).  Every kernel
+ * gives the same count: the tests are exact counts. */
+#define MG_BSHUF_NOISE_SHIFTS {1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256}
+size_t mg_bshuf_noise_planes_scalar(const uint8_t *block, size_t plane_bytes, size_t planes);
+size_t mg_bshuf_noise_planes_avx2(const uint8_t *block, size_t plane_bytes, size_t planes);
+size_t mg_bshuf_noise_planes_avx512(const uint8_t *block, size_t plane_bytes, size_t planes);
 
 #endif

@@ -1,8 +1,12 @@
 /* test_bitshuffle.c - the transpose kernels agree with each other and with
  * the definition, on random and real frames; chunks round-trip; corrupt
  * chunks are refused; at LZ4 acceleration 1 every kernel's chunk is the
- * reference plugin's, byte for byte. */
+ * reference plugin's, byte for byte; at the default acceleration noise
+ * planes go out as literals, only noise planes, the same with every kernel,
+ * and the reference plugin reads the chunks back. */
 #include <dlfcn.h>
+#include <lz4.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +195,8 @@ static void test_blocks_equal_contiguous(void)
 
 #define PLUGIN "/usr/lib/x86_64-linux-gnu/hdf5/serial/plugins/libh5bshuf.so"
 
+typedef int64_t (*ref_fn)(const void *, void *, size_t, size_t, size_t);
+
 /* The real frames of the shared data (10 of 512 x 1024 words), or NULL (said). */
 static uint16_t *real_frames(size_t *n)
 {
@@ -243,7 +249,6 @@ static void test_kernels_agree_on_real_frames(void)
 static void test_chunks_equal_the_reference(void)
 {
     void *lib = dlopen(PLUGIN, RTLD_NOW | RTLD_LOCAL);
-    typedef int64_t (*ref_fn)(const void *, void *, size_t, size_t, size_t);
     ref_fn ref = lib ? (ref_fn)dlsym(lib, "bshuf_compress_lz4") : NULL;
     if (!ref) {
         printf("     (no reference plugin at %s: not compared)\n", PLUGIN);
@@ -280,6 +285,176 @@ static void test_chunks_equal_the_reference(void)
     dlclose(lib);
 }
 
+
+/* The literal bytes in front of the first match of an LZ4 block. */
+static size_t first_literals(const uint8_t *z)
+{
+    size_t n = z[0] >> 4;
+    if (n == 15)
+        for (const uint8_t *r = z + 1;; r++) {
+            n += *r;
+            if (*r != 255)
+                break;
+        }
+    return n;
+}
+
+/* Test words: 0 dark frames (pedestal about 2000, noise of about 24 ADU: the low planes are noise), 1 random
+ * 16-bit words (every plane noise), 2 columns as a ramp, 3 every row the same noisy row (planes repeat at a
+ * row's 128 bytes), 4 a pattern of three bytes, 5 a dark frame in its top half, zeros below; of es bytes
+ * (2 or 4, the words widened). */
+static void fill_words(uint8_t *p, size_t n, size_t es, int kind)
+{
+    uint16_t row[1024];
+    for (size_t c = 0; c < 1024; c++)
+        row[c] = (uint16_t)(2000 + rnd() % 200);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v;
+        double g = 0;
+        for (int k = 0; k < 6; k++)
+            g += (double)(rnd() % 1000) / 1000.0 - 0.5;
+        uint32_t dark = (uint32_t)(2000 + (int)(i * 2654435761u % 300) + (int)lround(g * 34));
+        switch (kind) {
+        case 0: v = dark; break;
+        case 1: v = (uint32_t)rnd(); break;
+        case 2: v = (uint32_t)(i % 1024); break;
+        case 3: v = row[i % 1024]; break;
+        case 4: v = (uint32_t)(0x2A5193u >> (8 * (i % 3)) & 0xFF) * 0x0101u; break;
+        default: v = (i % 8192) < 4096 ? dark : 0;
+        }
+        if (es == 2) {
+            uint16_t w = (uint16_t)v;
+            memcpy(p + 2 * i, &w, 2);
+        } else
+            memcpy(p + 4 * i, &v, 4);
+    }
+}
+
+/* Chunk z against plain LZ4 at the same acceleration block by block: how many of its full blocks are the
+ * same bytes, how many begin with at least min_lead literals, and the plain chunk's size. */
+static void against_plain(const uint8_t *in, size_t n, size_t es, const uint8_t *z, int accel, size_t min_lead,
+                          size_t *same, size_t *led, size_t *plain_len)
+{
+    mg_bshuf_ctx *s = mg_bshuf_ctx_new(es, MG_BSHUF_SCALAR, NULL);
+    size_t block = mg_bshuf_default_block(es), pos = MG_BSHUF_HEADER_BYTES;
+    uint8_t *t = malloc(block * es), *p = malloc((size_t)LZ4_compressBound((int)(block * es)));
+    *same = *led = 0;
+    *plain_len = MG_BSHUF_HEADER_BYTES + n % 8 * es;
+    for (size_t i = 0; i + 8 <= n; i += block) {
+        size_t b = n - i >= block ? block : (n - i) / 8 * 8, bytes = b * es;
+        mg_bshuf_transpose(s, in + i * es, t, b);
+        int c = LZ4_compress_fast((const char *)t, (char *)p, (int)bytes, LZ4_compressBound((int)bytes), accel);
+        size_t w = (size_t)z[pos] << 24 | (size_t)z[pos + 1] << 16 | (size_t)z[pos + 2] << 8 | z[pos + 3];
+        if (b == block) {
+            *same += w == (size_t)c && !memcmp(z + pos + 4, p, w);
+            *led += first_literals(z + pos + 4) >= min_lead;
+        }
+        *plain_len += 4 + (size_t)c;
+        pos += 4 + w;
+    }
+    free(t);
+    free(p);
+    mg_bshuf_ctx_free(s);
+}
+
+/* At the default acceleration: noisy low planes go out as literals (dark frames: at least 4 planes of the
+ * block), planes with structure are left to LZ4 (the block is plain LZ4's, byte for byte), every kernel
+ * writes the same chunk, no chunk is more than 1 % larger than plain LZ4's (LZ4 starting its search at
+ * another place finds other matches: blocks differ by a few % either way), and both morgul and the reference
+ * plugin read the words back. */
+static void test_noise_planes_as_literals(void)
+{
+    void *lib = dlopen(PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    ref_fn unref = lib ? (ref_fn)dlsym(lib, "bshuf_decompress_lz4") : NULL;
+    if (!unref)
+        printf("     (no reference plugin at %s: decoded by morgul only)\n", PLUGIN);
+    const char *names[] = {"dark", "random", "ramp", "rows alike", "3-byte pattern", "half dark"};
+    for (size_t es = 2; es <= 4; es += 2)
+        for (int kind = 0; kind < 6; kind++) {
+            size_t n = 64 * mg_bshuf_default_block(es) + 24, bytes = n * es, cap = mg_bshuf_bound(n, es);
+            uint8_t *in = malloc(bytes), *back = malloc(bytes), *z[3] = {malloc(cap), malloc(cap), malloc(cap)};
+            fill_words(in, n, es, kind);
+            int64_t len[3] = {0};
+            for (int impl = MG_BSHUF_SCALAR; impl <= MG_BSHUF_AVX512; impl++) {
+                if ((impl == MG_BSHUF_AVX2 && !mg_cpu_has_avx2()) || (impl == MG_BSHUF_AVX512 && !mg_cpu_has_avx512()))
+                    continue;
+                mg_bshuf_ctx *c = mg_bshuf_ctx_new(es, (mg_bshuf_impl)impl, NULL);
+                len[impl - 1] = mg_bshuf_compress(c, in, n, z[impl - 1], cap, NULL);
+                CHECK(len[impl - 1] == len[0] && !memcmp(z[impl - 1], z[0], (size_t)len[0]));
+                memset(back, 0, bytes);
+                CHECK_EQ(mg_bshuf_decompress(c, z[impl - 1], (size_t)len[impl - 1], back, bytes, NULL), (int64_t)bytes);
+                CHECK(!memcmp(back, in, bytes));
+                mg_bshuf_ctx_free(c);
+            }
+            if (unref) {
+                memset(back, 0, bytes);
+                CHECK_EQ(unref(z[0] + MG_BSHUF_HEADER_BYTES, back, n, es, 0), len[0] - MG_BSHUF_HEADER_BYTES);
+                CHECK(!memcmp(back, in, bytes));
+            }
+            size_t same, led, plain, blocks = 64, plane = mg_bshuf_default_block(es) / 8;
+            against_plain(in, n, es, z[0], MG_BSHUF_DEFAULT_ACCELERATION, 4 * plane, &same, &led, &plain);
+            printf("     %-15s %zu bytes: %zu of %zu blocks plain LZ4, %zu lead with 4+ planes of literals, "
+                   "%+.3f %% against plain\n", names[kind], es, same, blocks, led,
+                   100.0 * ((double)len[0] - (double)plain) / (double)plain);
+            CHECK((double)len[0] <= 1.01 * (double)plain);
+            if (kind == 0 || kind == 1)
+                CHECK_EQ(led, blocks);
+            else if (kind == 5)
+                CHECK_EQ(led, blocks / 2);
+            else
+                CHECK_EQ(same, blocks);
+            if (kind == 5)
+                CHECK_EQ(same, blocks / 2);
+            free(in);
+            free(back);
+            for (int k = 0; k < 3; k++)
+                free(z[k]);
+        }
+    if (lib)
+        dlclose(lib);
+}
+
+/* The real frames at the default acceleration: the low 10 planes of nearly every block are literals, the
+ * chunks are no larger than plain LZ4's, and the reference plugin reads them back. */
+static void test_noise_planes_on_real_frames(void)
+{
+    size_t n;
+    uint16_t *f = real_frames(&n);
+    void *lib = dlopen(PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    ref_fn unref = lib ? (ref_fn)dlsym(lib, "bshuf_decompress_lz4") : NULL;
+    const size_t px = 512 * 1024, cap = mg_bshuf_bound(px, 2);
+    uint8_t *z = malloc(cap);
+    uint16_t *back = malloc(px * 2);
+    mg_bshuf_ctx *c = mg_bshuf_ctx_new(2, MG_BSHUF_AUTO, NULL);
+    size_t led_all = 0, blocks = 0, total = 0, plain_total = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t len = mg_bshuf_compress(c, f + i * px, px, z, cap, NULL);
+        size_t same, led, plain;
+        against_plain((const uint8_t *)(f + i * px), px, 2, z, MG_BSHUF_DEFAULT_ACCELERATION, 10 * 512, &same, &led,
+                      &plain);
+        led_all += led;
+        blocks += px / mg_bshuf_default_block(2);
+        total += (size_t)len;
+        plain_total += plain;
+        if (unref) {
+            CHECK_EQ(unref(z + MG_BSHUF_HEADER_BYTES, back, px, 2, 0), len - MG_BSHUF_HEADER_BYTES);
+            CHECK(!memcmp(back, f + i * px, px * 2));
+        }
+    }
+    if (n) {
+        printf("     %zu of %zu blocks lead with 10 planes of literals; chunks %+.3f %% against plain LZ4\n", led_all,
+               blocks, 100.0 * ((double)total - (double)plain_total) / (double)plain_total);
+        CHECK(led_all * 10 >= blocks * 9);
+        CHECK(total <= plain_total);
+    }
+    mg_bshuf_ctx_free(c);
+    free(z);
+    free(back);
+    free(f);
+    if (lib)
+        dlclose(lib);
+}
+
 int main(void)
 {
     RUN(test_transpose_definition);
@@ -290,5 +465,7 @@ int main(void)
     RUN(test_roundtrip_odd_sizes);
     RUN(test_corrupt_chunks_refused);
     RUN(test_blocks_equal_contiguous);
+    RUN(test_noise_planes_as_literals);
+    RUN(test_noise_planes_on_real_frames);
     return CHECK_DONE();
 }
