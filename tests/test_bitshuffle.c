@@ -5,6 +5,7 @@
  * planes go out as literals, only noise planes, the same with every kernel,
  * and the reference plugin reads the chunks back. */
 #include <dlfcn.h>
+#define LZ4_DISABLE_DEPRECATE_WARNINGS /* LZ4_decompress_fast: what older bitshuffle decoders call */
 #include <lz4.h>
 #include <math.h>
 #include <stdio.h>
@@ -357,6 +358,29 @@ static void against_plain(const uint8_t *in, size_t n, size_t es, const uint8_t 
     mg_bshuf_ctx_free(s);
 }
 
+/* Every block of chunk z (n elements of es bytes) decoded with LZ4_decompress_fast, which older bitshuffle
+ * decoders (some embedded in readers) call: it trusts the block to be well formed and to give exactly the
+ * block's size.  Returns whether every block gave its transposed bytes back. */
+static int fast_decoder_reads(const uint8_t *z, const uint8_t *in, size_t n, size_t es)
+{
+    mg_bshuf_ctx *s = mg_bshuf_ctx_new(es, MG_BSHUF_SCALAR, NULL);
+    size_t block = mg_bshuf_default_block(es), pos = MG_BSHUF_HEADER_BYTES;
+    uint8_t *t = malloc(block * es), *d = malloc(block * es);
+    int ok = 1;
+    for (size_t i = 0; i + 8 <= n; i += block) {
+        size_t b = n - i >= block ? block : (n - i) / 8 * 8;
+        size_t w = (size_t)z[pos] << 24 | (size_t)z[pos + 1] << 16 | (size_t)z[pos + 2] << 8 | z[pos + 3];
+        mg_bshuf_transpose(s, in + i * es, t, b);
+        ok &= LZ4_decompress_fast((const char *)z + pos + 4, (char *)d, (int)(b * es)) == (int)w &&
+              !memcmp(d, t, b * es);
+        pos += 4 + w;
+    }
+    free(t);
+    free(d);
+    mg_bshuf_ctx_free(s);
+    return ok;
+}
+
 /* At the default acceleration: noisy low planes go out as literals (dark frames: at least 4 planes of the
  * block), planes with structure are left to LZ4 (the block is plain LZ4's, byte for byte), every kernel
  * writes the same chunk, no chunk is more than 1 % larger than plain LZ4's (LZ4 starting its search at
@@ -386,6 +410,7 @@ static void test_noise_planes_as_literals(void)
                 CHECK(!memcmp(back, in, bytes));
                 mg_bshuf_ctx_free(c);
             }
+            CHECK(fast_decoder_reads(z[0], in, n, es));
             if (unref) {
                 memset(back, 0, bytes);
                 CHECK_EQ(unref(z[0] + MG_BSHUF_HEADER_BYTES, back, n, es, 0), len[0] - MG_BSHUF_HEADER_BYTES);
@@ -415,7 +440,7 @@ static void test_noise_planes_as_literals(void)
 }
 
 /* The real frames at the default acceleration: the low 10 planes of nearly every block are literals, the
- * chunks are no larger than plain LZ4's, and the reference plugin reads them back. */
+ * chunks are no larger than plain LZ4's, and the reference plugin and LZ4's fast decoder read them back. */
 static void test_noise_planes_on_real_frames(void)
 {
     size_t n;
@@ -432,6 +457,7 @@ static void test_noise_planes_on_real_frames(void)
         size_t same, led, plain;
         against_plain((const uint8_t *)(f + i * px), px, 2, z, MG_BSHUF_DEFAULT_ACCELERATION, 10 * 512, &same, &led,
                       &plain);
+        CHECK(fast_decoder_reads(z, (const uint8_t *)(f + i * px), px, 2));
         led_all += led;
         blocks += px / mg_bshuf_default_block(2);
         total += (size_t)len;
