@@ -156,6 +156,13 @@ def test_refusals(tmp_path):
     assert (tmp_path / "junk.h5").read_bytes() == b"not hdf5 at all"  # a file it cannot read is left alone
     p = morgul("pedestal", "-c", tmp_path / "x.h5", "--g0", tmp_path / "g0.pcap", "--gain", 5, check=False)
     assert p.returncode == 2
+    # a capture whose every frame lost packets: nothing to average, and the message says why the run ended
+    # and what came (a stop, an empty capture and frames that never completed are told apart)
+    morgul("simulate", "--content", "dark", "-n", 3, "--drop", 0.5, "--pcap", tmp_path / "half.pcap")
+    p = morgul("pedestal", "-c", tmp_path / "x.h5", "--g0", tmp_path / "half.pcap", check=False)
+    assert p.returncode == 1 and "no complete frame came" in p.stdout
+    assert "the run ended: end of capture" in p.stdout and "3 frames incomplete" in p.stdout
+    assert not (tmp_path / "x.h5").exists()
 
 
 def write_original(path, frames, gainmode, row=0):
