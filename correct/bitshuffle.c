@@ -232,30 +232,26 @@ static void put_header(uint8_t *o, uint64_t total, uint32_t block_bytes)
     put_be32(o + 8, block_bytes);
 }
 
+/* The noise test of bitshuffle_kernels.h, a byte at a time. */
+static size_t equal64(const uint8_t *a, const uint8_t *b)
+{
+    size_t c = 0;
+    for (size_t j = 0; j < 64; j++)
+        c += a[j] == b[j];
+    return c;
+}
+
+static size_t zero_or_ff(const uint8_t *p, size_t n)
+{
+    size_t c = 0;
+    for (size_t j = 0; j < n; j++)
+        c += p[j] == 0x00 || p[j] == 0xFF;
+    return c;
+}
+
 size_t mg_bshuf_noise_planes_scalar(const uint8_t *block, size_t plane_bytes, size_t planes)
 {
-    static const size_t shifts[] = MG_BSHUF_NOISE_SHIFTS;
-    const size_t nb = plane_bytes;
-    size_t i = 0;
-    for (; i + 1 < planes; i++) {
-        const uint8_t *p = block + i * nb, *w = p + nb - 64;
-        size_t zf = 0;
-        for (size_t j = 0; j < nb; j++)
-            zf += p[j] == 0x00 || p[j] == 0xFF;
-        int noise = zf * 16 < nb;
-        for (size_t k = 0; noise && k < sizeof shifts / sizeof *shifts + 1; k++) {
-            size_t s = k < sizeof shifts / sizeof *shifts ? shifts[k] : nb;
-            if (s == nb ? i == 0 : s > nb - 64)
-                continue;
-            size_t eq = 0;
-            for (size_t j = 0; j < 64; j++)
-                eq += w[j] == w[j - s];
-            noise = eq < 8;
-        }
-        if (!noise)
-            break;
-    }
-    return i;
+    return mg_bshuf_noise_planes_with(block, plane_bytes, planes, zero_or_ff, equal64);
 }
 
 /* Bytes at the start of a transposed block of `bytes` that are noise planes, to be stored as literals:

@@ -179,7 +179,7 @@ void mg_bshuf_untranspose_avx2(const void *in, void *out, size_t n, size_t es)
 }
 
 /* The noise test of bitshuffle_kernels.h, 32 bytes at a time. */
-static size_t count_equal64(const uint8_t *a, const uint8_t *b)
+static size_t equal64(const uint8_t *a, const uint8_t *b)
 {
     __m256i e0 = _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)a), _mm256_loadu_si256((const __m256i *)b));
     __m256i e1 = _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(a + 32)),
@@ -188,30 +188,19 @@ static size_t count_equal64(const uint8_t *a, const uint8_t *b)
            (size_t)__builtin_popcount((uint32_t)_mm256_movemask_epi8(e1));
 }
 
-static int noise_plane(const uint8_t *block, size_t i, size_t nb)
+static size_t zero_or_ff(const uint8_t *p, size_t n)
 {
-    static const size_t shifts[] = MG_BSHUF_NOISE_SHIFTS;
-    const uint8_t *p = block + i * nb;
     const __m256i ones = _mm256_set1_epi8(-1);
-    size_t zf = 0;
-    for (size_t j = 0; j < nb; j += 32) {
+    size_t c = 0;
+    for (size_t j = 0; j < n; j += 32) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(p + j));
         __m256i hit = _mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_setzero_si256()), _mm256_cmpeq_epi8(v, ones));
-        zf += (size_t)__builtin_popcount((uint32_t)_mm256_movemask_epi8(hit));
+        c += (size_t)__builtin_popcount((uint32_t)_mm256_movemask_epi8(hit));
     }
-    if (zf * 16 >= nb)
-        return 0;
-    const uint8_t *w = p + nb - 64;
-    for (size_t k = 0; k < sizeof shifts / sizeof *shifts && shifts[k] <= nb - 64; k++)
-        if (count_equal64(w, w - shifts[k]) >= 8)
-            return 0;
-    return !(i && count_equal64(w, w - nb) >= 8);
+    return c;
 }
 
 size_t mg_bshuf_noise_planes_avx2(const uint8_t *block, size_t plane_bytes, size_t planes)
 {
-    size_t i = 0;
-    while (i + 1 < planes && noise_plane(block, i, plane_bytes))
-        i++;
-    return i;
+    return mg_bshuf_noise_planes_with(block, plane_bytes, planes, zero_or_ff, equal64);
 }

@@ -178,35 +178,24 @@ void mg_bshuf_untranspose_avx512(const void *in, void *out, size_t n, size_t es)
 }
 
 /* The noise test of bitshuffle_kernels.h, 64 bytes at a time. */
-static size_t count_equal64(const uint8_t *a, const uint8_t *b)
+static size_t equal64(const uint8_t *a, const uint8_t *b)
 {
     return (size_t)__builtin_popcountll(_mm512_cmpeq_epi8_mask(_mm512_loadu_si512(a), _mm512_loadu_si512(b)));
 }
 
-static int noise_plane(const uint8_t *block, size_t i, size_t nb)
+static size_t zero_or_ff(const uint8_t *p, size_t n)
 {
-    static const size_t shifts[] = MG_BSHUF_NOISE_SHIFTS;
-    const uint8_t *p = block + i * nb;
     const __m512i ones = _mm512_set1_epi8(-1);
-    size_t zf = 0;
-    for (size_t j = 0; j < nb; j += 64) {
+    size_t c = 0;
+    for (size_t j = 0; j < n; j += 64) {
         __m512i v = _mm512_loadu_si512(p + j);
-        zf += (size_t)__builtin_popcountll(_mm512_cmpeq_epi8_mask(v, _mm512_setzero_si512()) |
-                                           _mm512_cmpeq_epi8_mask(v, ones));
+        c += (size_t)__builtin_popcountll(_mm512_cmpeq_epi8_mask(v, _mm512_setzero_si512()) |
+                                          _mm512_cmpeq_epi8_mask(v, ones));
     }
-    if (zf * 16 >= nb)
-        return 0;
-    const uint8_t *w = p + nb - 64;
-    for (size_t k = 0; k < sizeof shifts / sizeof *shifts && shifts[k] <= nb - 64; k++)
-        if (count_equal64(w, w - shifts[k]) >= 8)
-            return 0;
-    return !(i && count_equal64(w, w - nb) >= 8);
+    return c;
 }
 
 size_t mg_bshuf_noise_planes_avx512(const uint8_t *block, size_t plane_bytes, size_t planes)
 {
-    size_t i = 0;
-    while (i + 1 < planes && noise_plane(block, i, plane_bytes))
-        i++;
-    return i;
+    return mg_bshuf_noise_planes_with(block, plane_bytes, planes, zero_or_ff, equal64);
 }
