@@ -123,6 +123,21 @@ typedef struct acq {
     mg_acq_info info;
 } acq;
 
+/* The index of frame number fn of a module with offset off in acquisition q's frames, and the same through
+ * the copy of its constants a link keeps. */
+static inline int64_t acq_index(const acq *q, int64_t off, uint64_t fn)
+{
+    return q->K + ((int64_t)fn - off - q->base_fn);
+}
+
+static inline int64_t link_index(const link *k, uint64_t fn)
+{
+    return k->K + ((int64_t)fn - k->off - k->base_fn);
+}
+
+/* ... and back: the acquisition's number of its frame k (a module's own is that plus its offset). */
+static inline int64_t acq_number(const acq *q, int64_t k) { return q->base_fn + (k - q->K); }
+
 struct mg_assembler {
     mg_asm_config cfg;
     const mg_detector *det;
@@ -555,7 +570,7 @@ static int64_t earliest(mg_assembler *a, const link *k, const acq *q, int64_t of
     int64_t low = kk;
     for (int i = 0; i < NCAND; i++) {
         const cand *x = &k->c[i];
-        int64_t kx = q->K + ((int64_t)x->fn_first - off - q->base_fn);
+        int64_t kx = acq_index(q, off, x->fn_first);
         if (x->n && kx < low && kx >= kk - a->R && kx >= q->K)
             low = kx;
     }
@@ -633,7 +648,7 @@ static int module_numbering(mg_assembler *a, int n, int m, const cand *c)
         return q->pairing[m] == MG_PAIRED_REFUSED ? -1 : 0;
     int64_t newest = atomic_load(&a->newest);
     int64_t reach = (newest > q->K + MG_ASM_MARGIN ? newest : q->K + MG_ASM_MARGIN) + a->span;
-    int64_t kk = q->K + ((int64_t)c->fn_first - q->base_fn);
+    int64_t kk = acq_index(q, 0, c->fn_first);
     if (kk >= q->K && kk <= reach) {
         q->off[m] = 0;
         q->pairing[m] = MG_PAIRED_NUMBER;
@@ -647,7 +662,7 @@ static int module_numbering(mg_assembler *a, int n, int m, const cand *c)
     int64_t k = pair_frame(a, c, n, &how);
     if (k < 0)
         return -1;
-    q->off[m] = (int64_t)c->fn_first - (q->base_fn + (k - q->K));
+    q->off[m] = (int64_t)c->fn_first - acq_number(q, k);
     q->pairing[m] = how;
     return 0;
 }
@@ -696,11 +711,11 @@ static int continues(mg_assembler *a, int l, const cand *c)
     const link *k = &a->links[l];
     if (k->acq < 0)
         return 0;
-    int64_t kf = k->K + ((int64_t)c->fn_first - k->off - k->base_fn);
+    int64_t kf = link_index(k, c->fn_first);
     if (kf <= k->hi - (int64_t)a->S || kf > k->hi)
         return 0;
     for (int i = 0; i < c->n; i++) {
-        int64_t kk = k->K + ((int64_t)c->pk[i].fn - k->off - k->base_fn);
+        int64_t kk = link_index(k, c->pk[i].fn);
         if (kk > k->hi)
             continue; /* new frames of the same stream */
         const link_frame *lf = &slot_of(a, kk)->lf[l];
@@ -726,7 +741,7 @@ static int decide(mg_assembler *a, int l, const cand *c)
     int nacq = atomic_load(&a->nacq), cur = nacq - 1;
     /* 1. a forward gap in the link's own acquisition that the time since its last packet allows */
     if (k->acq >= 0) {
-        int64_t kk = k->K + ((int64_t)c->fn_first - k->off - k->base_fn);
+        int64_t kk = link_index(k, c->fn_first);
         int64_t end = atomic_load(&a->acq[k->acq].end);
         double dt = c->t_first > k->last_arrival ? (double)(c->t_first - k->last_arrival) / 1e9 : 0;
         int64_t reach = k->hi + a->R + 2 + (int64_t)(dt * a->cfg.rate_hz * 1.25);
@@ -743,7 +758,7 @@ static int decide(mg_assembler *a, int l, const cand *c)
     /* 2. the current acquisition, which other links started */
     if (!taken && cur >= 0 && k->acq != cur && module_numbering(a, cur, k->module, c) == 0) {
         acq *q = &a->acq[cur];
-        int64_t kk = q->K + ((int64_t)c->fn_first - q->off[k->module] - q->base_fn);
+        int64_t kk = acq_index(q, q->off[k->module], c->fn_first);
         int64_t newest = atomic_load(&a->newest);
         int64_t reach = (newest > q->K + MG_ASM_MARGIN ? newest : q->K + MG_ASM_MARGIN) + a->span;
         if (kk >= q->K && kk <= reach) {
@@ -857,7 +872,7 @@ static int candidate(mg_assembler *a, int l, const mg_jf_header *h, const void *
      * frames of a gap) go in first; candidates of other numberings stay */
     for (int j = 0; j < NCAND; j++) {
         cand *x = &k->c[j];
-        int64_t kx = k->K + ((int64_t)x->fn_first - k->off - k->base_fn);
+        int64_t kx = link_index(k, x->fn_first);
         if (!x->n || kx < k->base || kx > k->hi + 1)
             continue;
         cand early = *x;
@@ -883,7 +898,7 @@ static int place(mg_assembler *a, int l, const mg_jf_header *h, const uint8_t *p
     int64_t behind = -1;
     if (k->acq >= 0) {
         const acq *q = &a->acq[k->acq];
-        int64_t kk = k->K + ((int64_t)fn - k->off - k->base_fn);
+        int64_t kk = link_index(k, fn);
         int64_t end = atomic_load_explicit(&q->end, memory_order_acquire);
         if (kk >= k->base && kk <= k->hi + 1 && kk < end) {
             if (kk >= atomic_load_explicit(&q->limit, memory_order_relaxed)) {
@@ -1027,7 +1042,7 @@ static void build_frame(mg_assembler *a, int64_t k, const acq *q, slot *s, mg_fr
     int complete = 1;
     memset(s->modules, 0, sizeof(mg_module_frame) * (size_t)a->nmod);
     for (int m = 0; m < a->nmod; m++)
-        s->modules[m].frame_number = (uint64_t)(q->base_fn + (k - q->K) + q->off[m]);
+        s->modules[m].frame_number = (uint64_t)(acq_number(q, k) + q->off[m]);
     int seen[MG_MAX_MODULES] = {0}, any = 0;
     for (int l = 0; l < a->nlinks; l++) {
         link *lk = &a->links[l];
@@ -1125,7 +1140,7 @@ int mg_asm_next_frame(mg_assembler *a, mg_frame *f)
             pthread_mutex_lock(&a->mu);
             q->started = 1;
             q->k0 = k;
-            q->info.first_number = (uint64_t)(q->base_fn + (k - q->K));
+            q->info.first_number = (uint64_t)acq_number(q, k);
             if (a->cur > 0) {
                 const acq *p = &a->acq[a->cur - 1];
                 if (p->started && q->info.first_number > p->info.last_number)
@@ -1165,7 +1180,7 @@ int mg_asm_next_frame(mg_assembler *a, mg_frame *f)
             q->info.partial++;
         }
         q->info.images++;
-        q->info.last_number = (uint64_t)(q->base_fn + (k - q->K));
+        q->info.last_number = (uint64_t)acq_number(q, k);
         a->tot.images++;
         pthread_mutex_unlock(&a->mu);
         a->last_image = k;

@@ -218,21 +218,27 @@ json_t *mg_service_counters(const mg_run_summary *m)
                      "seconds", m->seconds);
 }
 
+/* A series of images begins (a run, or the next run at a counter restart): the preview takes its name and
+ * shape, the stream sends its start message before its first image. */
+static void begin_series(mg_service *s, uint64_t id, const char *name, const mg_run_images *shape)
+{
+    mg_preview_shape(s->preview, shape, name);
+    if (!s->stream)
+        return;
+    const mg_run_config *rc = &s->rc;
+    mg_stream_series ser = {.id = id, .unique_id = name, .arm_time = s->arm_time, .images = shape,
+                            .nmodules = rc->det.nmodules, .detector = rc->det.name,
+                            .energy_kev = rc->calibration ? rc->energy_kev : 0, .distance_mm = rc->distance_mm,
+                            .beam_x = rc->beam_x, .beam_y = rc->beam_y, .number_of_images = rc->max_frames};
+    mg_stream_start(s->stream, &ser);
+}
+
 /* The run's images: the stream's start message (on the run's thread, before any image). */
 static void on_images(void *ctx, const mg_run_images *shape)
 {
     mg_service *s = ctx;
     s->shape = *shape; /* for the runs a counter restart begins (--auto) */
-    mg_preview_shape(s->preview, shape, s->run_name);
-    if (!s->stream)
-        return;
-    const mg_run_config *rc = &s->rc;
-    mg_stream_series ser = {.id = (uint64_t)(s->number_in_use > 0 ? s->number_in_use : 0),
-                            .unique_id = s->run_name, .arm_time = s->arm_time, .images = shape,
-                            .nmodules = rc->det.nmodules, .detector = rc->det.name,
-                            .energy_kev = rc->calibration ? rc->energy_kev : 0, .distance_mm = rc->distance_mm,
-                            .beam_x = rc->beam_x, .beam_y = rc->beam_y, .number_of_images = rc->max_frames};
-    mg_stream_start(s->stream, &ser);
+    begin_series(s, (uint64_t)(s->number_in_use > 0 ? s->number_in_use : 0), s->run_name, shape);
 }
 
 static void on_written(void *ctx, const mg_image_written *w)
@@ -310,16 +316,7 @@ static void split_run(void *ctx, int acq, const mg_acq_info *q, char *output, si
     fprintf(s->log, "serve: run %s began at a counter restart (--auto)\n", name);
     fflush(s->log);
     pthread_mutex_unlock(&s->mu);
-    /* the new series: its start message before its first image, the preview under its name */
-    mg_preview_shape(s->preview, &s->shape, name);
-    if (s->stream) {
-        const mg_run_config *rc = &s->rc;
-        mg_stream_series ser = {.id = (uint64_t)number, .unique_id = name, .arm_time = s->arm_time,
-                                .images = &s->shape, .nmodules = rc->det.nmodules, .detector = rc->det.name,
-                                .energy_kev = rc->calibration ? rc->energy_kev : 0, .distance_mm = rc->distance_mm,
-                                .beam_x = rc->beam_x, .beam_y = rc->beam_y, .number_of_images = rc->max_frames};
-        mg_stream_start(s->stream, &ser);
-    }
+    begin_series(s, (uint64_t)number, name, &s->shape);
 }
 
 /* A dark run: its frames into pedestal sums, then pedestals, noise and masks into the calibration file. */
