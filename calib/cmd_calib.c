@@ -22,10 +22,7 @@ int mg_cmd_gainmap(int argc, char **argv)
     static struct option opts[] = {
         {"calibration", required_argument, 0, 'c'}, {"dir", required_argument, 0, O_DIR},
         {"gainmap", required_argument, 0, O_GMAP}, {"help", no_argument, 0, 'h'},
-        {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
-        {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
-        {"port", required_argument, 0, O_DET + 4}, {"module-names", required_argument, 0, O_DET + 5},
-        {"detector-name", required_argument, 0, O_DET + 6}, {0, 0, 0, 0}};
+        MG_DETOPT_LONG_OPTIONS(O_DET), {0, 0, 0, 0}};
     const char *cal = NULL, *dir = NULL, *given[MG_MAX_MODULES * 2];
     int ngiven = 0, c;
     mg_detopt dopt;

@@ -87,10 +87,7 @@ int mg_cmd_simulate(int argc, char **argv)
         {"exposure", required_argument, 0, O_EXPWRONG}, {"overwrite", no_argument, 0, O_OVERWRITE},
         {"dest", required_argument, 0, O_DEST}, {"help", no_argument, 0, 'h'},
         {"truth", required_argument, 0, O_TRUTH},
-        {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
-        {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
-        {"port", required_argument, 0, O_DET + 4}, {"module-names", required_argument, 0, O_DET + 5},
-        {"detector-name", required_argument, 0, O_DET + 6}, {0, 0, 0, 0},
+        MG_DETOPT_LONG_OPTIONS(O_DET), {0, 0, 0, 0},
     };
     const char *cmd = "simulate";
     mg_sim_config cfg;

@@ -104,10 +104,7 @@ static struct option opts[56 + MG_CORROPT_COUNT + MG_DARKOPT_COUNT] = {
     {"readnrows", required_argument, 0, O_READN}, {"max-loss", required_argument, 0, O_MAXLOSS},
     {"ready-file", required_argument, 0, O_READYF}, {"correct", no_argument, 0, O_CORRECTED},
     {"profile", required_argument, 0, O_PROFILE},
-    {"config", required_argument, 0, O_DET + 0}, {"modules", required_argument, 0, O_DET + 1},
-    {"interfaces", required_argument, 0, O_DET + 2}, {"host", required_argument, 0, O_DET + 3},
-    {"port", required_argument, 0, O_DET + 4}, {"module-names", required_argument, 0, O_DET + 5},
-    {"detector-name", required_argument, 0, O_DET + 6},
+    MG_DETOPT_LONG_OPTIONS(O_DET),
 };
 
 typedef enum { CMD_RECEIVE, CMD_REPLAY, CMD_PLAN } which;

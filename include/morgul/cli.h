@@ -64,6 +64,13 @@ extern const char *const mg_detopt_help;
 /* The detector options' names, for building getopt tables. */
 #define MG_DETOPT_COUNT 7
 extern const char *const mg_detopt_names[MG_DETOPT_COUNT];
+/* ... and their entries of a getopt_long table (<getopt.h>), numbered from `base`: base + k is
+ * mg_detopt_names[k], passed to mg_detopt_take as that name. */
+#define MG_DETOPT_LONG_OPTIONS(base)                                                                              \
+    {"config", required_argument, 0, (base) + 0}, {"modules", required_argument, 0, (base) + 1},                 \
+        {"interfaces", required_argument, 0, (base) + 2}, {"host", required_argument, 0, (base) + 3},            \
+        {"port", required_argument, 0, (base) + 4}, {"module-names", required_argument, 0, (base) + 5},          \
+        {"detector-name", required_argument, 0, (base) + 6}
 
 /* The command as typed ("morgul receive -o ..."), arguments with spaces or
  * quotes quoted for a shell, cut to `cap`; for the files' record of it.
