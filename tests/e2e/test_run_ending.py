@@ -14,7 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import (FAILED, LOSS, MORGUL, OK, USAGE, Receiver, morgul, pattern, read_run, run, summary_counts)
+from conftest import (FAILED, LOSS, MORGUL, OK, USAGE, Receiver, jf_packet, morgul, pattern, read_run, run,
+                      summary_counts)
 
 
 def wait_for_file(path, proc, timeout=60):
@@ -68,7 +69,13 @@ def test_idle_timeout_counts_from_listening(tmp, port):
     to touch) does not end the run before its data come."""
     prefix = tmp / "run"
     rx = Receiver("--port", port, "-o", prefix, "-n", 20, "--idle-timeout", 0.5, "--buffer-frames", 3000).start()
-    morgul("simulate", "--port", port, "-n", 20, "--rate", 400)
+    # the packets come from this process as soon as the receiver is ready: a sender process's own start
+    # (an ASan build on a busy machine) took longer than the 0.5 s the idle timeout gives
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for f in range(1, 21):
+        for p in range(128):
+            s.sendto(jf_packet(f, p), ("127.0.0.1", port))
+    s.close()
     assert rx.wait() == OK, rx.output
     assert "run ended: all requested frames done" in rx.output
     c = summary_counts(rx.output)
