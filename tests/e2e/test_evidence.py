@@ -35,7 +35,9 @@ def feed(tmp, recs, how, port, nmod, *args):
     if how == "replay":
         p = morgul("replay", cap, "-o", prefix, "--modules", nmod, *args, check=False)
         return read_run(prefix), p.stdout, p.returncode
-    rx = Receiver("--modules", nmod, "--port", port, "-o", prefix, "--idle-timeout", 0.5, "--buffer-frames", 400,
+    # the idle timeout counts from listening and must cover the sender process's own start (over 0.5 s was
+    # seen on a busy machine with the sanitizer build)
+    rx = Receiver("--modules", nmod, "--port", port, "-o", prefix, "--idle-timeout", 2, "--buffer-frames", 400,
                   *args).start()
     morgul("replay", cap, "--send", f"127.0.0.1:{port}", "--realtime")
     status = rx.wait()
