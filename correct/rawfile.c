@@ -1043,7 +1043,9 @@ static int finish_set(mg_rawfile *f, const mg_counter *counters, int n, mg_error
 
 /* Frames whose chunk and records are both in data file `path`, after its
  * SWMR flags are cleared; the datasets are cut to them and the file
- * converted to the 1.8 format.  -1 (err set) if it does not open. */
+ * converted to the 1.8 format.  NOT_HDF5 if it does not open, NO_FRAMES if
+ * it holds no frames dataset (err set for both). */
+enum { NOT_HDF5 = -1, NO_FRAMES = -2 };
 static int64_t repair_data_file(const char *path, const char *data, const char *records, mg_error *err)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -1053,8 +1055,8 @@ static int64_t repair_data_file(const char *path, const char *data, const char *
     hid_t fid = H5Fopen(path, H5F_ACC_RDWR, fapl);
     H5Pclose(fapl);
     if (fid < 0)
-        return mg_error_set(err, MG_EFORMAT, "%s does not open as HDF5: it cannot be repaired", path), -1;
-    int64_t n = -1;
+        return mg_error_set(err, MG_EFORMAT, "%s does not open as HDF5: it cannot be repaired", path), NOT_HDF5;
+    int64_t n = NO_FRAMES;
     hid_t d = H5Dopen2(fid, data, H5P_DEFAULT);
     if (d >= 0) {
         hid_t sp = H5Dget_space(d);
@@ -1107,7 +1109,8 @@ static int64_t repair_data_file(const char *path, const char *data, const char *
         H5Dclose(d);
     }
     if (H5Fclose(fid) < 0 || n < 0)
-        return mg_error_set(err, MG_EFORMAT, "%s has no frames dataset '%s'; it cannot be repaired", path, data), -1;
+        return mg_error_set(err, MG_EFORMAT, "%s has no frames dataset '%s'; it cannot be repaired", path, data),
+               NO_FRAMES;
     to_18_format(path);
     return n;
 }
@@ -1188,6 +1191,33 @@ static void repair_nxmx(hid_t m, uint64_t total)
     }
 }
 
+/* Whether data file number i + 1 of set `set` (`path`), which repair_data_file found without frames
+ * (`why`), is the last one, begun when the run died: a rollover makes the file, then its datasets, and a
+ * kill in between leaves a file that holds no frame.  It is taken out of the run, said on `log`: with no
+ * frames dataset it is removed; one that is not even HDF5 is kept aside as PATH.unreadable (nothing can be
+ * read from it, but its bytes are not ours to delete).  0 if it is not the last file, or cannot be moved. */
+static int last_begun(const char *set, int i, const char *path, int64_t why, FILE *log)
+{
+    char next[4300], aside[4400];
+    snprintf(next, sizeof next, "%s_data_%06d.h5", set, i + 2);
+    if (access(next, F_OK) == 0)
+        return 0;
+    if (why == NO_FRAMES) {
+        if (unlink(path))
+            return 0;
+        if (log)
+            fprintf(log, "%s was begun when the run died and holds no frames: removed\n", path);
+        return 1;
+    }
+    snprintf(aside, sizeof aside, "%s.unreadable", path);
+    if (rename(path, aside))
+        return 0;
+    if (log)
+        fprintf(log, "%s was begun when the run died and does not open as HDF5: no frame can be read from it; "
+                     "kept aside as %s\n", path, aside);
+    return 1;
+}
+
 /* One acquisition's files: every data file cut to the frames it holds
  * whole, the master file's virtual datasets and links over them, its
  * status "interrupted" and counters from the records. */
@@ -1214,6 +1244,8 @@ static int repair_set(const char *set, FILE *log, mg_error *err)
         if (access(path, F_OK) != 0)
             break;
         int64_t n = repair_data_file(path, data, records, err);
+        if (n < 0 && last_begun(set, nfiles, path, n, log))
+            break;
         if (n < 0) {
             if (m >= 0)
                 H5Fclose(m);
@@ -1240,10 +1272,10 @@ static int repair_set(const char *set, FILE *log, mg_error *err)
             snprintf(rp, sizeof rp, "%s/%s", grp, META[i].path);
             bad |= replace_vds(m, set, first, rp, frames, nfiles) < 0;
         }
-        for (int j = 0; j < nfiles; j++) { /* the Eiger layout's links, if the master had them */
+        for (int j = 0; j <= nfiles; j++) { /* the Eiger layout's links, if the master had them */
             char ln[320];
             snprintf(ln, sizeof ln, "%s_%06d", data, j + 1);
-            if (H5Lexists(m, ln, H5P_DEFAULT) > 0 && !frames[j])
+            if (H5Lexists(m, ln, H5P_DEFAULT) > 0 && (j == nfiles || !frames[j]))
                 H5Ldelete(m, ln, H5P_DEFAULT);
         }
     }

@@ -144,7 +144,10 @@ int mg_rawfile_close(mg_rawfile *f, const mg_counter *counters, int n, mg_error 
  * datasets and links are made over them, NXmx frame counts (nimages,
  * omega) set, /run holds frames_written and interrupted = 1 and its
  * status says "interrupted".  The reserve file and temporary masters are
- * removed.  Says what it did on `log` (may be NULL).  Returns 1 if there
+ * removed, and so is a last data file that was begun when the run died and
+ * holds no frames dataset (one that does not open as HDF5 at all is kept
+ * aside as PATH.unreadable); any other data file without frames, or that does
+ * not open, is an error.  Says what it did on `log` (may be NULL).  Returns 1 if there
  * was something to repair, 0 if not, or an error code. */
 int mg_rawfile_repair(const char *prefix, FILE *log, mg_error *err);
 

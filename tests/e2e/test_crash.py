@@ -116,6 +116,41 @@ def test_replay_killed_repeatedly_while_masters_are_replaced(tmp):
         check_rows(fns, rows)
 
 
+@pytest.mark.parametrize("begun", ["no datasets", "not HDF5"])
+def test_repair_a_data_file_begun_at_the_kill(tmp, begun):
+    """A kill between a rollover's new data file and its datasets (seen on a
+    busy machine) leaves a last data file with no frames: repair takes it out
+    of the run (removed; one that is not even HDF5 kept aside) and finishes
+    the rest.  The state is made exactly: a run's files marked as writing, and
+    the next data file begun."""
+    cap, prefix = tmp / "c.pcap", tmp / "run"
+    morgul("simulate", "-n", 25, "--pcap", cap)
+    morgul("replay", cap, "-o", prefix, "--frames-per-file", 10)
+    with h5py.File(tmp / "run_master.h5", "a") as f:
+        f.attrs["morgul_status"] = np.bytes_(b"writing")  # fixed-length, as morgul writes it
+    nxt = tmp / "run_data_000004.h5"
+    if begun == "no datasets":
+        h5py.File(nxt, "w").close()
+    else:
+        nxt.write_bytes(b"half a superblock " * 10)
+    out = morgul("repair", prefix).stdout
+    assert f"{nxt} was begun when the run died" in out, out
+    assert not nxt.exists()
+    assert (tmp / "run_data_000004.h5.unreadable").exists() == (begun == "not HDF5")
+    r = read_run(prefix)
+    assert r["run"]["interrupted"] == 1 and r["run"]["frames_written"] == 25 == len(r["index"])
+    for i in range(25):
+        np.testing.assert_array_equal(r["data"][i, 0], pattern(0, i + 1))
+    # a data file without frames that is not the last is damage, not a kill: refused, nothing removed
+    with h5py.File(tmp / "run_master.h5", "a") as f:
+        f.attrs["morgul_status"] = np.bytes_(b"writing")  # fixed-length, as morgul writes it
+    (tmp / "run_data_000002.h5").unlink()
+    h5py.File(tmp / "run_data_000002.h5", "w").close()
+    p = morgul("repair", prefix, check=False)
+    assert p.returncode == 1 and "run_data_000002.h5 has no frames dataset" in p.stdout
+    assert (tmp / "run_data_000002.h5").exists() and (tmp / "run_data_000003.h5").exists()
+
+
 def test_rerun_finishes_and_keeps_the_files(tmp, port):
     """A run with the name of one that died finishes that one's files and
     refuses to overwrite them."""
