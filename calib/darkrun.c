@@ -248,14 +248,6 @@ void mg_dark_accs_free(struct mg_pedestal_acc **acc, int n)
     }
 }
 
-static uint64_t refused_total(const mg_link_stats *t)
-{
-    uint64_t n = 0;
-    for (int v = 0; v < MG_PACKET_VERDICT_COUNT; v++)
-        n += t->rejected[v];
-    return n;
-}
-
 int mg_dark_run(mg_run_config *cfg, int live, struct mg_pedestal_acc *const *acc, int gain, int mode_frames,
                 int mode_loops, mg_dark_info *info, mg_run_summary *sum, mg_error *err)
 {
@@ -278,7 +270,7 @@ int mg_dark_run(mg_run_config *cfg, int live, struct mg_pedestal_acc *const *acc
                             "frames incomplete, %llu datagrams refused or stray)",
                             mg_run_end_reason(sum->stopped_by), (unsigned long long)sum->total.packets,
                             (unsigned long long)(sum->frames.frames_partial + sum->frames.frames_missing),
-                            (unsigned long long)(refused_total(&sum->total) + sum->total.stray));
+                            (unsigned long long)mg_run_refused(sum));
     if (info->exposure_s != info->exposure_s && sum->dark_exposure)
         info->exposure_s = sum->dark_exposure * 1e-7;
     return 0;

@@ -1199,6 +1199,14 @@ void mg_asm_release(mg_assembler *a, const mg_frame *f)
     atomic_store_explicit(&a->slots[f->slot].done, 1, memory_order_release);
 }
 
+uint64_t mg_link_stats_rejected(const mg_link_stats *s)
+{
+    uint64_t n = 0;
+    for (int v = 1; v < MG_PACKET_VERDICT_COUNT; v++)
+        n += s->rejected[v];
+    return n;
+}
+
 void mg_asm_link_stats(const mg_assembler *a, int l, mg_link_stats *out) { *out = a->links[l].st; }
 
 void mg_asm_get_totals(const mg_assembler *a, mg_asm_totals *out)

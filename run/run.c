@@ -607,9 +607,7 @@ void run_progress(run *r, int force)
         mg_pipeline_get_stats(r->pipe, &ps);
     double dt = (double)(now - r->last_progress) / 1e9;
     double rate = dt > 0 ? (double)(s.total.bytes - r->last_bytes) / dt / 1e9 : 0;
-    uint64_t rejected = 0;
-    for (int v = 1; v < MG_PACKET_VERDICT_COUNT; v++)
-        rejected += s.total.rejected[v];
+    uint64_t rejected = mg_link_stats_rejected(&s.total);
     fprintf(r->log,
             "[%6.1fs] frames %llu (complete %llu, partial %llu, missing %llu) written %llu | packets %llu lost %llu "
             "dup %llu ooo %llu late %llu lag %llu kdrop %llu stray %llu bad %llu | %.2f GB/s | queue %u/%u buffers "
@@ -765,18 +763,15 @@ int run_finish(run *r, mg_run_summary *sum, int ended, int rc, mg_error *err)
     return rc;
 }
 
-static uint64_t refused_of(const mg_run_summary *s)
+uint64_t mg_run_refused(const mg_run_summary *s)
 {
-    uint64_t n = s->total.stray + s->unexpected_port;
-    for (int v = 1; v < MG_PACKET_VERDICT_COUNT; v++)
-        n += s->total.rejected[v];
-    return n;
+    return s->total.stray + s->unexpected_port + mg_link_stats_rejected(&s->total);
 }
 
 int mg_run_outcome(const mg_run_summary *s, int rc, double max_loss, char *why, size_t cap)
 {
     double frac = s->packets_expected ? (double)s->packets_lost / (double)s->packets_expected : 0;
-    uint64_t refused = refused_of(s);
+    uint64_t refused = mg_run_refused(s);
     if (rc) {
         snprintf(why, cap, "FAILED: the run stopped on an error; the files hold what came before it");
         return MG_EXIT_FAILED;
@@ -873,9 +868,7 @@ void mg_run_print_summary(const mg_run_summary *s, int rc, double max_loss, FILE
         fprintf(out, "  refused stray %llu: JUNGFRAU packets on the detector's ports that fit no frame (single stray "
                      "packets, another sender, or a numbering no acquisition has; see below)\n",
                 (unsigned long long)t->stray);
-    uint64_t rejected = 0;
-    for (int v = 1; v < MG_PACKET_VERDICT_COUNT; v++)
-        rejected += t->rejected[v];
+    uint64_t rejected = mg_link_stats_rejected(t);
     if (rejected || s->unexpected_port || s->capture_skipped) {
         fprintf(out, "  refused %llu datagrams", (unsigned long long)rejected);
         for (int v = 1; v < MG_PACKET_VERDICT_COUNT; v++)

@@ -201,9 +201,7 @@ static void observe(void *ctx, const struct mg_run_summary *now)
 
 json_t *mg_service_counters(const mg_run_summary *m)
 {
-    uint64_t rejected = m->unexpected_port;
-    for (int v = 1; v < MG_PACKET_VERDICT_COUNT; v++)
-        rejected += m->total.rejected[v];
+    uint64_t rejected = m->unexpected_port + mg_link_stats_rejected(&m->total);
     return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
                      "images", (json_int_t)m->frames.images, "complete", (json_int_t)m->frames.frames_complete,
                      "partial", (json_int_t)m->frames.frames_partial, "missing", (json_int_t)m->frames.frames_missing,

@@ -239,6 +239,8 @@ void mg_asm_release(mg_assembler *a, const mg_frame *f);
 
 /* Counter snapshots (any thread; may be a few packets stale). */
 void mg_asm_link_stats(const mg_assembler *a, int link, mg_link_stats *out);
+/* The datagrams refused for any reason (the sum of rejected[], MG_PACKET_OK excepted). */
+uint64_t mg_link_stats_rejected(const mg_link_stats *s);
 void mg_asm_get_totals(const mg_assembler *a, mg_asm_totals *out);
 /* Acquisition i (0 <= i < totals.acquisitions); collector's view. */
 void mg_asm_acquisition(const mg_assembler *a, int i, mg_acq_info *out);

@@ -204,6 +204,8 @@ enum {
  * expected packets that may be lost and still count as complete), and the
  * verdict in words (one line) into `why`. */
 int mg_run_outcome(const mg_run_summary *s, int rc, double max_loss, char *why, size_t cap);
+/* The datagrams a run did not take: refused, stray, and (replay) on ports outside the detector. */
+uint64_t mg_run_refused(const mg_run_summary *s);
 
 /* Binds link `link`'s UDP socket the way a live run does (address and port
  * from the detector description, receive buffer cfg->rcvbuf_mb, kernel time
