@@ -38,6 +38,7 @@
 
 #define NCAND 4                       /* candidates a link holds at once */
 #define MAX_NUMBER (1ull << 62)       /* frame numbers from here on are refused as implausible */
+#define WRITING(kk) (-2 - (kk))       /* a slot's tframe while frame kk's first-packet record is written */
 
 typedef struct link_frame {
     int64_t frame;      /* frame index this record describes, -1 none */
@@ -466,10 +467,12 @@ static int accept(mg_assembler *a, int l, int64_t kk, const mg_jf_header *h, con
         lf->t_open = t;
         /* the frame's first packet anywhere: what other modules are paired with */
         int64_t tf = atomic_load_explicit(&s->tframe, memory_order_acquire);
-        if (tf != kk && atomic_compare_exchange_strong(&s->tframe, &tf, kk)) {
+        if (tf != kk && tf != WRITING(kk) && atomic_compare_exchange_strong(&s->tframe, &tf, WRITING(kk))) {
+            /* marked while the record is written: nobody reads a previous frame's time as this one's */
             atomic_store(&s->tfirst, t);
             atomic_store(&s->tbunch, h->bunch_id);
             atomic_store(&s->tstamp, h->timestamp);
+            atomic_store_explicit(&s->tframe, kk, memory_order_release);
         }
     }
     unsigned p = h->packet_number;
@@ -956,6 +959,22 @@ int mg_asm_push_offline(mg_assembler *a, int l, const void *buf, size_t len, uin
     return push(a, l, buf, len, t_ns, frame_add);
 }
 
+/* The newest frame from `base` to `newest` whose first packet anywhere came
+ * before `before` (base - 1 if none).  A link silent for the frame timeout
+ * gives up only such frames: one that began elsewhere since may still come
+ * whole from it (a detector that paused and goes on, where this link's
+ * thread runs a little later than another's). */
+static int64_t known_since(mg_assembler *a, int64_t base, int64_t newest, uint64_t before)
+{
+    for (int64_t kk = newest; kk >= base; kk--) {
+        slot *s = slot_of(a, kk);
+        if (atomic_load_explicit(&s->tframe, memory_order_acquire) == kk &&
+            atomic_load_explicit(&s->tfirst, memory_order_relaxed) < before)
+            return kk;
+    }
+    return base - 1;
+}
+
 void mg_asm_tick(mg_assembler *a, int l, uint64_t now)
 {
     link *k = &a->links[l];
@@ -979,7 +998,7 @@ void mg_asm_tick(mg_assembler *a, int l, uint64_t now)
         ref = k->wait_since;
     }
     if (now > ref && now - ref > a->cfg.frame_timeout_ns && newest + 1 > k->base)
-        advance(a, l, newest + 1);
+        advance(a, l, known_since(a, k->base, newest, now - a->cfg.frame_timeout_ns) + 1);
 }
 
 void mg_asm_flush(mg_assembler *a, int l)

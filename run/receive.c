@@ -124,6 +124,11 @@ static void *rx_main(void *arg)
             msgs[i].msg_hdr.msg_controllen = sizeof ctl[i];
             msgs[i].msg_hdr.msg_flags = 0;
         }
+        /* Whatever arrived before this moment is taken by this call if it returns less than a batch: the
+         * time up to which the link is then known silent.  (A time taken after the call could be much later
+         * if the thread is kept from running in between, and what arrived meanwhile would not be in it: the
+         * link would give up frames whose packets are waiting in its socket.) */
+        uint64_t asked = wall_ns();
         int n = recvmmsg(x->fd, msgs, (unsigned)batch, flags, NULL);
         if (n <= 0 && flags == MSG_DONTWAIT)
             break; /* drained */
@@ -156,7 +161,7 @@ static void *rx_main(void *arg)
             atomic_store_explicit(&x->last_ns, now, memory_order_relaxed);
         }
         if (n < batch) /* the socket is drained: nothing more is waiting for this link */
-            mg_asm_tick(r->a, x->link, wall_ns());
+            mg_asm_tick(r->a, x->link, asked);
         if (now - last_proc > 1000000000ull) { /* drops while no datagram brings the counter */
             last_proc = now;
             uint64_t d = socket_drops(x->fd);

@@ -579,6 +579,53 @@ static void test_pause_mid_frame(void)
     mg_asm_free(a);
 }
 
+/* Both modules stop for 300 ms in the middle of frame 11 and go on; module
+ * 1's thread runs later than module 0's (a busy machine): when it finds its
+ * socket empty, 300 ms after its last packet, module 0 has already taken
+ * frames 12 and 13.  Module 1 gives up frame 11 (begun before the pause),
+ * not 12 and 13, which began only just now: they come whole from it. */
+static void test_pause_with_a_link_read_late(void)
+{
+    mg_detector d;
+    mg_assembler *a = new_asm(&d, (opts){.nmod = 2});
+    uint64_t t = 1000 * MS;
+    for (uint64_t fn = 1; fn <= 10; fn++, t += MS)
+        for (int l = 0; l < 2; l++)
+            send_at(a, l, (unsigned)l, fn, 128, -1, t);
+    for (int l = 0; l < 2; l++)
+        for (unsigned p = 0; p < 40; p++)
+            mg_asm_push(a, l, make(11, p, (unsigned)l, 0, 0), MG_PACKET_BYTES, t);
+    t += 300 * MS;
+    mg_asm_tick(a, 0, t); /* module 0: 300 ms of silence, frame 11 closes */
+    for (unsigned p = 40; p < 128; p++)
+        mg_asm_push(a, 0, make(11, p, 0, 0, 0), MG_PACKET_BYTES, t);
+    for (uint64_t fn = 12; fn <= 13; fn++)
+        send_at(a, 0, 0, fn, 128, -1, t + (fn - 11) * MS);
+    mg_asm_tick(a, 1, t); /* module 1 finds its socket empty as of the end of the pause */
+    mg_asm_tick(a, 1, t + 3 * MS); /* or a little later, its packets of 12 and 13 already waiting */
+    for (unsigned p = 40; p < 128; p++)
+        mg_asm_push(a, 1, make(11, p, 1, 0, 0), MG_PACKET_BYTES, t);
+    for (uint64_t fn = 12; fn <= 20; fn++)
+        for (int l = fn <= 13; l < 2; l++)
+            send_at(a, l, (unsigned)l, fn, 128, -1, t + (fn - 11) * MS);
+    flush_all(a, 2);
+    mg_frame f[32];
+    CHECK_EQ(take_all(a, f, 32), 20);
+    for (int i = 0; i < 20; i++) {
+        CHECK_EQ(f[i].acquisition, 0);
+        CHECK_EQ(f[i].modules[1].frame_number, (uint64_t)i + 1);
+        CHECK_EQ(f[i].complete, i != 10);
+    }
+    for (int l = 0; l < 2; l++) {
+        CHECK_EQ(f[10].modules[l].packets, 40);
+        mg_link_stats s;
+        mg_asm_link_stats(a, l, &s);
+        CHECK_EQ(s.late + s.lagged, 88);
+        CHECK_EQ(s.stray + s.duplicates, 0);
+    }
+    mg_asm_free(a);
+}
+
 /* Packets of frame 3 held up somewhere arrive after frame 20 (frame 3 is
  * closed: more than the reorder window behind), in a pause of the stream:
  * they fill what frame 3 lacks, so they are late, not the first of a
@@ -961,6 +1008,7 @@ int main(void)
     RUN(test_counter_reset_and_jump);
     RUN(test_pause_then_restart);
     RUN(test_pause_mid_frame);
+    RUN(test_pause_with_a_link_read_late);
     RUN(test_delayed_packets_in_a_pause);
     RUN(test_one_module_restarts);
     RUN(test_gap_keeps_places);

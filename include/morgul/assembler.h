@@ -217,10 +217,14 @@ int mg_asm_push(mg_assembler *a, int link, const void *buf, size_t len, uint64_t
 int mg_asm_push_offline(mg_assembler *a, int link, const void *buf, size_t len, uint64_t t_ns, uint64_t frame_add);
 
 /* Housekeeping for a link whose socket has just been found empty (or that
- * an offline source has no packet for), at time now_ns on the same clock:
- * honours the others' request to close lagging frames and, after
- * frame_timeout_ns without a packet, closes every frame any link has seen.
- * Link thread only; call it at least every few milliseconds. */
+ * an offline source has no packet for): now_ns, on the same clock, is a time
+ * before which every datagram of the link has been offered (a receiver takes
+ * it before the read that found the socket empty).  Honours the others'
+ * request to close lagging frames and, after frame_timeout_ns without a
+ * packet, closes the frames any link began more than frame_timeout_ns before
+ * now_ns (one begun since may still come whole from this link: a detector
+ * that paused and goes on, read by this link's thread a little later than by
+ * another's).  Link thread only; call it at least every few milliseconds. */
 void mg_asm_tick(mg_assembler *a, int link, uint64_t now_ns);
 
 /* End of data for this link: its held candidates count as stray and it
