@@ -544,6 +544,29 @@ static void test_pause_then_restart(void)
     mg_asm_free(a);
 }
 
+/* After a pause in frame 11 (40 packets of it before, the rest late): 20
+ * images of one acquisition, every one but frame 11 whole on each of the
+ * nmod modules, and nothing else counted.  Frees the assembler. */
+static void check_paused(mg_assembler *a, int nmod)
+{
+    mg_frame f[32];
+    CHECK_EQ(take_all(a, f, 32), 20);
+    for (int i = 0; i < 20; i++) {
+        CHECK_EQ(f[i].acquisition, 0);
+        CHECK_EQ(f[i].complete, i != 10);
+        for (int m = 0; m < nmod; m++)
+            CHECK_EQ(f[i].modules[m].frame_number, (uint64_t)i + 1);
+    }
+    for (int m = 0; m < nmod; m++) {
+        CHECK_EQ(f[10].modules[m].packets, 40);
+        mg_link_stats s;
+        mg_asm_link_stats(a, m, &s);
+        CHECK_EQ(s.late + s.lagged, 88);
+        CHECK_EQ(s.stray + s.duplicates, 0);
+    }
+    mg_asm_free(a);
+}
+
 /* The detector stops for 300 ms in the middle of frame 11 and goes on where
  * it stopped: frame 11 closes partial at the frame timeout, the rest of its
  * packets are late, and the stream that goes on is the same acquisition (not
@@ -563,20 +586,8 @@ static void test_pause_mid_frame(void)
         mg_asm_push(a, 0, make(11, p, 0, 0, 0), MG_PACKET_BYTES, t);
     for (uint64_t fn = 12; fn <= 20; fn++, t += MS)
         send_at(a, 0, 0, fn, 128, -1, t + MS);
-    mg_asm_flush(a, 0);
-    mg_frame f[32];
-    CHECK_EQ(take_all(a, f, 32), 20);
-    for (int i = 0; i < 20; i++) {
-        CHECK_EQ(f[i].acquisition, 0);
-        CHECK_EQ(f[i].modules[0].frame_number, (uint64_t)i + 1);
-        CHECK_EQ(f[i].complete, i != 10);
-    }
-    CHECK_EQ(f[10].modules[0].packets, 40);
-    mg_link_stats s;
-    mg_asm_link_stats(a, 0, &s);
-    CHECK_EQ(s.late + s.lagged, 88);
-    CHECK_EQ(s.stray + s.duplicates, 0);
-    mg_asm_free(a);
+    flush_all(a, 1);
+    check_paused(a, 1);
 }
 
 /* Both modules stop for 300 ms in the middle of frame 11 and go on; module
@@ -609,21 +620,7 @@ static void test_pause_with_a_link_read_late(void)
         for (int l = fn <= 13; l < 2; l++)
             send_at(a, l, (unsigned)l, fn, 128, -1, t + (fn - 11) * MS);
     flush_all(a, 2);
-    mg_frame f[32];
-    CHECK_EQ(take_all(a, f, 32), 20);
-    for (int i = 0; i < 20; i++) {
-        CHECK_EQ(f[i].acquisition, 0);
-        CHECK_EQ(f[i].modules[1].frame_number, (uint64_t)i + 1);
-        CHECK_EQ(f[i].complete, i != 10);
-    }
-    for (int l = 0; l < 2; l++) {
-        CHECK_EQ(f[10].modules[l].packets, 40);
-        mg_link_stats s;
-        mg_asm_link_stats(a, l, &s);
-        CHECK_EQ(s.late + s.lagged, 88);
-        CHECK_EQ(s.stray + s.duplicates, 0);
-    }
-    mg_asm_free(a);
+    check_paused(a, 2);
 }
 
 /* Packets of frame 3 held up somewhere arrive after frame 20 (frame 3 is
