@@ -118,6 +118,7 @@ struct mg_rawfile {
     uint64_t in_file;      /* frames in the current file */
     uint64_t last_sync;    /* CLOCK_MONOTONIC ns of the last sync */
     int master_files;      /* data files the master file on disk reaches (the last one growing) */
+    int disk_files;        /* closed data files known to be on the disk (synced), from the first on */
     uint64_t meta_written; /* frames of metadata in the file */
     uint8_t *mbuf[M_COUNT];
     uint64_t mbuf_n;
@@ -914,8 +915,8 @@ void mg_rawfile_time(mg_rawfile *f, double t)
  * "writing", and there are no counters yet.  The layout is recorded in
  * attributes, so that `morgul repair` can finish the files of a run that
  * died. */
-static int write_master(mg_rawfile *f, int live, const char *status, const mg_counter *counters, int n,
-                        mg_error *err)
+static int replace_master(mg_rawfile *f, int live, const char *status, const mg_counter *counters, int n,
+                          mg_error *err)
 {
     char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp", f->master);
@@ -984,14 +985,8 @@ static int write_master(mg_rawfile *f, int live, const char *status, const mg_co
     if (f->lay.master_extra && f->lay.master_extra((int64_t)m, &facts, f->lay.ctx))
         bad = 1;
     bad |= H5Fclose(m) < 0;
-    /* renamed first, synced after: readers and a run killed from here on see the new master at once,
-     * however long the disk takes to sync (seconds, on a busy machine: an fsync waits for the journal,
-     * which carries the data files' pages too); on ext4 the rename itself flushes the file's data */
-    if (!bad) {
+    if (!bad)
         bad = rename(tmp, f->master) != 0;
-        if (!bad)
-            sync_path(f->master, f->dirfd);
-    }
     if (bad) {
         unlink(tmp);
         return mg_error_set(err, MG_EIO, "writing the master file %s failed (disk full?)", f->master);
@@ -1000,6 +995,41 @@ static int write_master(mg_rawfile *f, int live, const char *status, const mg_co
     return 0;
 }
 
+/* The master replaced, then synced to the disk. */
+static int write_master(mg_rawfile *f, int live, const char *status, const mg_counter *counters, int n,
+                        mg_error *err)
+{
+    if (replace_master(f, live, status, counters, n, err))
+        return err ? err->code : MG_EIO;
+    sync_path(f->master, f->dirfd);
+    return 0;
+}
+
+/* The closed data files up to number `upto` that were never synced (a set
+ * rolls over to a new file every few frames, and the sync only had the open
+ * one at hand), synced now: what the last sync counted as on disk is. */
+static void sync_closed(mg_rawfile *f, int upto)
+{
+    for (int j = f->disk_files + 1; j <= upto; j++) {
+        char path[4200];
+        data_path(f, j, path, sizeof path);
+        int fd = open(path, O_RDONLY);
+        if (fd >= 0) {
+            fdatasync(fd);
+            close(fd);
+        }
+    }
+    if (upto > f->disk_files)
+        f->disk_files = upto;
+}
+
+/* In two steps.  First what a process that dies from here on keeps: the
+ * open file's records and HDF5's caches written into it, and the master
+ * replaced to reach every data file begun.  None of it waits for the disk:
+ * syncing can take seconds on a busy machine (an fsync waits for the
+ * journal, which carries other writers' pages too), and a kill meanwhile
+ * must find the new master already there.  Then what a power loss keeps:
+ * the data files and the master synced to the disk. */
 int mg_rawfile_sync(mg_rawfile *f, int force, mg_error *err)
 {
     uint64_t now = mono_ns();
@@ -1012,12 +1042,18 @@ int mg_rawfile_sync(mg_rawfile *f, int force, mg_error *err)
             return err ? err->code : MG_EIO;
         if (H5Fflush(f->file, H5F_SCOPE_LOCAL) < 0)
             return mg_error_set(err, MG_EIO, "cannot flush data file %d (disk full?)", f->file_no);
+    }
+    int new_master = f->master_files != f->file_no;
+    if (new_master && replace_master(f, 1, "writing", NULL, 0, err))
+        return err ? err->code : MG_EIO;
+    sync_closed(f, f->file >= 0 ? f->file_no - 1 : f->file_no);
+    if (f->file >= 0) {
         void *h = NULL;
         if (H5Fget_vfd_handle(f->file, H5P_DEFAULT, &h) >= 0 && h)
             fdatasync(*(int *)h);
     }
-    if (f->master_files != f->file_no && write_master(f, 1, "writing", NULL, 0, err))
-        return err ? err->code : MG_EIO;
+    if (new_master)
+        sync_path(f->master, f->dirfd);
     atomic_store(&f->synced, f->run_total);
     return 0;
 }
@@ -1033,6 +1069,7 @@ static int finish_set(mg_rawfile *f, const mg_counter *counters, int n, mg_error
         rc = convert_pending(f, 1, err);
     f->unconverted = f->npending + f->unconverted_over; /* left in the 1.10 format: said in /run */
     f->npending = f->unconverted_over = 0;
+    sync_closed(f, f->file_no); /* on the disk before a master says the set is complete */
     mg_error e2 = {0};
     int mrc = write_master(f, 0, "complete", counters, n, rc ? &e2 : err);
     f->unconverted = 0;
@@ -1365,7 +1402,7 @@ int mg_rawfile_next_acquisition(mg_rawfile *f, const char *prefix, const mg_coun
     else
         snprintf(f->prefix, sizeof f->prefix, "%s_acq%03d", f->run_prefix, f->acq + 1);
     snprintf(f->master, sizeof f->master, "%s_master.h5", f->prefix);
-    f->file_no = f->created = f->master_files = 0;
+    f->file_no = f->created = f->master_files = f->disk_files = 0;
     f->total = f->bytes = 0;
     if (f->file_frames)
         memset(f->file_frames, 0, sizeof(uint64_t) * (size_t)f->files_cap);

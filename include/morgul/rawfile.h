@@ -101,13 +101,17 @@ typedef struct mg_rawfile mg_rawfile;
  * file.  The error names the file in the way and the option to use. */
 mg_rawfile *mg_rawfile_create(const mg_rawfile_config *cfg, mg_error *err);
 
-/* What has been written reaches the disk and the master file: the records
- * buffered, HDF5's metadata flushed (a data file is written in SWMR mode:
- * readers open it while it grows, and whatever kills the process, what was
- * flushed stays readable), and the master file rewritten if a data file
- * began since.  Done by mg_rawfile_write at least every half second; call
- * it (force 0) when no frame comes for a while, so the last frames are not
- * left behind.  force: now. */
+/* What has been written reaches the disk and the master file, in two
+ * steps.  First, with nothing waiting for the disk: the records buffered
+ * and HDF5's metadata flushed (a data file is written in SWMR mode: readers
+ * open it while it grows, and whatever kills the process, what was flushed
+ * stays readable), and the master file replaced if a data file began since.
+ * Then the open data file, every data file closed since the last sync and
+ * the new master are synced to the disk (a power loss keeps them); a slow
+ * disk delays only this step, so a process killed meanwhile still finds the
+ * new master.  Done by mg_rawfile_write at least every half second; call it
+ * (force 0) when no frame comes for a while, so the last frames are not left
+ * behind.  force: now. */
 int mg_rawfile_sync(mg_rawfile *f, int force, mg_error *err);
 
 /* Closes the current acquisition's files (its master file with these `n`

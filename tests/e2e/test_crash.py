@@ -6,6 +6,7 @@ before `morgul repair`, plainly after it), the master file exists and says
 the run did not end, repair finishes the files, and a rerun with the same
 name finishes them too and refuses to overwrite them.  The files are read
 while the run goes on."""
+import os
 import re
 import signal
 import subprocess
@@ -15,7 +16,9 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import FAILED, MORGUL, OK, Receiver, morgul, pattern, read_run, run
+from conftest import BUILD, FAILED, MORGUL, OK, Receiver, morgul, pattern, read_run, run
+
+SLOW_DISK = BUILD / "tests" / "libslow_disk.so"
 
 READ_SWMR = textwrap.dedent("""
     import sys, h5py, numpy as np
@@ -114,6 +117,48 @@ def test_replay_killed_repeatedly_while_masters_are_replaced(tmp):
         assert status == "writing" and len(fns) >= old
         assert list(fns) == list(range(1, len(fns) + 1))
         check_rows(fns, rows)
+
+
+def slow_disk_env(**settings):
+    """The environment for a morgul whose disk syncs through tests/slow_disk.c
+    (the sanitizer runtime told it need not be the first library)."""
+    return dict(os.environ, LD_PRELOAD=str(SLOW_DISK), **settings,
+                ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+
+
+def test_killed_while_the_disk_is_slow_to_sync(tmp):
+    """Every sync of a data file to the disk takes 4 s (what a busy machine's
+    journal does now and then): the master is replaced before the writer
+    waits for the disk, so a kill during the wait finds every frame written
+    before it.  (It was replaced after: a busy run's master reached 2 frames
+    of 24.)"""
+    cap, prefix = tmp / "c.pcap", tmp / "r"
+    morgul("simulate", "-n", 400, "--rate", 50, "--pcap", cap)
+    p = subprocess.Popen([str(MORGUL), "replay", str(cap), "-o", str(prefix), "--realtime", "--progress",
+                          "--frames-per-file", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=slow_disk_env(MG_SLOW_SYNC_MS="4000"))
+    old = kill_after(p, 10)
+    status, fns, rows = read_swmr(tmp, f"{prefix}_master.h5")
+    assert status == "writing" and len(fns) >= old
+    assert list(fns) == list(range(1, len(fns) + 1))
+    check_rows(fns, rows)
+
+
+def test_every_data_file_reaches_the_disk(tmp):
+    """A run over 20 data files, shorter than the half second between syncs:
+    every data file is synced to the disk, and the master that says the run
+    is complete is synced after them (a power loss never leaves a complete
+    master over data the disk does not have)."""
+    cap, prefix, log = tmp / "c.pcap", tmp / "r", tmp / "synced.txt"
+    morgul("simulate", "-n", 40, "--pcap", cap)
+    out = run(MORGUL, "replay", cap, "-o", prefix, "--frames-per-file", 2, env=slow_disk_env(MG_SYNC_LOG=str(log)))
+    synced = log.read_text().split()
+    files = sorted(str(x) for x in tmp.glob("r_data_*.h5"))
+    assert len(files) == 20, out.stdout
+    assert set(files) <= set(synced), sorted(set(files) - set(synced))
+    master = str(tmp / "r_master.h5")
+    last_master = max(i for i, x in enumerate(synced) if x == master)
+    assert all(synced.index(x) < last_master for x in files)
 
 
 @pytest.mark.parametrize("begun", ["no datasets", "not HDF5"])
