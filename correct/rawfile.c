@@ -139,6 +139,16 @@ static void data_path(const mg_rawfile *f, int no, char *out, size_t cap)
     snprintf(out, cap, "%s_data_%06d.h5", f->prefix, no);
 }
 
+/* A closed file's data on the disk. */
+static void sync_file(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        fdatasync(fd);
+        close(fd);
+    }
+}
+
 /* The name of data file `no` without its directory (written into full):
  * how the master refers to it, so the set of files can be moved whole. */
 static const char *data_base(const mg_rawfile *f, int no, char *full, size_t cap)
@@ -386,6 +396,8 @@ static int convert_pending(mg_rawfile *f, int final, mg_error *err)
                 return mg_error_set(err, MG_EIO, "cannot finish data file %s (disk full?)", path);
             if (r > 0)
                 f->pending[kept++] = f->pending[k];
+            else if (f->pending[k] <= f->disk_files)
+                sync_file(path); /* synced before it was converted: again, as it is now */
         }
         f->npending = kept;
         if (!final || !kept || tries == 40)
@@ -1013,11 +1025,7 @@ static void sync_closed(mg_rawfile *f, int upto)
     for (int j = f->disk_files + 1; j <= upto; j++) {
         char path[4200];
         data_path(f, j, path, sizeof path);
-        int fd = open(path, O_RDONLY);
-        if (fd >= 0) {
-            fdatasync(fd);
-            close(fd);
-        }
+        sync_file(path);
     }
     if (upto > f->disk_files)
         f->disk_files = upto;

@@ -161,6 +161,45 @@ def test_every_data_file_reaches_the_disk(tmp):
     assert all(synced.index(x) < last_master for x in files)
 
 
+HOLD_UNTIL_SYNCED = textwrap.dedent("""
+    import pathlib, sys, time, h5py
+    print("ready", flush=True)
+    while True:
+        try:
+            f = h5py.File(sys.argv[1], "r", swmr=True)
+            break
+        except OSError:
+            time.sleep(0.01)
+    log = pathlib.Path(sys.argv[2])  # synced while open, then closed and synced: held past both
+    while not (log.exists() and log.read_text().split().count(sys.argv[1]) == 2):
+        time.sleep(0.01)
+    f.close()
+    with open(log, "a") as out:
+        out.write("reader-let-go\\n")
+    print("closed", flush=True)
+""")
+
+
+def test_a_data_file_converted_late_is_synced_again(tmp):
+    """A reader holds data file 1 open when it closes, past the syncs that
+    put it on the disk: the file is converted to the 1.8 format once the
+    reader lets go, and synced again as it is then."""
+    cap, prefix, log, script = tmp / "c.pcap", tmp / "r", tmp / "synced.txt", tmp / "hold.py"
+    script.write_text(HOLD_UNTIL_SYNCED)
+    morgul("simulate", "-n", 60, "--rate", 10, "--pcap", cap)
+    first = str(tmp / "r_data_000001.h5")
+    holder = subprocess.Popen(["/usr/bin/python3", str(script), first, str(log)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "ready"
+    out = run(MORGUL, "replay", cap, "-o", prefix, "--realtime", "--frames-per-file", 10,
+              env=slow_disk_env(MG_SYNC_LOG=str(log)))
+    assert holder.stdout.readline().strip() == "closed"
+    holder.wait()
+    synced = log.read_text().split()
+    assert first in synced[synced.index("reader-let-go"):], out.stdout
+    with h5py.File(tmp / "r_master.h5", "r") as f:
+        assert "data_files_1_10_format" not in f["run"] and f["run/frames_written"][()] == 60
+
+
 @pytest.mark.parametrize("begun", ["no datasets", "not HDF5"])
 def test_repair_a_data_file_begun_at_the_kill(tmp, begun):
     """A kill between a rollover's new data file and its datasets (seen on a
