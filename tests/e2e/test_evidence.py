@@ -19,6 +19,7 @@ from conftest import (LOSS, MORGUL, OK, REFUSED, Receiver, jf_header, jf_packet,
                       read_run, summary_counts, write_capture)
 
 MS = 1_000_000
+LIVE_FRAME_TIMEOUT_MS = 2000
 
 
 def simulate(path, nmod=2, frames=40, rate=1000, first=1, t0=1_700_000_000.0, *extra):
@@ -36,7 +37,11 @@ def feed(tmp, recs, how, port, nmod, *args):
         p = morgul("replay", cap, "-o", prefix, "--modules", nmod, *args, check=False)
         return read_run(prefix), p.stdout, p.returncode
     # the idle timeout counts from listening and must cover the sender process's own start (over 0.5 s was
-    # seen on a busy machine with the sanitizer build)
+    # seen on a busy machine with the sanitizer build); the sender's pace is not the capture's there either
+    # (it has stalled for 460 ms): live, a frame waits 2 s for a silent link unless the test says otherwise,
+    # so that only the pauses a test makes are pauses of the detector
+    if "--frame-timeout" not in args:
+        args = ("--frame-timeout", LIVE_FRAME_TIMEOUT_MS, *args)
     rx = Receiver("--modules", nmod, "--port", port, "-o", prefix, "--idle-timeout", 2, "--buffer-frames", 400,
                   *args).start()
     morgul("replay", cap, "--send", f"127.0.0.1:{port}", "--realtime")
@@ -193,11 +198,11 @@ def test_one_module_delayed_50ms(tmp, port, how):
     clock makes it exact, within the default 100 ms frame timeout.  Sent
     live, the sender's pace on a busy machine is not the capture's (it has
     stalled for 460 ms, taking module 1 beyond any 100 ms timeout, a case of
-    its own): the frame timeout is 2 s there, so the lag stays the 50 ms the
-    test is about plus whatever the sender adds."""
+    its own): the frame timeout is 2 s there (feed), so the lag stays the 50
+    ms the test is about plus whatever the sender adds."""
     recs = simulate(tmp / "c.pcap", frames=100, rate=1000)
     recs = sorted(((ts + (50 * MS if p == 50002 else 0), p, pl) for ts, p, pl in recs), key=lambda x: x[0])
-    r, out, status = feed(tmp, recs, how, port, 2, *(["--frame-timeout", 2000] if how == "live" else []))
+    r, out, status = feed(tmp, recs, how, port, 2)
     run_ = r["run"]
     assert run_["packets_late"] + run_["packets_lagged"] + run_["packets_overrun"] + run_["packets_stray"] == 0, out
     if run_["kernel_drops"] == 0 and run_["packets_lost"] == 0:
@@ -286,15 +291,18 @@ def test_stop_during_realtime_wait(tmp):
 
 @pytest.mark.parametrize("how", HOW)
 def test_detector_pausing_mid_frame(tmp, port, how):
-    """The detector (or the network) stops for 300 ms in the middle of frame
-    21, longer than the frame timeout, and goes on where it stopped: frame 21
+    """The detector (or the network) stops in the middle of frame 21 for
+    longer than the frame timeout (replayed: 300 ms, the timeout 100 ms;
+    live: 1.5 s, the timeout 1 s, longer than a busy machine's sender stalls
+    and shorter than the idle timeout) and goes on where it stopped: frame 21
     closed without the rest of its packets, which come late and are counted
     so; the stream that goes on is the same acquisition, not a counter
     restart, and every later frame is whole."""
     recs = simulate(tmp / "c.pcap")
     cut = 20 * 256 + 100  # within frame 21 (256 records a frame: 2 modules x 128)
-    recs = recs[:cut] + [(ts + 300 * MS, p, pl) for ts, p, pl in recs[cut:]]
-    r, out, status = feed(tmp, recs, how, port, 2)
+    pause = 300 * MS if how == "replay" else 1500 * MS
+    recs = recs[:cut] + [(ts + pause, p, pl) for ts, p, pl in recs[cut:]]
+    r, out, status = feed(tmp, recs, how, port, 2, *(["--frame-timeout", 1000] if how == "live" else []))
     assert "the counter restarted" not in out and r["run"]["acquisitions"] == 1, out
     assert r["frame_number"].shape[0] == 40, out
     assert r["frame_number"][:, 0].tolist() == list(range(1, 41)), out
