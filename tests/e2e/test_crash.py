@@ -161,7 +161,7 @@ def test_every_data_file_reaches_the_disk(tmp):
     assert all(synced.index(x) < last_master for x in files)
 
 
-HOLD_UNTIL_SYNCED = textwrap.dedent("""
+HOLD = textwrap.dedent("""
     import pathlib, sys, time, h5py
     print("ready", flush=True)
     while True:
@@ -170,13 +170,17 @@ HOLD_UNTIL_SYNCED = textwrap.dedent("""
             break
         except OSError:
             time.sleep(0.01)
-    log = pathlib.Path(sys.argv[2])  # synced while open, then closed and synced: held past both
-    while not (log.exists() and log.read_text().split().count(sys.argv[1]) == 2):
-        time.sleep(0.01)
-    f.close()
-    with open(log, "a") as out:
-        out.write("reader-let-go\\n")
-    print("closed", flush=True)
+    print("open", flush=True)
+    if len(sys.argv) == 2:  # held until stdin closes
+        sys.stdin.read()
+    else:  # held until the sync log shows it synced while open, then closed and synced
+        log = pathlib.Path(sys.argv[2])
+        while not (log.exists() and log.read_text().split().count(sys.argv[1]) == 2):
+            time.sleep(0.01)
+        f.close()
+        with open(log, "a") as out:
+            out.write("reader-let-go\\n")
+        print("closed", flush=True)
 """)
 
 
@@ -185,14 +189,14 @@ def test_a_data_file_converted_late_is_synced_again(tmp):
     put it on the disk: the file is converted to the 1.8 format once the
     reader lets go, and synced again as it is then."""
     cap, prefix, log, script = tmp / "c.pcap", tmp / "r", tmp / "synced.txt", tmp / "hold.py"
-    script.write_text(HOLD_UNTIL_SYNCED)
+    script.write_text(HOLD)
     morgul("simulate", "-n", 60, "--rate", 10, "--pcap", cap)
     first = str(tmp / "r_data_000001.h5")
     holder = subprocess.Popen(["/usr/bin/python3", str(script), first, str(log)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "ready"
     out = run(MORGUL, "replay", cap, "-o", prefix, "--realtime", "--frames-per-file", 10,
               env=slow_disk_env(MG_SYNC_LOG=str(log)))
-    assert holder.stdout.readline().strip() == "closed"
+    assert [holder.stdout.readline().strip() for _ in range(2)] == ["open", "closed"]
     holder.wait()
     synced = log.read_text().split()
     assert first in synced[synced.index("reader-let-go"):], out.stdout
@@ -276,19 +280,6 @@ def test_read_while_the_run_goes_on(tmp, port):
     assert len(read_run(prefix)["index"]) == 300
 
 
-HOLD = textwrap.dedent("""
-    import sys, time, h5py
-    while True:
-        try:
-            f = h5py.File(sys.argv[1], "r", swmr=True)
-            break
-        except OSError:
-            time.sleep(0.01)
-    print("open", flush=True)
-    sys.stdin.read()
-""")
-
-
 def test_reader_holding_a_data_file(tmp, port):
     """A reader that keeps a data file open while the writer closes it (its
     file lock keeps the writer from converting it to the 1.8 format) neither
@@ -299,7 +290,7 @@ def test_reader_holding_a_data_file(tmp, port):
     rx = Receiver("--port", port, "-o", tmp / "run", "--frames-per-file", 10, "-n", 30).start()
     holder = subprocess.Popen(["/usr/bin/python3", str(script), str(tmp / "run_data_000001.h5")],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "open"
+    assert [holder.stdout.readline().strip() for _ in range(2)] == ["ready", "open"]
     morgul("simulate", "--port", port, "-n", 30, "--rate", 100)
     assert rx.wait() == OK, rx.output
     holder.stdin.close()
