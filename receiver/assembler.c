@@ -959,20 +959,22 @@ int mg_asm_push_offline(mg_assembler *a, int l, const void *buf, size_t len, uin
     return push(a, l, buf, len, t_ns, frame_add);
 }
 
-/* The newest frame from `base` to `newest` whose first packet anywhere came
- * before `before` (base - 1 if none).  A link silent for the frame timeout
- * gives up only such frames: one that began elsewhere since may still come
- * whole from it (a detector that paused and goes on, where this link's
- * thread runs a little later than another's). */
-static int64_t known_since(mg_assembler *a, int64_t base, int64_t newest, uint64_t before)
+/* The first frame from `base` on that a link silent for the frame timeout
+ * keeps open: one whose first packet anywhere came at `before` or later (or
+ * is being recorded); newest + 1 if none.  A frame begun elsewhere since may
+ * still come whole from this link (a detector that paused and goes on, where
+ * this link's thread runs a little later than another's).  A frame with no
+ * record - nobody took a packet of it: a gap, or one known only from packets
+ * lost to a busy buffer - began nowhere and is given up with the rest. */
+static int64_t keep_from(mg_assembler *a, int64_t base, int64_t newest, uint64_t before)
 {
-    for (int64_t kk = newest; kk >= base; kk--) {
+    for (int64_t kk = base; kk <= newest; kk++) {
         slot *s = slot_of(a, kk);
-        if (atomic_load_explicit(&s->tframe, memory_order_acquire) == kk &&
-            atomic_load_explicit(&s->tfirst, memory_order_relaxed) < before)
+        int64_t tf = atomic_load_explicit(&s->tframe, memory_order_acquire);
+        if (tf == WRITING(kk) || (tf == kk && atomic_load_explicit(&s->tfirst, memory_order_relaxed) >= before))
             return kk;
     }
-    return base - 1;
+    return newest + 1;
 }
 
 void mg_asm_tick(mg_assembler *a, int l, uint64_t now)
@@ -998,7 +1000,7 @@ void mg_asm_tick(mg_assembler *a, int l, uint64_t now)
         ref = k->wait_since;
     }
     if (now > ref && now - ref > a->cfg.frame_timeout_ns && newest + 1 > k->base)
-        advance(a, l, known_since(a, k->base, newest, now - a->cfg.frame_timeout_ns) + 1);
+        advance(a, l, keep_from(a, k->base, newest, now - a->cfg.frame_timeout_ns));
 }
 
 void mg_asm_flush(mg_assembler *a, int l)
