@@ -878,6 +878,37 @@ static void test_overrun_recovers(void)
     mg_asm_free(a);
 }
 
+/* The last frames came while every buffer was still downstream (lost,
+ * counted as overruns): nobody took a packet of them, yet once the link is
+ * silent for the frame timeout they close like any other, before the run
+ * ends (a service run asked for so many frames must end). */
+static void test_silent_after_overrun(void)
+{
+    mg_detector d;
+    mg_assembler *a = new_asm(&d, (opts){.slots = 64});
+    mg_frame held[64], f;
+    int nh = 0;
+    for (uint64_t fn = 1; fn <= 100; fn++) {
+        send_at(a, 0, 0, fn, 128, -1, fn * MS);
+        while (nh < 64 && mg_asm_next_frame(a, &held[nh]) == 1)
+            nh++;
+    }
+    int got = nh;
+    for (int i = 0; i < nh; i++)
+        mg_asm_release(a, &held[i]);
+    mg_asm_tick(a, 0, 400 * MS); /* silent for 300 ms */
+    while (mg_asm_next_frame(a, &f) == 1) {
+        mg_asm_release(a, &f);
+        got++;
+    }
+    CHECK_EQ(got, 100);
+    mg_link_stats s;
+    mg_asm_link_stats(a, 0, &s);
+    CHECK(s.overrun > 0);
+    mg_asm_flush(a, 0);
+    mg_asm_free(a);
+}
+
 static void test_max_frames(void)
 {
     mg_detector d;
@@ -1014,6 +1045,7 @@ int main(void)
     RUN(test_refusals);
     RUN(test_overrun_and_lossless);
     RUN(test_overrun_recovers);
+    RUN(test_silent_after_overrun);
     RUN(test_max_frames);
     RUN(test_timeout);
     RUN(test_by_reference);
