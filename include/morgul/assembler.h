@@ -221,10 +221,12 @@ int mg_asm_push_offline(mg_assembler *a, int link, const void *buf, size_t len, 
  * before which every datagram of the link has been offered (a receiver takes
  * it before the read that found the socket empty).  Honours the others'
  * request to close lagging frames and, after frame_timeout_ns without a
- * packet, closes the frames any link began more than frame_timeout_ns before
- * now_ns (one begun since may still come whole from this link: a detector
- * that paused and goes on, read by this link's thread a little later than by
- * another's).  Link thread only; call it at least every few milliseconds. */
+ * packet, closes its frames in order up to the first that another link
+ * began within frame_timeout_ns before now_ns (that one may still come whole
+ * from this link: a detector that paused and goes on, read by this link's
+ * thread a little later than by another's); frames nobody took a packet of
+ * close with the rest.  Link thread only; call it at least every few
+ * milliseconds. */
 void mg_asm_tick(mg_assembler *a, int link, uint64_t now_ns);
 
 /* End of data for this link: its held candidates count as stray and it
