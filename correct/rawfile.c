@@ -139,14 +139,26 @@ static void data_path(const mg_rawfile *f, int no, char *out, size_t cap)
     snprintf(out, cap, "%s_data_%06d.h5", f->prefix, no);
 }
 
-/* A closed file's data on the disk. */
-static void sync_file(const char *path)
+/* A closed file's data on the disk (`all`: its every attribute too). */
+static void sync_file(const char *path, int all)
 {
     int fd = open(path, O_RDONLY);
     if (fd >= 0) {
-        fdatasync(fd);
+        if (all)
+            fsync(fd);
+        else
+            fdatasync(fd);
         close(fd);
     }
+}
+
+/* The file at `path` and its directory on disk (a power loss after this
+ * keeps them). */
+static void sync_path(const char *path, int dirfd)
+{
+    sync_file(path, 1);
+    if (dirfd >= 0)
+        fsync(dirfd);
 }
 
 /* The name of data file `no` without its directory (written into full):
@@ -397,7 +409,7 @@ static int convert_pending(mg_rawfile *f, int final, mg_error *err)
             if (r > 0)
                 f->pending[kept++] = f->pending[k];
             else if (f->pending[k] <= f->disk_files)
-                sync_file(path); /* synced before it was converted: again, as it is now */
+                sync_file(path, 0); /* synced before it was converted: again, as it is now */
         }
         f->npending = kept;
         if (!final || !kept || tries == 40)
@@ -854,19 +866,6 @@ static int link_files(mg_rawfile *f, hid_t master, int live)
     return bad ? -1 : 0;
 }
 
-/* The file at `path` and its directory on disk (a power loss after this
- * keeps them). */
-static void sync_path(const char *path, int dirfd)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    if (dirfd >= 0)
-        fsync(dirfd);
-}
-
 /* What the data told of the current acquisition. */
 static void master_facts(const mg_rawfile *f, int live, mg_master_facts *x)
 {
@@ -1025,7 +1024,7 @@ static void sync_closed(mg_rawfile *f, int upto)
     for (int j = f->disk_files + 1; j <= upto; j++) {
         char path[4200];
         data_path(f, j, path, sizeof path);
-        sync_file(path);
+        sync_file(path, 0);
     }
     if (upto > f->disk_files)
         f->disk_files = upto;
